@@ -1,0 +1,235 @@
+"""The ``wts.h5.zip`` model bundle: save a trained backend, reload it safely.
+
+Why a custom format: a teammate must be able to load an archive without executing code
+from it. The archive therefore holds only JSON (manifest, params snapshot) and tensor-only
+state dicts, read back with ``torch.load(..., weights_only=True)``; the network classes come
+from this package, never from the archive.
+
+Layout of ``{output_dir}/wts.h5.zip`` (the name is inherited from the upstream TensorFlow
+backend; the content is a plain zip, not HDF5)::
+
+    manifest.json                  backend, version, models, created_utc, torch, sha256 per member
+    params.json                    params snapshot (N, gridsize, nphotons, intensity_scale, ...)
+    <model>/state_dict.pt          one per model in manifest["models"]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import os
+import tempfile
+import zipfile
+from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+BUNDLE_NAME = "wts.h5.zip"
+BACKEND = "pytorch"
+BUNDLE_VERSION = "1"
+MODEL_NAMES = ("autoencoder", "diffraction_to_obj")
+MANIFEST = "manifest.json"
+PARAMS = "params.json"
+
+ModelFactory = Callable[[Mapping[str, Any]], Mapping[str, nn.Module]]
+
+
+def _member(model_name: str) -> str:
+    return f"{model_name}/state_dict.pt"
+
+
+def _jsonable(value: Any) -> Any:
+    """Convert a params value to plain JSON (paths to str, numpy scalars to Python)."""
+    if isinstance(value, Path):
+        return str(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {k: _jsonable(v) for k, v in dataclasses.asdict(value).items()}
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 1) == 0:
+        return value.item()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise ValueError(
+        f"params value {value!r} of type {type(value).__name__} cannot be stored in "
+        f"{PARAMS}; pass plain numbers, strings, bools, lists or paths"
+    )
+
+
+def _state_dict_bytes(module: nn.Module) -> bytes:
+    buffer = io.BytesIO()
+    state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+    torch.save(state, buffer)
+    return buffer.getvalue()
+
+
+def save_bundle(output_dir: Path | str, models: Mapping[str, nn.Module], params: Mapping[str, Any]) -> Path:
+    """Write ``{output_dir}/wts.h5.zip`` atomically (temp file + rename) and return its path.
+
+    ``models`` must contain every name of ``MODEL_NAMES``; ``params`` is the snapshot the
+    loader needs to rebuild the network (at least ``N`` and ``gridsize``).
+    """
+    missing = [name for name in MODEL_NAMES if name not in models]
+    if missing:
+        raise ValueError(f"save_bundle needs models {list(MODEL_NAMES)}; missing {missing}")
+    for key in ("N", "gridsize"):
+        if key not in params:
+            raise ValueError(f"save_bundle params snapshot lacks {key!r}; include the ModelConfig fields")
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+
+    members: dict[str, bytes] = {PARAMS: json.dumps(_jsonable(dict(params)), indent=2, sort_keys=True).encode()}
+    for name in models:
+        members[_member(name)] = _state_dict_bytes(models[name])
+    manifest = {
+        "backend": BACKEND,
+        "version": BUNDLE_VERSION,
+        "models": list(models),
+        "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "torch": torch.__version__,
+        "sha256": {name: hashlib.sha256(data).hexdigest() for name, data in members.items()},
+    }
+    members = {MANIFEST: json.dumps(manifest, indent=2).encode(), **members}
+
+    target = output_dir / BUNDLE_NAME
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{BUNDLE_NAME}.", suffix=".tmp", dir=output_dir)
+    try:
+        with os.fdopen(fd, "wb") as handle, zipfile.ZipFile(handle, "w", zipfile.ZIP_STORED) as archive:
+            for name, data in members.items():
+                archive.writestr(name, data)
+        os.replace(tmp_name, target)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def resolve_bundle_path(bundle: Path | str) -> Path:
+    """Accept a directory holding ``wts.h5.zip`` or the zip itself; FileNotFoundError otherwise."""
+    path = Path(bundle)
+    if path.is_dir():
+        path = path / BUNDLE_NAME
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"model bundle not found: {path}; pass the training --output_dir (holding {BUNDLE_NAME}) "
+            f"or the {BUNDLE_NAME} file itself"
+        )
+    return path
+
+
+def read_bundle(bundle: Path | str) -> tuple[dict[str, Any], dict[str, Any], dict[str, dict[str, torch.Tensor]]]:
+    """Read and verify an archive: ``(manifest, params, state_dicts)``; no network is built.
+
+    Raises ValueError for a corrupt zip, a manifest without ``backend``, another backend
+    (e.g. ``tensorflow``), a checksum mismatch or a missing member.
+    """
+    path = resolve_bundle_path(bundle)
+    try:
+        archive = zipfile.ZipFile(path)
+    except zipfile.BadZipFile as exc:
+        raise ValueError(f"{path} is not a valid zip archive ({exc}); re-run training to produce a new bundle") from exc
+    with archive:
+        names = set(archive.namelist())
+        if MANIFEST not in names:
+            raise ValueError(f"{path} has no {MANIFEST}; it is not a model bundle written by ptycho_torch")
+        try:
+            manifest = json.loads(archive.read(MANIFEST))
+        except (json.JSONDecodeError, UnicodeDecodeError, zipfile.BadZipFile) as exc:
+            raise ValueError(f"{path}: {MANIFEST} is unreadable ({exc}); the archive is corrupt") from exc
+        if not isinstance(manifest, dict) or "backend" not in manifest:
+            raise ValueError(
+                f"{path}: {MANIFEST} does not name a backend; the archive was not written by "
+                f"ptycho_torch.bundle (expected backend {BACKEND!r}) — retrain with the PyTorch backend"
+            )
+        backend = manifest["backend"]
+        if backend != BACKEND:
+            raise ValueError(
+                f"{path} was written by the {backend!r} backend, but this loader reads {BACKEND!r} "
+                f"bundles; load it with the {backend} backend or retrain with python -m ptycho_torch.train"
+            )
+        models = manifest.get("models")
+        if not isinstance(models, list) or not models:
+            raise ValueError(f"{path}: {MANIFEST} lists no models; the archive is incomplete")
+        checksums = manifest.get("sha256", {})
+        wanted = [PARAMS, *(_member(m) for m in models)]
+        data: dict[str, bytes] = {}
+        for name in wanted:
+            if name not in names:
+                raise ValueError(f"{path} lacks member {name!r} listed by its manifest; the archive is incomplete")
+            try:
+                data[name] = archive.read(name)
+            except (zipfile.BadZipFile, OSError) as exc:
+                raise ValueError(f"{path}: member {name!r} is corrupt ({exc})") from exc
+            expected = checksums.get(name)
+            if expected is not None and hashlib.sha256(data[name]).hexdigest() != expected:
+                raise ValueError(f"{path}: member {name!r} fails its sha256 check; the archive is corrupt")
+    params = json.loads(data[PARAMS])
+    state_dicts = {
+        m: torch.load(io.BytesIO(data[_member(m)]), map_location="cpu", weights_only=True) for m in models
+    }
+    return manifest, params, state_dicts
+
+
+def build_models_from_params(params: Mapping[str, Any]) -> dict[str, nn.Module]:
+    """Default factory: rebuild ``PtychoPINN`` from the params snapshot, return its two graphs."""
+    from ptycho.config import ModelConfig
+    from ptycho_torch.model import PtychoPINN
+
+    field_names = {f.name for f in dataclasses.fields(ModelConfig)}
+    model_config = ModelConfig(**{k: v for k, v in params.items() if k in field_names})
+    network = PtychoPINN(model_config)
+    return {"autoencoder": network.autoencoder, "diffraction_to_obj": network.diffraction_to_obj}
+
+
+def _restore_params_cfg(params: Mapping[str, Any]) -> None:
+    """CONFIG-001: make the legacy ``params.cfg`` agree with the loaded model."""
+    from ptycho import params as legacy
+
+    legacy.cfg.update(params)
+
+
+def load_inference_bundle_torch(
+    bundle_dir: Path | str,
+    model_name: str = "diffraction_to_obj",
+    *,
+    model_factory: ModelFactory | None = None,
+) -> tuple[dict[str, nn.Module], dict[str, Any]]:
+    """Load a bundle: ``(models_dict, params_dict)`` with real ``nn.Module``s in eval mode.
+
+    ``bundle_dir`` is the training output directory or the ``wts.h5.zip`` itself.
+    ``model_name`` must be one of the archived models (ValueError otherwise); every archived
+    model is returned. Weights load strictly. ``params.cfg`` is updated from the snapshot.
+    ``model_factory`` (params -> {name: module}) defaults to rebuilding ``PtychoPINN``.
+    """
+    manifest, params, state_dicts = read_bundle(bundle_dir)
+    if model_name not in manifest["models"]:
+        raise ValueError(
+            f"model {model_name!r} is not in bundle {resolve_bundle_path(bundle_dir)}; "
+            f"it holds {manifest['models']}"
+        )
+    factory = model_factory or build_models_from_params
+    modules = factory(params)
+    models: dict[str, nn.Module] = {}
+    for name, state in state_dicts.items():
+        if name not in modules:
+            raise ValueError(f"bundle model {name!r} has no matching network (factory built {sorted(modules)})")
+        module = modules[name]
+        try:
+            module.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            raise ValueError(
+                f"weights of {name!r} in {resolve_bundle_path(bundle_dir)} do not match the network "
+                f"rebuilt from its params (N={params.get('N')}, gridsize={params.get('gridsize')}): {exc}"
+            ) from exc
+        module.eval()
+        models[name] = module
+    _restore_params_cfg(params)
+    return models, params
