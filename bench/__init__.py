@@ -1,0 +1,1 @@
+"""Benchmarks: science-quality scoring (metrics, rPIE baseline, quality run) and timings."""
