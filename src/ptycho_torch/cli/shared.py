@@ -85,26 +85,31 @@ def resolve_logger(logger: str | None, disable_mlflow: bool) -> str:
     return logger
 
 
-def add_execution_arguments(parser: argparse.ArgumentParser) -> None:
-    """Flags that say how Lightning runs (not what it learns), shared by the CLIs."""
-    group = parser.add_argument_group("execution")
+def add_accelerator_arguments(group: argparse._ActionsContainer) -> None:
+    """``--accelerator`` and its deprecated alias ``--device`` (both CLIs)."""
     group.add_argument("--accelerator", choices=ACCELERATORS, default=None,
                        help="hardware to run on (default: auto = gpu if visible, else cpu)")
     group.add_argument("--device", default=None, help="deprecated alias of --accelerator")
+
+
+def add_execution_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags that say how Lightning runs (not what it learns)."""
+    group = parser.add_argument_group("execution")
+    add_accelerator_arguments(group)
     group.add_argument("--num-workers", dest="num_workers", type=int, default=0,
                        help="DataLoader worker processes (default: 0)")
     group.add_argument("--deterministic", action=argparse.BooleanOptionalAction, default=True,
                        help="seeded, deterministic algorithms (default: on)")
 
 
-def build_execution_config(args: argparse.Namespace, logger: str = "none"):
-    """ExecutionConfig from parsed CLI flags (the legacy ones resolved with a warning)."""
+def build_execution_config(args: argparse.Namespace, accelerator: str, logger: str = "none"):
+    """ExecutionConfig from parsed CLI flags; ``accelerator`` comes from ``resolve_accelerator``."""
     from ptycho.config import ExecutionConfig
 
     if args.num_workers < 0:
         raise ValueError(f"--num-workers must be >= 0, got {args.num_workers}")
     return ExecutionConfig(
-        accelerator=resolve_accelerator(args.accelerator, args.device),
+        accelerator=accelerator,
         deterministic=args.deterministic,
         num_workers=args.num_workers,
         logger=logger,

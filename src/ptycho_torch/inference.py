@@ -1,0 +1,182 @@
+"""``python -m ptycho_torch.inference``: reconstruct an object with a trained bundle.
+
+Loads ``{model_path}/wts.h5.zip``, groups the test data with the bundle's gridsize, runs
+``diffraction_to_obj`` and stitches the patches into the full object (translate-and-average,
+``ptycho_torch.stitching``). Writes ``reconstructed_amplitude.png``,
+``reconstructed_phase.png`` and ``reconstruction.npz`` (complex object + metadata) to
+``--output_dir``; the last stdout line is ``INFERENCE_RECORD {json}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ptycho_torch.bundle import load_inference_bundle_torch, resolve_bundle_path
+from ptycho_torch.cli.shared import add_accelerator_arguments, require_file, resolve_accelerator, run_cli
+from ptycho_torch.stitching import canvas_shape_for, stitch_patches
+
+RECORD_PREFIX = "INFERENCE_RECORD "
+AMPLITUDE_PNG = "reconstructed_amplitude.png"
+PHASE_PNG = "reconstructed_phase.png"
+RECONSTRUCTION_NPZ = "reconstruction.npz"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m ptycho_torch.inference",
+        description="Reconstruct an object from diffraction data with a trained wts.h5.zip bundle.",
+    )
+    parser.add_argument("--model_path", type=Path, required=True,
+                        help="training --output_dir holding wts.h5.zip (or the zip itself)")
+    parser.add_argument("--test_data", "--test_data_file", dest="test_data", type=Path, required=True,
+                        help="NPZ with diffraction, xcoords, ycoords, probeGuess")
+    parser.add_argument("--output_dir", type=Path, required=True, help="where the PNGs and NPZ go")
+    parser.add_argument("--n_groups", "--n_images", dest="n_groups", type=int, default=None,
+                        help="number of groups to reconstruct (default: all)")
+    parser.add_argument("--batch_size", type=int, default=32, help="groups per forward pass")
+    parser.add_argument("--inner_size", type=int, default=None,
+                        help="stitch only the central inner_size x inner_size pixels of each patch")
+    parser.add_argument("--seed", type=int, default=0, help="seed for grouping")
+    add_accelerator_arguments(parser)
+    return parser
+
+
+def predict_patches(
+    model: torch.nn.Module, container, batch_size: int = 32, limit: int | None = None, device: str = "cpu"
+) -> torch.Tensor:
+    """Run ``diffraction_to_obj`` over the container: complex64 (B, C, N, N) on the CPU."""
+    count = container.X.shape[0] if limit is None else min(limit, container.X.shape[0])
+    probe = torch.as_tensor(container.probe).to(device)
+    scale = _input_scale(container)
+    model = model.to(device).eval()
+    outputs = []
+    with torch.no_grad():
+        for start in range(0, count, batch_size):
+            stop = min(start + batch_size, count)
+            x = torch.as_tensor(container.X[start:stop]).to(device)
+            positions = torch.as_tensor(container.coords_relative[start:stop]).to(device)
+            outputs.append(model(x, positions, probe, scale).cpu())
+    return torch.cat(outputs)
+
+
+def _input_scale(container) -> Any:
+    """The input scale factor the container computed (if any) for ``diffraction_to_obj``."""
+    for name in ("input_scale_factor", "norm_Y_I"):
+        value = getattr(container, name, None)
+        if value is not None:
+            return value
+    return None
+
+
+def save_images(obj: np.ndarray, covered: np.ndarray, output_dir: Path) -> tuple[Path, Path]:
+    """Amplitude and phase PNGs with colorbars; pixels no patch covered are left blank."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    for name, values, title, cmap in (
+        (AMPLITUDE_PNG, np.abs(obj), "reconstructed amplitude", "gray"),
+        (PHASE_PNG, np.angle(obj), "reconstructed phase (rad)", "twilight"),
+    ):
+        figure, axis = plt.subplots(figsize=(5, 4.2), dpi=100)
+        image = axis.imshow(np.where(covered, values, np.nan), cmap=cmap)
+        axis.set_title(title)
+        axis.set_xlabel("x (pixels)")
+        axis.set_ylabel("y (pixels)")
+        figure.colorbar(image, ax=axis)
+        figure.tight_layout()
+        path = output_dir / name
+        figure.savefig(path)
+        plt.close(figure)
+        paths.append(path)
+    return paths[0], paths[1]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    started = time.perf_counter()
+    args = build_parser().parse_args(argv)
+    if args.batch_size < 1:
+        raise ValueError(f"--batch_size must be >= 1, got {args.batch_size}")
+    accelerator = resolve_accelerator(args.accelerator, args.device)
+    bundle = resolve_bundle_path(args.model_path)
+    test_file = require_file(args.test_data, "--test_data")
+
+    from ptycho.config import InferenceConfig, ModelConfig
+    from ptycho.raw_data import RawData
+    from ptycho_torch.data import build_container
+    from ptycho_torch.train import sha256_of
+
+    models, params = load_inference_bundle_torch(bundle)
+    raw = RawData.from_file(test_file)
+    n = int(raw.probeGuess.shape[0])
+    if n != int(params["N"]):
+        raise ValueError(
+            f"{test_file} has {n}x{n} patterns but the bundle {bundle} was trained with N={params['N']}; "
+            f"use data with N={params['N']} or a bundle trained on this data"
+        )
+    fields = {f.name for f in dataclasses.fields(ModelConfig)}
+    config = InferenceConfig(
+        model=ModelConfig(**{k: v for k, v in params.items() if k in fields}),
+        model_path=args.model_path,
+        test_data_file=test_file,
+        output_dir=args.output_dir,
+        n_groups=args.n_groups,
+    )
+    container = build_container(raw, config)  # params.cfg first, then grouping (CONFIG-001)
+    device = "cuda" if accelerator == "gpu" else accelerator
+    patches = predict_patches(models["diffraction_to_obj"], container, args.batch_size, device=device)
+
+    n_groups, channels = patches.shape[:2]
+    flat_patches = patches.reshape(n_groups * channels, n, n).numpy()
+    positions = torch.as_tensor(container.coords_nn).reshape(n_groups * channels, 2).numpy().astype(np.float64)
+    canvas_shape = raw.objectGuess.shape if raw.objectGuess is not None else canvas_shape_for(positions, n)
+    obj, weights = stitch_patches(flat_patches, positions, canvas_shape, inner_size=args.inner_size,
+                                  return_weights=True)
+
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+    amplitude_png, phase_png = save_images(obj, weights > 0, args.output_dir)
+    metadata: dict[str, Any] = {
+        "bundle": str(bundle),
+        "test_data_file": str(test_file),
+        "test_data_sha256": sha256_of(test_file),
+        "gridsize": int(params["gridsize"]),
+        "n_groups": int(n_groups),
+        "N": n,
+        "inner_size": args.inner_size,
+        "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    npz_path = args.output_dir / RECONSTRUCTION_NPZ
+    np.savez_compressed(
+        npz_path,
+        object=obj,
+        weights=weights.astype(np.float32),
+        positions=positions,
+        metadata=json.dumps(metadata),
+        **{k: np.asarray(v) for k, v in metadata.items() if v is not None},
+    )
+    record = {
+        **metadata,
+        "object_shape": list(obj.shape),
+        "patches_shape": list(patches.shape),
+        "outputs": [str(p) for p in (amplitude_png, phase_png, npz_path)],
+        "wall_seconds": round(time.perf_counter() - started, 3),
+    }
+    print(RECORD_PREFIX + json.dumps(record), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))

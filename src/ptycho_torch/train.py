@@ -1,0 +1,190 @@
+"""``python -m ptycho_torch.train``: train PtychoPINN on an NPZ file, write the bundle.
+
+Outputs in ``--output_dir``: ``wts.h5.zip`` (see ``ptycho_torch.bundle``), the Lightning
+checkpoint ``checkpoints/last.ckpt`` and, with ``--logger csv``, ``logs/``. The last stdout
+line is ``TRAIN_RECORD {json}`` (keys fixed by docs/architecture.md; the harness parses it).
+
+An output directory that already holds a bundle or a checkpoint is refused unless
+``--overwrite`` is given (which deletes them first): a new run never resumes from, or mixes
+with, an old checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import shutil
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ptycho_torch.bundle import BUNDLE_NAME, save_bundle
+from ptycho_torch.cli.shared import (
+    LOGGERS,
+    add_execution_arguments,
+    build_execution_config,
+    require_file,
+    resolve_accelerator,
+    resolve_logger,
+    run_cli,
+)
+
+RECORD_PREFIX = "TRAIN_RECORD "
+CHECKPOINT_DIR = "checkpoints"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m ptycho_torch.train",
+        description="Train the PtychoPINN PyTorch backend and write {output_dir}/wts.h5.zip.",
+    )
+    data = parser.add_argument_group("data")
+    data.add_argument("--train_data_file", type=Path, required=True, help="training NPZ (DATA-001 keys)")
+    data.add_argument("--test_data_file", type=Path, default=None, help="validation NPZ (optional)")
+    data.add_argument("--output_dir", type=Path, required=True, help="where the bundle and checkpoint go")
+    data.add_argument("--overwrite", action="store_true",
+                      help="delete an existing bundle/checkpoint in --output_dir instead of refusing")
+    data.add_argument("--n_groups", type=int, default=None, help="number of groups to train on (default: all)")
+    data.add_argument("--n_images", type=int, default=None, help="alias of --n_groups")
+    model = parser.add_argument_group("model")
+    model.add_argument("--gridsize", type=int, default=1, help="patches per group side; C = gridsize**2")
+    model.add_argument("--nphotons", type=float, default=1e9, help="photons per pattern (intensity scale)")
+    training = parser.add_argument_group("training")
+    training.add_argument("--batch_size", type=int, default=16)
+    training.add_argument("--max_epochs", type=int, default=10)
+    training.add_argument("--learning-rate", "--learning_rate", dest="learning_rate", type=float, default=1e-3)
+    training.add_argument("--seed", type=int, default=0, help="seed for grouping and weights")
+    training.add_argument("--logger", choices=LOGGERS, default=None, help="training log backend (default: csv)")
+    training.add_argument("--disable_mlflow", action="store_true", help="deprecated: use --logger none")
+    add_execution_arguments(parser)
+    return parser
+
+
+def resolve_n_groups(n_groups: int | None, n_images: int | None) -> int | None:
+    """``--n_images`` is the legacy name of ``--n_groups``; both given must agree."""
+    if n_groups is not None and n_images is not None and n_groups != n_images:
+        raise ValueError(f"--n_groups {n_groups} conflicts with its alias --n_images {n_images}; pass one of them")
+    value = n_groups if n_groups is not None else n_images
+    if value is not None and value < 1:
+        raise ValueError(f"--n_groups must be >= 1, got {value}")
+    return value
+
+
+def prepare_output_dir(output_dir: Path, overwrite: bool) -> Path:
+    """Create ``output_dir``; refuse (or, with ``overwrite``, delete) an earlier run's outputs."""
+    if output_dir.exists() and not output_dir.is_dir():
+        raise ValueError(f"--output_dir {output_dir} exists and is not a directory; choose another path")
+    stale = [p for p in (output_dir / BUNDLE_NAME, output_dir / CHECKPOINT_DIR) if p.exists()]
+    if stale and not overwrite:
+        raise ValueError(
+            f"--output_dir {output_dir} already holds {', '.join(p.name for p in stale)} from an earlier run; "
+            f"choose a new directory or pass --overwrite to replace them"
+        )
+    for path in stale:
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    output_dir.mkdir(parents=True, exist_ok=True)
+    return output_dir
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def params_snapshot(config) -> dict[str, Any]:
+    """What a loader needs to rebuild the network: ModelConfig fields + derived scales."""
+    from ptycho_torch.physics import intensity_scale
+
+    snapshot = dataclasses.asdict(config.model)
+    snapshot["intensity_scale"] = float(intensity_scale(config.model.nphotons, config.model.N))
+    snapshot["C"] = config.model.gridsize**2
+    snapshot["n_groups"] = config.n_groups
+    snapshot["batch_size"] = config.batch_size
+    snapshot["max_epochs"] = config.max_epochs
+    snapshot["learning_rate"] = config.learning_rate
+    snapshot["seed"] = config.seed
+    snapshot["train_data_file"] = str(config.train_data_file)
+    return snapshot
+
+
+def batch_shapes(models: dict[str, torch.nn.Module], container, batch_size: int) -> dict[str, list[int]]:
+    """Shapes of one real batch through the inference graph (what the harness summary reports)."""
+    from ptycho_torch.inference import predict_patches
+
+    count = min(batch_size, container.X.shape[0])
+    diffraction = container.X[:count]
+    coords = container.coords_relative[:count]
+    predicted = predict_patches(models["diffraction_to_obj"], container, batch_size=count, limit=count)
+    return {
+        "diffraction": list(diffraction.shape),
+        "coords_relative": list(coords.shape),
+        "predicted_object": list(predicted.shape),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    started = time.perf_counter()
+    args = build_parser().parse_args(argv)
+    n_groups = resolve_n_groups(args.n_groups, args.n_images)
+    accelerator = resolve_accelerator(args.accelerator, args.device)
+    logger = resolve_logger(args.logger, args.disable_mlflow)
+    train_file = require_file(args.train_data_file, "--train_data_file")
+    test_file = require_file(args.test_data_file, "--test_data_file") if args.test_data_file else None
+    execution = build_execution_config(args, accelerator, logger)
+
+    from ptycho.config import ModelConfig, TrainingConfig
+    from ptycho.raw_data import RawData
+    from ptycho_torch.data import build_container
+    from ptycho_torch.workflows.components import _train_with_lightning
+
+    train_raw = RawData.from_file(train_file)
+    test_raw = RawData.from_file(test_file) if test_file else None
+    config = TrainingConfig(
+        model=ModelConfig(N=int(train_raw.probeGuess.shape[0]), gridsize=args.gridsize, nphotons=args.nphotons),
+        train_data_file=train_file,
+        test_data_file=test_file,
+        output_dir=args.output_dir,
+        batch_size=args.batch_size,
+        max_epochs=args.max_epochs,
+        learning_rate=args.learning_rate,
+        n_groups=n_groups,
+        seed=args.seed,
+    )
+    train_container = build_container(train_raw, config)  # writes params.cfg first (CONFIG-001)
+    test_container = build_container(test_raw, config) if test_raw is not None else None
+    output_dir = prepare_output_dir(args.output_dir, args.overwrite)
+
+    result = _train_with_lightning(train_container, test_container, config, execution)
+    models = result["models"]
+    bundle = save_bundle(output_dir, models, params_snapshot(config))
+    history = [float(v) for v in result["history"]["train_loss"]]
+    record = {
+        "epochs": len(history),
+        "final_train_loss": history[-1] if history else None,
+        "train_loss_history": history,
+        "wall_seconds": round(time.perf_counter() - started, 3),
+        "gridsize": config.model.gridsize,
+        "n_groups": int(train_container.X.shape[0]),
+        "batch_size": config.batch_size,
+        "train_data_file": str(train_file),
+        "train_data_sha256": sha256_of(train_file),
+        "n_patterns": int(train_raw.diffraction.shape[0]),
+        "shapes": batch_shapes(models, train_container, config.batch_size),
+        "bundle": str(bundle),
+        "checkpoint": str(result["checkpoint_path"]) if result.get("checkpoint_path") else None,
+    }
+    print(RECORD_PREFIX + json.dumps(record), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))
