@@ -178,14 +178,19 @@ def read_bundle(bundle: Path | str) -> tuple[dict[str, Any], dict[str, Any], dic
     return manifest, params, state_dicts
 
 
-def build_models_from_params(params: Mapping[str, Any]) -> dict[str, nn.Module]:
-    """Default factory: rebuild ``PtychoPINN`` from the params snapshot, return its two graphs."""
+def model_config_from_params(params: Mapping[str, Any]):
+    """The ``ModelConfig`` a params snapshot describes (keys that are not its fields are ignored)."""
     from ptycho.config import ModelConfig
-    from ptycho_torch.model import PtychoPINN
 
     field_names = {f.name for f in dataclasses.fields(ModelConfig)}
-    model_config = ModelConfig(**{k: v for k, v in params.items() if k in field_names})
-    network = PtychoPINN(model_config)
+    return ModelConfig(**{k: v for k, v in params.items() if k in field_names})
+
+
+def build_models_from_params(params: Mapping[str, Any]) -> dict[str, nn.Module]:
+    """Default factory: rebuild ``PtychoPINN`` from the params snapshot, return its two graphs."""
+    from ptycho_torch.model import PtychoPINN
+
+    network = PtychoPINN(model_config_from_params(params))
     return {"autoencoder": network.autoencoder, "diffraction_to_obj": network.diffraction_to_obj}
 
 
@@ -193,7 +198,7 @@ def _restore_params_cfg(params: Mapping[str, Any]) -> None:
     """CONFIG-001: make the legacy ``params.cfg`` agree with the loaded model."""
     from ptycho import params as legacy
 
-    legacy.cfg.update(params)
+    legacy.update_legacy_dict(legacy.cfg, model_config_from_params(params))
 
 
 def load_inference_bundle_torch(

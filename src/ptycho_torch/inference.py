@@ -10,7 +10,6 @@ Loads ``{model_path}/wts.h5.zip``, groups the test data with the bundle's gridsi
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 import time
@@ -22,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ptycho_torch.bundle import load_inference_bundle_torch, resolve_bundle_path
+from ptycho_torch.bundle import load_inference_bundle_torch, model_config_from_params, resolve_bundle_path
 from ptycho_torch.cli.shared import add_accelerator_arguments, require_file, resolve_accelerator, run_cli
 from ptycho_torch.stitching import canvas_shape_for, stitch_patches
 
@@ -114,22 +113,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     bundle = resolve_bundle_path(args.model_path)
     test_file = require_file(args.test_data, "--test_data")
 
-    from ptycho.config import InferenceConfig, ModelConfig
+    from ptycho.config import InferenceConfig
     from ptycho.raw_data import RawData
     from ptycho_torch.data import build_container
     from ptycho_torch.train import sha256_of
 
     models, params = load_inference_bundle_torch(bundle)
     raw = RawData.from_file(test_file)
-    n = int(raw.probeGuess.shape[0])
+    n = raw.N
     if n != int(params["N"]):
         raise ValueError(
             f"{test_file} has {n}x{n} patterns but the bundle {bundle} was trained with N={params['N']}; "
             f"use data with N={params['N']} or a bundle trained on this data"
         )
-    fields = {f.name for f in dataclasses.fields(ModelConfig)}
     config = InferenceConfig(
-        model=ModelConfig(**{k: v for k, v in params.items() if k in fields}),
+        model=model_config_from_params(params),
         model_path=args.model_path,
         test_data_file=test_file,
         output_dir=args.output_dir,

@@ -102,11 +102,9 @@ def sha256_of(path: Path) -> str:
 
 def params_snapshot(config) -> dict[str, Any]:
     """What a loader needs to rebuild the network: ModelConfig fields + derived scales."""
-    from ptycho_torch.physics import intensity_scale
-
     snapshot = dataclasses.asdict(config.model)
-    snapshot["intensity_scale"] = float(intensity_scale(config.model.nphotons, config.model.N))
-    snapshot["C"] = config.model.gridsize**2
+    snapshot["intensity_scale"] = config.model.intensity_scale
+    snapshot["C"] = config.model.C
     snapshot["n_groups"] = config.n_groups
     snapshot["batch_size"] = config.batch_size
     snapshot["max_epochs"] = config.max_epochs
@@ -149,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     train_raw = RawData.from_file(train_file)
     test_raw = RawData.from_file(test_file) if test_file else None
     config = TrainingConfig(
-        model=ModelConfig(N=int(train_raw.probeGuess.shape[0]), gridsize=args.gridsize, nphotons=args.nphotons),
+        model=ModelConfig(N=train_raw.N, gridsize=args.gridsize, nphotons=args.nphotons),
         train_data_file=train_file,
         test_data_file=test_file,
         output_dir=args.output_dir,
@@ -177,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "batch_size": config.batch_size,
         "train_data_file": str(train_file),
         "train_data_sha256": sha256_of(train_file),
-        "n_patterns": int(train_raw.diffraction.shape[0]),
+        "n_patterns": train_raw.n_points,
         "shapes": batch_shapes(models, train_container, config.batch_size),
         "bundle": str(bundle),
         "checkpoint": str(result["checkpoint_path"]) if result.get("checkpoint_path") else None,
