@@ -83,7 +83,7 @@ def write_manifest(hub: Path) -> None:
     files = sorted(p for p in hub.rglob("*") if p.is_file() and p.name != "manifest.json")
     manifest = {
         "schema": "evidence-manifest/1",
-        "plan": {"path": PLAN_PATH, "sha256": PLAN_SHA},
+        "plan": json.loads((hub / "run.json").read_text())["plan"],
         "targets": [{"name": n, "verdict": v} for n, v in verdicts.items()],
         "artifacts": [{"path": p.relative_to(hub).as_posix(), "bytes": p.stat().st_size, "sha256": _sha(p)}
                       for p in files],
@@ -91,12 +91,13 @@ def write_manifest(hub: Path) -> None:
     (hub / "manifest.json").write_text(json.dumps(manifest, indent=2))
 
 
-def build_hub(hub: Path, targets: tuple[str, ...] = tuple(TARGETS)) -> Path:
+def build_hub(hub: Path, targets: tuple[str, ...] = tuple(TARGETS), plan_sha: str = PLAN_SHA) -> Path:
     """A finished hub (run.json, logs, verdicts/, manifest.json) where every target is GREEN."""
     (hub / "verdicts").mkdir(parents=True)
     (hub / "run.json").write_text(json.dumps({
-        "plan_path": PLAN_PATH, "plan_sha256": PLAN_SHA, "timestamp": hub.name,
-        "artifacts": f"artifacts/{hub.name}", "project_root": "/somewhere/else",
+        "schema": "evidence-run/1", "plan": {"path": PLAN_PATH, "sha256": plan_sha, "id": "ADR-003-BACKEND-API/C4.D.B3"},
+        "timestamp": hub.name, "artifacts": f"artifacts/{hub.name}", "project_root": "/somewhere/else",
+        "targets": list(targets), "git": {"sha": PROVENANCE["git_sha"], "dirty": False, "dirty_files": []},
     }))
     ordered = [n for n in TARGETS if n in targets]
     for name in ordered:

@@ -101,7 +101,7 @@ def test_each_disagreement_is_found_and_listed_first(hubs, capsys, target, chang
     edit_verdict(hubs[1], target, change)
     assert run_compare(*hubs, "--project-root", hubs[0].parent) == 1
     out = capsys.readouterr().out
-    assert out.index("DISAGREEMENTS") < out.index("AGREEMENTS") < out.index("WARNINGS")
+    assert out.index("\nDISAGREEMENTS (") < out.index("\nAGREEMENTS (") < out.index("\nWARNINGS (")
     disagreements = section(out, "DISAGREEMENTS")
     row = next((line for line in disagreements.splitlines() if f"| {target}" in line and f"| {check}" in line), None)
     assert row is not None, f"expected a {check!r} disagreement for {target}:\n{out}"
