@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.manifest import validate
 from harness.records import (
-    INCOMPLETE_MARKER,
     MANIFEST_FILE,
     VERDICTS_DIR,
     RecordError,
@@ -22,8 +22,6 @@ from harness.records import (
     VerdictRecord,
     load_verdicts,
 )
-
-MANIFEST_SCHEMA = "evidence-manifest/1"
 
 
 class HubUnreadable(Exception):
@@ -58,85 +56,41 @@ class Hub:
         return self.run.plan, self.run.plan_sha256
 
 
-def _manifest(hub: Path, problems: list[str]) -> dict[str, Any]:
-    path = hub / MANIFEST_FILE
-    if not path.exists():
-        problems.append(
-            f"{path} is missing: the hub was made by an older harness, by hand, or never "
-            f"collated; if it is a finished run, `python -m harness collate {hub}` writes it"
-        )
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        problems.append(f"{path} is not readable JSON ({exc}); rerun collate on a finished hub")
-        return {}
-    if not isinstance(data, dict) or data.get("schema") != MANIFEST_SCHEMA:
-        schema = data.get("schema") if isinstance(data, dict) else None
-        problems.append(
-            f"{path} has schema {schema!r}, expected {MANIFEST_SCHEMA!r} "
-            "(written by another harness version: rerun the plan with this harness)"
-        )
-        return {}
-    return data
+def _is_verdict_only(problem: str) -> bool:
+    """validate's "target X is RED, not GREEN" problems: a RED hub is still a sound hub to compare."""
+    return problem.startswith(f"{MANIFEST_FILE}: ") and problem.endswith(", not GREEN")
+
+
+def _validation(hub: Path) -> tuple[list[str], dict[str, Any]]:
+    """Integrity problems from `harness validate` (bulky artifacts outside the hub may be absent)."""
+    result = validate(hub, hub_only=True)
+    return [p for p in result.problems if not _is_verdict_only(p)], result.manifest or {}
 
 
 def _manifest_targets(manifest: dict[str, Any]) -> list[str]:
-    """Target names listed by the manifest, in its order (empty when it lists none)."""
-    targets = manifest.get("targets") or []
-    if isinstance(targets, dict):
-        return [str(name) for name in targets]
-    names = []
-    for item in targets:
-        name = item if isinstance(item, str) else None
-        if isinstance(item, dict):
-            name = item.get("name") or item.get("target")
-        if name:
-            names.append(str(name))
-    return names
+    """Target names listed by the manifest, in run order."""
+    return [str(t["name"]) for t in manifest.get("targets") or [] if isinstance(t, dict) and t.get("name")]
 
 
-def _external_validation(hub: Path) -> list[str]:
-    """Problems reported by `harness.manifest.validate`, when that module is installed."""
-    try:
-        from harness import manifest as manifest_module  # noqa: PLC0415 (optional, owned by D)
-    except ImportError:
-        return []
-    validate = getattr(manifest_module, "validate", None)
-    if validate is None:
-        return []
-    result = validate(hub)
-    if result is None or result is True:
-        return []
-    if result is False:
-        return [f"`python -m harness validate {hub}` fails"]
-    problems = getattr(result, "problems", None)
-    if problems is None and isinstance(result, (list, tuple)):
-        problems = result
-    return [f"validate: {p}" for p in (problems or [])]
+def read_hub(path: str | Path) -> Hub:
+    """Read and check a finished hub; raise HubUnreadable listing everything that is wrong.
 
-
-def read_hub(path: str | Path, *, validate: bool = True) -> Hub:
-    """Read and check a finished hub; raise HubUnreadable listing everything that is wrong."""
+    A hub is comparable when `validate` finds nothing wrong with its integrity (files present
+    with their recorded hashes, manifest consistent); RED verdicts are allowed, since finding
+    them is what compare is for.
+    """
     hub = Path(path)
     if not hub.exists():
         raise HubUnreadable(hub, [f"{hub} does not exist (check the path; hubs live under the plan's reports/ folder)"])
     if not hub.is_dir():
         raise HubUnreadable(hub, [f"{hub} is a file, expected a hub folder (the one holding {MANIFEST_FILE})"])
 
-    problems: list[str] = []
-    if (hub / INCOMPLETE_MARKER).exists():
-        problems.append(
-            f"{hub / INCOMPLETE_MARKER} exists: the run was interrupted or is still running; "
-            "rerun the plan (`make phase-c4d-b3`) and compare the new hub"
-        )
+    problems, manifest = _validation(hub)
     run = None
     try:
         run = RunInfo.load(hub)
     except (FileNotFoundError, RecordError) as exc:
         problems.append(str(exc))
-    manifest = _manifest(hub, problems)
-
     verdicts, errors = load_verdicts(hub)
     problems.extend(errors)
     if not verdicts and not errors:
@@ -144,17 +98,10 @@ def read_hub(path: str | Path, *, validate: bool = True) -> Hub:
             f"{hub / VERDICTS_DIR} holds no verdict records (<target>.json): the hub predates "
             "per-target verdicts or no target ran; rerun the plan with this harness"
         )
-    listed = _manifest_targets(manifest)
-    for name in listed:
-        if name not in verdicts and not (hub / VERDICTS_DIR / f"{name}.json").exists():
-            problems.append(f"{hub / MANIFEST_FILE} lists target {name!r} but {hub / VERDICTS_DIR / name}.json is missing")
-    if listed:  # run order from the manifest, any extras after
-        verdicts = {n: verdicts[n] for n in listed if n in verdicts} | verdicts
-
-    if validate and not problems:
-        problems.extend(_external_validation(hub))
     if problems or run is None:
-        raise HubUnreadable(hub, problems)
+        raise HubUnreadable(hub, list(dict.fromkeys(problems)))  # validate and records may say the same
+    order = _manifest_targets(manifest)
+    verdicts = {n: verdicts[n] for n in order if n in verdicts} | verdicts  # run order, extras last
     return Hub(path=hub, run=run, manifest=manifest, verdicts=verdicts)
 
 

@@ -68,35 +68,56 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _verdict_of(path: Path) -> str:
+def _verdict_of(path: Path) -> dict[str, Any]:
     try:
-        return str(json.loads(path.read_text()).get("verdict"))
+        return json.loads(path.read_text())
     except json.JSONDecodeError:
-        return "MISSING"
+        return {"verdict": "MISSING"}
 
 
 def write_manifest(hub: Path) -> None:
-    """(Re)write manifest.json over the hub's files, as collate would."""
+    """(Re)write summary.md and manifest.json (schema evidence-manifest/1) over the hub, as collate would.
+
+    Paths are relative to the project root that build_hub recorded in run.json ("hub").
+    """
     order = list(TARGETS)
     paths = sorted((hub / "verdicts").glob("*.json"), key=lambda p: order.index(p.stem) if p.stem in order else 99)
     verdicts = {p.stem: _verdict_of(p) for p in paths}
-    files = sorted(p for p in hub.rglob("*") if p.is_file() and p.name != "manifest.json")
+    overall = "GREEN" if verdicts and all(v.get("verdict") == "GREEN" for v in verdicts.values()) else "RED"
+    (hub / "summary.md").write_text(f"# {hub.name}\n\noverall: {overall}\n")
+    run = json.loads((hub / "run.json").read_text())
+    hub_rel = run["hub"]
+    logs = {v.get("log"): n for n, v in verdicts.items()}
+    artifacts = []
+    for path in sorted(p for p in hub.rglob("*") if p.is_file() and p.name not in ("manifest.json", "INCOMPLETE")):
+        rel = path.relative_to(hub).as_posix()
+        target = logs.get(rel) or (path.stem if rel.startswith("verdicts/") else None)
+        artifacts.append({"path": f"{hub_rel}/{rel}", "bytes": path.stat().st_size, "sha256": _sha(path),
+                          "verdict": verdicts[target].get("verdict") if target in verdicts else None,
+                          "target": target, "role": "log" if rel in logs else "other", "location": "hub"})
     manifest = {
-        "schema": "evidence-manifest/1",
-        "plan": json.loads((hub / "run.json").read_text())["plan"],
-        "targets": [{"name": n, "verdict": v} for n, v in verdicts.items()],
-        "artifacts": [{"path": p.relative_to(hub).as_posix(), "bytes": p.stat().st_size, "sha256": _sha(p)}
-                      for p in files],
+        "schema": "evidence-manifest/1", "hub": hub_rel, "plan": run["plan"], "timestamp": hub.name,
+        "collated_utc": "2026-11-29T12:00:00Z", "overall_verdict": overall, "overall_reason": "test hub",
+        "complete": True, "partial_run": False, "src_changes": {}, "git": run["git"],
+        "targets": [{"name": n, "kind": v.get("kind"), "verdict": v.get("verdict"), "reason": v.get("reason"),
+                     "log": v.get("log"), "duration_s": v.get("duration_s"), "counts": v.get("counts")}
+                    for n, v in verdicts.items()],
+        "artifacts": artifacts,
     }
     (hub / "manifest.json").write_text(json.dumps(manifest, indent=2))
 
 
-def build_hub(hub: Path, targets: tuple[str, ...] = tuple(TARGETS), plan_sha: str = PLAN_SHA) -> Path:
-    """A finished hub (run.json, logs, verdicts/, manifest.json) where every target is GREEN."""
+def build_hub(hub: Path, targets: tuple[str, ...] = tuple(TARGETS), plan_sha: str = PLAN_SHA,
+              root: Path | None = None) -> Path:
+    """A finished hub (run.json, logs, verdicts/, summary.md, manifest.json), every target GREEN.
+
+    `root` is the project root the hub's paths are relative to (default: the hub's parent).
+    """
     (hub / "verdicts").mkdir(parents=True)
     (hub / "run.json").write_text(json.dumps({
         "schema": "evidence-run/1", "plan": {"path": PLAN_PATH, "sha256": plan_sha, "id": "ADR-003-BACKEND-API/C4.D.B3"},
         "timestamp": hub.name, "artifacts": f"artifacts/{hub.name}", "project_root": "/somewhere/else",
+        "hub": hub.relative_to(root).as_posix() if root else hub.name,
         "targets": list(targets), "git": {"sha": PROVENANCE["git_sha"], "dirty": False, "dirty_files": []},
     }))
     ordered = [n for n in TARGETS if n in targets]

@@ -98,6 +98,7 @@ def _no_record(r):
     ids=["red", "skipped", "test-missing", "shape", "fixture-hash", "loss", "epochs", "no-record"],
 )
 def test_each_disagreement_is_found_and_listed_first(hubs, capsys, target, change, check, expected_detail):
+    """A RED hub fails `validate`, yet compare reports it as a disagreement (exit 1), not unreadable (2)."""
     edit_verdict(hubs[1], target, change)
     assert run_compare(*hubs, "--project-root", hubs[0].parent) == 1
     out = capsys.readouterr().out
@@ -230,12 +231,12 @@ def _missing(hub: Path) -> None:
 @pytest.mark.parametrize(
     ("damage", "message"),
     [
-        (_no_manifest, "manifest.json is missing: the hub was made by an older harness, by hand"),
+        (_no_manifest, "manifest.json: missing — the hub was not collated, or was made by hand or by an older harness"),
         (_handmade, "holds no verdict records"),
         (_old_manifest, "expected 'evidence-manifest/1'"),
         (_old_verdict, "gridsize_regression.json: schema None, expected 'evidence-verdict/1'"),
         (_corrupt_verdict, f"{SMOKE}.json: not readable JSON"),
-        (_incomplete, "INCOMPLETE exists: the run was interrupted"),
+        (_incomplete, "INCOMPLETE: the run was interrupted or never collated"),
         (_missing, "does not exist"),
     ],
     ids=["no-manifest", "hand-made", "old-manifest", "old-verdict", "corrupt-verdict", "incomplete", "missing"],
@@ -266,3 +267,20 @@ def test_compare_never_writes_into_either_hub(hubs):
     assert run_compare(*hubs, "--format", "json") == 1
     assert [hash_tree(h) for h in hubs] == before
     assert DATA_SHA in (hubs[0] / "verdicts" / f"{SMOKE}.json").read_text()
+
+
+def test_hand_built_hubs_pass_validate(hubs):
+    """The factory's hubs are what collate writes: `harness validate` finds nothing wrong."""
+    from harness.manifest import validate
+
+    edit_verdict(hubs[1], "gridsize_regression", _red)
+    assert validate(hubs[0], hub_only=True).problems == []
+    assert all(p.endswith("not GREEN") for p in validate(hubs[1], hub_only=True).problems)
+
+
+def test_tampered_hub_fails_validate_and_exits_2(hubs, capsys):
+    (hubs[1] / "pytest_gridsize_green.log").write_text("edited after collate\n")
+    assert run_compare(*hubs) == 2
+    err = capsys.readouterr().err
+    assert "pytest_gridsize_green.log: size changed" in err, err
+

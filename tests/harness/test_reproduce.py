@@ -45,7 +45,7 @@ class FakePipeline:
     def __call__(self, plan: Path, project_root: Path, **kwargs: Any) -> Path:
         self.calls.append({"plan": plan, "project_root": project_root, **kwargs})
         hub = build_hub(project_root / "plans/active/ADR-003-BACKEND-API/reports/2026-11-29T120000Z/phase_c4d_at_parallel",
-                        plan_sha=load_plan(plan).sha256)
+                        plan_sha=load_plan(plan).sha256, root=project_root)
         if self.change:
             self.change(hub)
         return hub
@@ -113,14 +113,14 @@ def test_unreadable_teammate_hub_exits_2_without_running(monkeypatch, root, team
     fake = FakePipeline()
     assert run(monkeypatch, fake, root, "--from", teammate) == 2
     assert fake.calls == []
-    assert "manifest.json is missing" in capsys.readouterr().err
+    assert "manifest.json: missing" in capsys.readouterr().err
 
 
 def test_rerun_hub_failing_validation_exits_2(monkeypatch, root, teammate, capsys):
     fake = FakePipeline(lambda hub: (hub / "INCOMPLETE").write_text(""))
     assert run(monkeypatch, fake, root, "--from", teammate) == 2
     err = capsys.readouterr().err
-    assert "the rerun's hub fails validation" in err and "INCOMPLETE exists" in err
+    assert "the rerun's hub fails validation" in err and "INCOMPLETE: the run was interrupted" in err
 
 
 def test_a_write_into_the_teammate_hub_is_detected(monkeypatch, root, teammate, capsys):
