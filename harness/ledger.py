@@ -1,0 +1,224 @@
+"""Update the project's ledger after a collated run: the plan row and the fix-plan attempt.
+
+This is the seed's Do Now step 4 and its "If Blocked" paragraph, done by code: a GREEN,
+validated hub marks the plan row `[x]` and appends the next numbered attempt to
+`docs/fix_plan.md` ("Attempts History") linking the fresh logs and summary; a blocked hub sets
+the row back to `[P]` and appends a blocker attempt linking `blocker.log`. Each hub adds
+exactly one attempt: the attempt carries an HTML comment `<!-- hub: <path> -->` and a hub whose
+comment is already present is skipped (row included), so collating twice changes nothing.
+All writes go through `harness.hub.atomic_write_text`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.hub import atomic_write_text
+
+STATE_DONE = "[x]"
+STATE_PENDING = "[P]"
+STATE_OPEN = "[ ]"
+_STATE_RE = re.compile(r"^\[( |P|x|X)\]$")
+_LIST_RE = re.compile(r"^(\s*[-*]\s+)\[( |P|x|X)\](\s+.*)$")
+_ATTEMPT_RE = re.compile(r"\bAttempt #(\d+)\b")
+_HEADING_RE = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
+ATTEMPTS_HEADING = "Attempts History"
+
+
+class LedgerError(ValueError):
+    """The plan or fix-plan file does not have the structure the ledger update needs."""
+
+
+def hub_marker(hub_rel: str) -> str:
+    """The comment that ties an attempt to its hub (the idempotency key)."""
+    return f"<!-- hub: {hub_rel} -->"
+
+
+def _clean_cell(cell: str) -> str:
+    return cell.strip().strip("*`").strip()
+
+
+def set_row_state(text: str, row: str, state: str, evidence: str | None = None, *, source: str = "plan") -> str:
+    """Return `text` with plan row `row` set to `state` (and its last cell to `evidence`).
+
+    A row is either a markdown table line with a cell equal to `row` and a state cell
+    (`[ ]`, `[P]`, `[x]`), or a checklist line `- [P] B3 ...`. Exactly one must match.
+    """
+    if not _STATE_RE.match(state):
+        raise ValueError(f"state {state!r} must be one of [ ], [P], [x]")
+    lines = text.splitlines(keepends=True)
+    hits: list[int] = []
+    new_lines = list(lines)
+    for i, line in enumerate(lines):
+        body = line.rstrip("\r\n")
+        ending = line[len(body):]
+        if body.lstrip().startswith("|"):
+            cells = body.strip().strip("|").split("|")
+            if not any(_clean_cell(c) == row for c in cells):
+                continue
+            state_idx = [j for j, c in enumerate(cells) if _STATE_RE.match(c.strip())]
+            if not state_idx:
+                continue
+            hits.append(i)
+            cells[state_idx[0]] = f" {state} "
+            if evidence is not None and len(cells) - 1 > state_idx[0]:
+                cells[-1] = f" {evidence} "
+            indent = body[: len(body) - len(body.lstrip())]
+            new_lines[i] = f"{indent}|{'|'.join(cells)}|{ending}"
+        else:
+            m = _LIST_RE.match(body)
+            if m and re.search(rf"(?<![\w.]){re.escape(row)}(?![\w])", m.group(3)):
+                hits.append(i)
+                new_lines[i] = f"{m.group(1)}{state}{m.group(3)}{ending}"
+    if len(hits) != 1:
+        where = "no line" if not hits else f"{len(hits)} lines ({', '.join(str(h + 1) for h in hits)})"
+        raise LedgerError(
+            f"{source}: {where} hold row {row!r} with a state cell [ ]/[P]/[x]; "
+            "keep exactly one table row or checklist line for it"
+        )
+    return "".join(new_lines)
+
+
+def _attempts_section(lines: list[str], initiative: str | None, source: str) -> tuple[int, int]:
+    """(first, end) line indices of the Attempts History section body to append to."""
+    starts = [
+        (i, len(m.group(1)))
+        for i, line in enumerate(lines)
+        if (m := _HEADING_RE.match(line.rstrip("\r\n"))) and m.group(2).strip().lower() == ATTEMPTS_HEADING.lower()
+    ]
+    if not starts:
+        raise LedgerError(f"{source}: no '## {ATTEMPTS_HEADING}' heading to append the attempt to; add one")
+    if len(starts) > 1:
+        if not initiative:
+            raise LedgerError(f"{source}: several '{ATTEMPTS_HEADING}' sections and no initiative to choose one")
+        chosen = []
+        for idx, level in starts:
+            for j in range(idx - 1, -1, -1):
+                m = _HEADING_RE.match(lines[j].rstrip("\r\n"))
+                if m and len(m.group(1)) < level:
+                    if f"[{initiative}]" in m.group(2):
+                        chosen.append((idx, level))
+                    break
+        if len(chosen) != 1:
+            raise LedgerError(
+                f"{source}: cannot tell which '{ATTEMPTS_HEADING}' belongs to [{initiative}] "
+                f"({len(chosen)} candidates); put it under a heading containing [{initiative}]"
+            )
+        starts = chosen
+    start, level = starts[0]
+    end = len(lines)
+    for j in range(start + 1, len(lines)):
+        m = _HEADING_RE.match(lines[j].rstrip("\r\n"))
+        if m and len(m.group(1)) <= level:
+            end = j
+            break
+    while end > start + 1 and not lines[end - 1].strip():
+        end -= 1
+    return start, end
+
+
+def next_attempt_number(text: str, initiative: str | None = None, *, source: str = "fix_plan") -> int:
+    """One more than the highest `Attempt #N` of the initiative's Attempts History (else 1)."""
+    lines = text.splitlines(keepends=True)
+    start, end = _attempts_section(lines, initiative, source)
+    numbers = [int(n) for n in _ATTEMPT_RE.findall("".join(lines[start:end]))]
+    return max(numbers, default=0) + 1
+
+
+def append_attempt(text: str, entry: str, initiative: str | None = None, *, source: str = "fix_plan") -> str:
+    """Return `text` with `entry` (markdown lines) appended at the end of Attempts History."""
+    lines = text.splitlines(keepends=True)
+    if lines and not lines[-1].endswith("\n"):
+        lines[-1] += "\n"
+    _, end = _attempts_section(lines, initiative, source)
+    block = entry.rstrip("\n") + "\n"
+    tail = lines[end:]
+    if tail and tail[0].strip():
+        block += "\n"
+    return "".join(lines[:end]) + block + "".join(tail)
+
+
+@dataclass(frozen=True)
+class AttemptLinks:
+    """Files an attempt links to, as paths relative to the project root."""
+
+    summary: str
+    logs: tuple[str, ...]
+    blocker: str | None = None
+
+
+@dataclass(frozen=True)
+class LedgerUpdate:
+    """What the ledger step did (for the collate printout and the tests)."""
+
+    plan_file: Path
+    fix_plan: Path
+    row: str
+    state: str
+    attempt: int | None
+    skipped_reason: str | None = None
+
+
+def _rel_link(target_rel: str, from_file_rel: str) -> str:
+    return Path(os.path.relpath(target_rel, start=str(Path(from_file_rel).parent))).as_posix()
+
+
+def _initiative(plan_file_rel: str) -> str | None:
+    parts = Path(plan_file_rel).parts
+    for i, part in enumerate(parts[:-1]):
+        if part == "active" and i > 0 and parts[i - 1] == "plans":
+            return parts[i + 1]
+    return None
+
+
+def record_attempt(
+    project_root: Path,
+    *,
+    plan_file: str,
+    fix_plan: str,
+    row: str,
+    hub_rel: str,
+    timestamp: str,
+    green: bool,
+    headline: str,
+    details: list[str],
+    links: AttemptLinks,
+) -> LedgerUpdate:
+    """Apply one hub's outcome to the ledger: row state, evidence link and one attempt.
+
+    `plan_file`, `fix_plan`, `hub_rel` and the links are relative to `project_root`. The
+    attempt text is `headline` (one sentence) plus `details` (sub-bullets). Returns what was
+    done; a hub already recorded in the fix plan is skipped entirely.
+    """
+    plan_path = project_root / plan_file
+    fix_path = project_root / fix_plan
+    for path, what in ((plan_path, "plan file"), (fix_path, "fix plan")):
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: {what} named by the evidence plan's [ledger] table does not exist")
+    state = STATE_DONE if green else STATE_PENDING
+    fix_text = fix_path.read_text(encoding="utf-8")
+    marker = hub_marker(hub_rel)
+    if marker in fix_text:
+        return LedgerUpdate(plan_path, fix_path, row, state, None, f"{hub_rel} is already recorded in {fix_plan}")
+
+    evidence_target = links.summary if green else (links.blocker or links.summary)
+    verdict_word = "GREEN" if green else "blocked"
+    evidence = f"[{Path(evidence_target).name}]({_rel_link(evidence_target, plan_file)}) ({verdict_word}, {timestamp})"
+    new_plan = set_row_state(plan_path.read_text(encoding="utf-8"), row, state, evidence, source=str(plan_path))
+
+    initiative = _initiative(plan_file)
+    number = next_attempt_number(fix_text, initiative, source=str(fix_path))
+    link = lambda rel: f"[{Path(rel).name}]({_rel_link(rel, fix_plan)})"  # noqa: E731
+    evidence_links = [link(links.summary)] + ([link(links.blocker)] if links.blocker else [])
+    entry_lines = [f"- [{timestamp}] Attempt #{number} — {headline} {marker}"]
+    entry_lines += [f"  - {d}" for d in details]
+    entry_lines.append(f"  - Row {row} → `{state}`. Evidence: {', '.join(evidence_links)}; logs: {', '.join(link(p) for p in links.logs)}.")
+    new_fix = append_attempt(fix_text, "\n".join(entry_lines), initiative, source=str(fix_path))
+
+    # Plan row first: if the second write failed, rerunning collate would redo both.
+    atomic_write_text(plan_path, new_plan)
+    atomic_write_text(fix_path, new_fix)
+    return LedgerUpdate(plan_path, fix_path, row, state, number)
