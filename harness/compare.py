@@ -195,7 +195,7 @@ def _strict_loss(a: VerdictRecord, b: VerdictRecord) -> tuple[bool, str]:
         reasons.append("not both --deterministic")
     drift = [k for k in STRICT_KEYS if getattr(a.provenance, k) != getattr(b.provenance, k)]
     if drift:
-        reasons.append(f"{', '.join(drift)} differ")
+        reasons.append(f"{', '.join(drift)} {'differs' if len(drift) == 1 else 'differ'}")
     return not reasons, "; ".join(reasons)
 
 

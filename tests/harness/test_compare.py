@@ -126,7 +126,7 @@ def test_loss_within_tolerance_agrees(hubs, capsys):
 @pytest.mark.parametrize(
     ("change", "why"),
     [
-        (lambda r: r["provenance"].update(torch="2.12.0+cpu"), "not enforced: torch differ"),
+        (lambda r: r["provenance"].update(torch="2.12.0+cpu"), "not enforced: torch differs"),
         (lambda r: r["argv"].remove("--deterministic"), "not enforced: not both --deterministic"),
     ],
     ids=["other-torch", "not-deterministic"],
@@ -284,3 +284,16 @@ def test_tampered_hub_fails_validate_and_exits_2(hubs, capsys):
     err = capsys.readouterr().err
     assert "pytest_gridsize_green.log: size changed" in err, err
 
+
+
+def test_cli_entry_point_exit_codes(hubs, tmp_path):
+    """`python -m harness compare` end to end: 0 for agreeing hubs, 2 and no traceback for a missing one."""
+    import subprocess
+    import sys
+
+    ok = subprocess.run([sys.executable, "-m", "harness", "compare", *map(str, hubs)], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.rstrip().endswith("result: AGREE (0 disagreement(s), 0 warning(s)); exit 0")
+    bad = subprocess.run([sys.executable, "-m", "harness", "compare", str(tmp_path / "nope"), str(hubs[1])],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "does not exist" in bad.stderr and "Traceback" not in bad.stderr
