@@ -43,10 +43,11 @@ from harness.records import (
     TargetResult,
     VerdictRecord,
     dataset_notes,
+    fmt_duration,
     load_verdicts,
 )
 from harness.risks import derive_risks
-from harness.summary import display_command, fmt_duration, render_summary
+from harness.summary import display_command, render_summary
 
 RED = "RED"
 INCOMPLETE = "INCOMPLETE"

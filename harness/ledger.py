@@ -45,7 +45,7 @@ def set_row_state(text: str, row: str, state: str, evidence: str | None = None, 
     """Return `text` with plan row `row` set to `state` (and its last cell to `evidence`).
 
     A row is either a markdown table line with a cell equal to `row` and a state cell
-    (`[ ]`, `[P]`, `[x]`), or a checklist line `- [P] B3 ...`. Exactly one must match.
+    (`[ ]`, `[P]`, `[x]`), or a checklist line whose first word is the row, `- [P] B3 ...`. Exactly one must match.
     """
     if not _STATE_RE.match(state):
         raise ValueError(f"state {state!r} must be one of [ ], [P], [x]")
@@ -70,7 +70,7 @@ def set_row_state(text: str, row: str, state: str, evidence: str | None = None, 
             new_lines[i] = f"{indent}|{'|'.join(cells)}|{ending}"
         else:
             m = _LIST_RE.match(body)
-            if m and re.search(rf"(?<![\w.]){re.escape(row)}(?![\w])", m.group(3)):
+            if m and re.match(rf"\s+[*_`]*{re.escape(row)}[*_`]*(?![\w.])", m.group(3)):
                 hits.append(i)
                 new_lines[i] = f"{m.group(1)}{state}{m.group(3)}{ending}"
     if len(hits) != 1:

@@ -30,6 +30,16 @@ MANIFEST_FILE = "manifest.json"
 BLOCKER_FILE = "blocker.log"
 
 
+def fmt_duration(seconds: float | None) -> str:
+    """`12.3 s`, or `2 min 05.0 s` beyond a minute; `—` when unknown (shared by summary and risks)."""
+    if seconds is None:
+        return "—"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(seconds, 60)
+    return f"{int(minutes)} min {rest:04.1f} s"
+
+
 class RecordError(ValueError):
     """A hub file is unreadable or lacks a required field; the message names the file."""
 

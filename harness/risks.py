@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.records import GREEN, Collation, DatasetNote
+from harness.records import GREEN, Collation, DatasetNote, fmt_duration
 
 BLOCKER = "blocker"
 WARNING = "warning"
@@ -54,10 +54,6 @@ def scan_deprecations(log_path: Path) -> WarningScan | None:
     if len(first) > _EXAMPLE_CHARS:
         first = first[: _EXAMPLE_CHARS - 1] + "…"
     return WarningScan(log_path.name, count, first)
-
-
-def _fmt_s(seconds: float) -> str:
-    return f"{seconds:.1f} s"
 
 
 def derive_risks(collation: Collation, datasets: list[DatasetNote] | None = None) -> list[Risk]:
@@ -111,8 +107,8 @@ def derive_risks(collation: Collation, datasets: list[DatasetNote] | None = None
             risks.append(Risk(WARNING, f"`{scan.log}`: {scan.count} DeprecationWarning line(s); first: `{scan.first}`", t.name))
     for t in c.targets:
         if t.duration_s is not None and t.timeout and t.duration_s >= SLOW_FRACTION * t.timeout:
-            risks.append(Risk(WARNING, f"`{t.name}` took {_fmt_s(t.duration_s)}, {t.duration_s / t.timeout:.0%} of its "
-                                       f"{_fmt_s(t.timeout)} timeout: a slower machine may time out.", t.name))
+            risks.append(Risk(WARNING, f"`{t.name}` took {fmt_duration(t.duration_s)}, {t.duration_s / t.timeout:.0%} of its "
+                                       f"{fmt_duration(t.timeout)} timeout: a slower machine may time out.", t.name))
     for note in datasets or []:
         if note.sha256 is None:
             risks.append(Risk(WARNING, f"Dataset `{note.file}` of `{note.target}` has no sha256 and is not on disk to hash."))

@@ -16,7 +16,7 @@ from typing import Any, Iterable
 
 from tabulate import tabulate
 
-from harness.records import GREEN, Collation, DatasetNote, TargetResult
+from harness.records import GREEN, Collation, DatasetNote, TargetResult, fmt_duration
 from harness.risks import BLOCKER, Risk
 
 
@@ -34,16 +34,6 @@ def _code(value: str | None) -> str:
 def _table(rows: Iterable[Iterable[Any]], headers: list[str]) -> str:
     return tabulate([[_cell(v) for v in row] for row in rows], headers=headers, tablefmt="github",
                     disable_numparse=True)
-
-
-def fmt_duration(seconds: float | None) -> str:
-    """`12.3 s`, or `2 min 05.0 s` beyond a minute."""
-    if seconds is None:
-        return "—"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, rest = divmod(seconds, 60)
-    return f"{int(minutes)} min {rest:04.1f} s"
 
 
 def _link(collation: Collation, rel_to_root: str | Path) -> str:
