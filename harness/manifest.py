@@ -157,10 +157,21 @@ class ValidationResult:
     warnings: list[str] = field(default_factory=list)
     manifest: dict[str, Any] | None = None
     unreadable: bool = False  # no manifest, bad JSON or another schema: nothing else was checked
+    #: The subset of `problems` that only say "X is not GREEN" (the hub is sound, the run failed).
+    verdict_problems: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not self.problems
+
+    @property
+    def integrity_problems(self) -> list[str]:
+        """Problems with the hub itself (files, hashes, consistency), verdicts aside: what compare gates on."""
+        return [p for p in self.problems if p not in self.verdict_problems]
+
+    def not_green(self, message: str) -> None:
+        self.problems.append(message)
+        self.verdict_problems.append(message)
 
 
 def _project_root(hub: Path, manifest: dict[str, Any], result: ValidationResult) -> Path:
@@ -240,7 +251,7 @@ def _check_verdicts(hub: Path, root: Path, manifest: dict[str, Any], expected: l
         verdict_of[name] = verdict
         record_path = hub / VERDICTS_DIR / f"{name}.json"
         if verdict != GREEN:
-            result.problems.append(f"manifest.json: target {name!r} is {verdict}, not GREEN")
+            result.not_green(f"manifest.json: target {name!r} is {verdict}, not GREEN")
         if record_path.is_file() and record_path.stat().st_size:
             try:
                 record = VerdictRecord.load(record_path)
@@ -259,7 +270,7 @@ def _check_verdicts(hub: Path, root: Path, manifest: dict[str, Any], expected: l
         and manifest.get("complete", False) and not manifest.get("partial_run", False)
     ) else "not GREEN"
     if overall != GREEN:
-        result.problems.append(f"manifest.json: overall verdict is {overall}, not GREEN")
+        result.not_green(f"manifest.json: overall verdict is {overall}, not GREEN")
     if (overall == GREEN) != (recomputed == GREEN):
         result.problems.append(f"manifest.json: overall verdict {overall} contradicts its targets/src checks ({recomputed})")
     for entry in manifest.get("artifacts") or []:

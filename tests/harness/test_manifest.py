@@ -164,3 +164,13 @@ def test_validate_finds_hub_after_the_project_moves(green_hub: Path, tmp_path: P
     moved = project.rename(tmp_path / "clone")
     hub = moved / green_hub.relative_to(project)
     assert manifest_mod.validate(hub).ok
+
+
+def test_red_hub_has_verdict_problems_but_no_integrity_problems(project: Path) -> None:
+    hub = make_hub(project, {"unit": "RED"})
+    collate(hub, ledger=False)
+    result = manifest_mod.validate(hub)
+    assert result.verdict_problems and result.integrity_problems == []
+    (hub / LOGS["unit"]).write_text("edited\n")
+    (problem,) = manifest_mod.validate(hub).integrity_problems
+    assert problem.startswith(f"{rel(hub, LOGS['unit'])}: size changed (") and problem.endswith(", 7 now)")
