@@ -19,7 +19,7 @@ import argparse
 import json
 import math
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -45,6 +45,7 @@ class Tolerance:
 
     loss_rtol: float = 1e-4  # relative difference of final_train_loss, deterministic runs only
     duration_ratio_warn: float = 3.0  # warn when a target is this many times slower or faster
+    duration_floor_s: float = 5.0  # ...and the slower run took at least this long (tiny times are noise)
 
     def __post_init__(self) -> None:
         if not (self.loss_rtol >= 0 and math.isfinite(self.loss_rtol)):
@@ -53,6 +54,8 @@ class Tolerance:
             raise ValueError(
                 f"[compare] duration_ratio_warn must be a finite number > 1, got {self.duration_ratio_warn!r}"
             )
+        if not (self.duration_floor_s >= 0 and math.isfinite(self.duration_floor_s)):
+            raise ValueError(f"[compare] duration_floor_s must be a finite number >= 0, got {self.duration_floor_s!r}")
 
 
 @dataclass(frozen=True)
@@ -88,13 +91,19 @@ class Comparison:
     def exit_code(self) -> int:
         return 0 if self.agree else 1
 
+    def not_green_in_both(self) -> list[str]:
+        """Targets both hubs agree are not GREEN: agreement, but not evidence of success."""
+        return [f.target for f in self.findings
+                if f.check == "verdict" and f.status == AGREE and f.a != "GREEN"]
+
 
 # --------------------------------------------------------------------------- tolerance
 
 def tolerance_from_plan(plan_path: Path) -> Tolerance:
     """Tolerance from a plan's `[compare]` table (defaults for absent keys); ValueError if bad."""
     spec = load_plan(plan_path).compare
-    return Tolerance(loss_rtol=spec.loss_rtol, duration_ratio_warn=spec.duration_ratio_warn)
+    defaults = Tolerance()
+    return Tolerance(**{f.name: float(getattr(spec, f.name, getattr(defaults, f.name))) for f in fields(Tolerance)})
 
 
 def resolve_tolerance(plan: Path | None, hub_a: Hub, project_root: Path) -> tuple[Tolerance, str]:
@@ -256,14 +265,20 @@ def compare_target(name: str, a: VerdictRecord | None, b: VerdictRecord | None, 
         return [Finding(DISAGREE, name, "target", a.verdict if a else None, b.verdict if b else None,
                         f"target not run in hub {where}")]
     same = a.verdict == b.verdict
-    findings = [Finding(AGREE if same else DISAGREE, name, "verdict", a.verdict, b.verdict,
-                        "" if same else f"A: {a.reason} / B: {b.reason}")]
+    if not same:
+        detail = f"A: {a.reason} / B: {b.reason}"
+    elif a.verdict != "GREEN":  # agreeing on RED is agreement, but say why neither is GREEN
+        detail = f"not GREEN in either: {a.reason}" + ("" if a.reason == b.reason else f" / B: {b.reason}")
+    else:
+        detail = ""
+    findings = [Finding(AGREE if same else DISAGREE, name, "verdict", a.verdict, b.verdict, detail)]
     findings += _compare_tests(name, a, b)
     findings += _compare_record(name, a, b, tol)
     da, db = a.duration_s, b.duration_s
     if da is not None and db is not None and da > 0:
         ratio = db / da
-        slow = ratio > tol.duration_ratio_warn or ratio < 1 / tol.duration_ratio_warn
+        outside = ratio > tol.duration_ratio_warn or ratio < 1 / tol.duration_ratio_warn
+        slow = outside and max(da, db) >= tol.duration_floor_s
         findings.append(Finding(WARN if slow else AGREE, name, "duration_s", round(da, 2), round(db, 2),
                                 f"B/A = {ratio:.2f}" + (f" (outside x{tol.duration_ratio_warn:g})" if slow else "")))
     return findings
@@ -323,7 +338,8 @@ def render_table(result: Comparison) -> str:
 
     lines = [f"A: {result.hub_a}", f"B: {result.hub_b}",
              f"tolerance: loss_rtol={result.tolerance.loss_rtol:g}, "
-             f"duration_ratio_warn={result.tolerance.duration_ratio_warn:g} ({result.tolerance_source})"]
+             f"duration_ratio_warn={result.tolerance.duration_ratio_warn:g}, "
+             f"duration_floor_s={result.tolerance.duration_floor_s:g} ({result.tolerance_source})"]
     for title, status in (("DISAGREEMENTS", DISAGREE), ("AGREEMENTS", AGREE), ("WARNINGS", WARN)):
         rows = [[f.target, f.check, _cell(f.check, f.a, f.b),
                  "= A" if f.a == f.b and f.a is not None else _cell(f.check, f.b, f.a), f.detail]
@@ -333,6 +349,9 @@ def render_table(result: Comparison) -> str:
             lines.append(tabulate(rows, headers=["target", "check", "A", "B", "detail"], tablefmt="github"))
     n_dis, n_warn = len(result.by_status(DISAGREE)), len(result.by_status(WARN))
     outcome = "AGREE" if result.agree else "DISAGREE"
+    not_green = result.not_green_in_both()
+    if not_green:
+        lines += ["", f"note: not GREEN in either hub: {', '.join(not_green)} (the hubs agree on a failure)"]
     lines += ["", f"result: {outcome} ({n_dis} disagreement(s), {n_warn} warning(s)); exit {result.exit_code}"]
     return "\n".join(lines)
 
@@ -347,6 +366,7 @@ def render_json(result: Comparison) -> str:
         "tolerance_source": result.tolerance_source,
         "result": "AGREE" if result.agree else "DISAGREE",
         "exit_code": result.exit_code,
+        "not_green_in_both": result.not_green_in_both(),
         "disagreements": [asdict(f) for f in result.by_status(DISAGREE)],
         "agreements": [asdict(f) for f in result.by_status(AGREE)],
         "warnings": [asdict(f) for f in result.by_status(WARN)],

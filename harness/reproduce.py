@@ -142,7 +142,7 @@ def reproduce(from_hub: Path, *, project_root: Path, new_hub: Path | None = None
     if fmt == "json":
         print(render_json(result))
     else:
-        print(f"\nreproduce: A = teammate hub {teammate.path}\n           B = rerun hub {rerun.path}\n")
+        print("\nreproduce: comparing A = the teammate's hub with B = the rerun")
         print(render_table(result))
     return result.exit_code
 

@@ -165,6 +165,15 @@ def test_slow_target_warns_with_ratio(hubs, capsys):
     assert "B/A = 4.50 (outside x3)" in warnings
 
 
+def test_short_targets_do_not_warn_about_their_ratio(hubs, capsys):
+    """0.3 s vs 1.2 s is scheduler noise: below duration_floor_s (5 s) a ratio is shown, not warned."""
+    edit_verdict(hubs[0], "integration", lambda r: r.update(duration_s=0.3))
+    edit_verdict(hubs[1], "integration", lambda r: r.update(duration_s=1.2))
+    assert run_compare(*hubs) == 0
+    out = capsys.readouterr().out
+    assert "WARNINGS (0)" in out and "B/A = 4.00" in section(out, "AGREEMENTS")
+
+
 def test_json_format_lists_disagreements(hubs, capsys):
     edit_verdict(hubs[1], SMOKE, _shape)
     assert run_compare(*hubs, "--format", "json") == 1
@@ -172,14 +181,14 @@ def test_json_format_lists_disagreements(hubs, capsys):
     assert payload["result"] == "DISAGREE" and payload["exit_code"] == 1
     assert [(d["target"], d["check"]) for d in payload["disagreements"]] == [(SMOKE, "shapes")]
     assert payload["disagreements"][0]["b"]["diffraction"] == [4, 1, 64, 64]
-    assert payload["tolerance"] == {"loss_rtol": 1e-4, "duration_ratio_warn": 3.0}
+    assert payload["tolerance"] == {"loss_rtol": 1e-4, "duration_ratio_warn": 3.0, "duration_floor_s": 5.0}
 
 
 def test_plan_compare_table_sets_the_tolerance(hubs, tmp_path, capsys):
     edit_verdict(hubs[1], SMOKE, _loss)  # 1% off: disagrees at the default 1e-4
-    plan = write_plan(tmp_path / "plan.toml", "[compare]\nloss_rtol = 0.05\nduration_ratio_warn = 2.0")
+    plan = write_plan(tmp_path / "plan.toml", "[compare]\nloss_rtol = 0.05\nduration_ratio_warn = 2.0\nduration_floor_s = 0")
     assert run_compare(*hubs, "--plan", plan) == 0
-    assert "loss_rtol=0.05, duration_ratio_warn=2" in capsys.readouterr().out
+    assert "loss_rtol=0.05, duration_ratio_warn=2, duration_floor_s=0" in capsys.readouterr().out
 
 
 def test_plan_recorded_by_hub_a_is_used_when_present(hubs, tmp_path, capsys):
@@ -297,3 +306,12 @@ def test_cli_entry_point_exit_codes(hubs, tmp_path):
     bad = subprocess.run([sys.executable, "-m", "harness", "compare", str(tmp_path / "nope"), str(hubs[1])],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "does not exist" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_agreeing_on_red_is_agreement_with_a_note(hubs, capsys):
+    for hub in hubs:
+        edit_verdict(hub, "gridsize_regression", _red)
+    assert run_compare(*hubs) == 0
+    out = capsys.readouterr().out
+    assert "not GREEN in either: 1 test failed" in section(out, "AGREEMENTS")
+    assert "note: not GREEN in either hub: gridsize_regression" in out

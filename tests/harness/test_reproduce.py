@@ -67,7 +67,7 @@ def test_agreeing_rerun_exits_0_and_leaves_the_teammate_hub_untouched(monkeypatc
     assert fake.calls == [{"plan": root / PLAN_PATH, "project_root": root, "hub": None, "no_ledger": True,
                            "echo": sys.stdout}]
     out = capsys.readouterr().out
-    assert f"A = teammate hub {teammate}" in out and "result: AGREE" in out
+    assert f"A: {teammate}\nB: {root}/plans/" in out and "result: AGREE" in out
 
 
 def test_disagreeing_rerun_exits_1_with_the_disagreement_first(monkeypatch, root, teammate, capsys):
