@@ -56,15 +56,14 @@ class Hub:
         return self.run.plan, self.run.plan_sha256
 
 
-def _is_verdict_only(problem: str) -> bool:
-    """validate's "target X is RED, not GREEN" problems: a RED hub is still a sound hub to compare."""
-    return problem.startswith(f"{MANIFEST_FILE}: ") and problem.endswith(", not GREEN")
-
-
 def _validation(hub: Path) -> tuple[list[str], dict[str, Any]]:
-    """Integrity problems from `harness validate` (bulky artifacts outside the hub may be absent)."""
+    """Integrity problems from `harness validate` (bulky artifacts outside the hub may be absent).
+
+    RED verdicts are left out: a RED hub is still a sound hub to compare, and finding RED
+    targets is what compare is for.
+    """
     result = validate(hub, hub_only=True)
-    return [p for p in result.problems if not _is_verdict_only(p)], result.manifest or {}
+    return list(result.integrity_problems), result.manifest or {}
 
 
 def _manifest_targets(manifest: dict[str, Any]) -> list[str]:
