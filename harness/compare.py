@@ -192,7 +192,7 @@ def _compare_tests(name: str, a: VerdictRecord, b: VerdictRecord) -> list[Findin
     if ca != cb or changed:
         findings.append(Finding(DISAGREE, name, "counts", _counts_text(ca), _counts_text(cb),
                                 "; ".join(changed[:3]) or "counts differ"))
-    elif out_a or out_b or any(ca.values()):
+    elif a.kind == "pytest" or out_a or out_b or any(ca.values()):
         findings.append(Finding(AGREE, name, "counts", _counts_text(ca), _counts_text(cb)))
     return findings
 
