@@ -70,11 +70,12 @@ def derive_risks(collation: Collation, datasets: list[DatasetNote] | None = None
     for t in c.targets:
         if t.verdict != GREEN:
             risks.append(Risk(BLOCKER, f"`{t.name}` is {t.verdict}: {t.reason}", t.name))
-    for phase, files in c.src_changes.items():
-        if files:
-            risks.append(Risk(BLOCKER, f"Files under src/ differ from HEAD ({phase}): "
-                                       f"{', '.join(f'`{f}`' for f in files)}; evidence-only runs must not "
-                                       "change production code."))
+    src_files = sorted({f for files in c.src_changes.values() for f in files})
+    if src_files:
+        phases = ", ".join(phase for phase, files in c.src_changes.items() if files)
+        risks.append(Risk(BLOCKER, f"Files under src/ differ from HEAD ({phases}): "
+                                   f"{', '.join(f'`{f}`' for f in src_files)}; evidence-only runs must not "
+                                   "change production code."))
     for problem in c.validation_problems:
         risks.append(Risk(BLOCKER, f"validate: {problem}"))
     for error in c.record_errors:

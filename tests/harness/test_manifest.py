@@ -174,3 +174,12 @@ def test_red_hub_has_verdict_problems_but_no_integrity_problems(project: Path) -
     (hub / LOGS["unit"]).write_text("edited\n")
     (problem,) = manifest_mod.validate(hub).integrity_problems
     assert problem.startswith(f"{rel(hub, LOGS['unit'])}: size changed (") and problem.endswith(", 7 now)")
+
+
+def test_missing_target_files_are_a_verdict_problem_not_damage(project: Path) -> None:
+    hub = make_hub(project, no_record=("smoke",), no_log=("smoke",))
+    collate(hub, ledger=False)
+    result = manifest_mod.validate(hub)
+    assert result.integrity_problems == []
+    assert f"{rel(hub, LOGS['smoke'])}: expected artifact missing (its target is recorded as not finished)" \
+        in result.verdict_problems
