@@ -97,7 +97,23 @@ class RuntimeInfo:
 
 
 def probe_runtime(python: str, env: Mapping[str, str], cwd: Path) -> RuntimeInfo:
-    """Run a tiny probe with the target's interpreter and environment."""
+    """Run a tiny probe with the target's interpreter and environment.
+
+    Cached within one process per interpreter and the variables that can change the answer
+    (PYTHON*, CUDA*, NVIDIA*, LD_*): importing torch costs seconds. The child runs with
+    PYTHONSAFEPATH, so the working folder does not change what it imports.
+    """
+    key = (python, tuple(sorted((k, v) for k, v in env.items() if k.startswith(_PROBE_ENV_PREFIXES))))
+    if key not in _PROBES:
+        _PROBES[key] = _probe(python, env, cwd)
+    return _PROBES[key]
+
+
+_PROBES: dict[tuple, RuntimeInfo] = {}
+_PROBE_ENV_PREFIXES = ("PYTHON", "CUDA", "NVIDIA", "LD_")
+
+
+def _probe(python: str, env: Mapping[str, str], cwd: Path) -> RuntimeInfo:
     code = _PROBE % {"packages": PACKAGES}
     try:
         result = subprocess.run(

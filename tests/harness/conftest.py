@@ -1,0 +1,113 @@
+"""Fixtures for harness tests: a tiny synthetic project in tmp_path, and plan files for it.
+
+The runner is driven against throw-away pytest files and commands, never the real backend, so
+these tests stay fast and independent of src/. Every hub they create lives under tmp_path.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+SYNTHETIC_TESTS = '''
+import os
+import sys
+import time
+
+import pytest
+
+
+def test_pass():
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == ""
+    assert os.environ["PYTHONHASHSEED"] == "0"
+
+
+def test_fail():
+    assert 1 == 2, "boom-failure-text"
+
+
+def test_skip():
+    pytest.skip("not on this machine")
+
+
+@pytest.mark.xfail(reason="known bug")
+def test_xfail():
+    assert 0
+
+
+def test_hang():
+    time.sleep(60)
+'''
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return repr(value)
+
+
+def plan_text(targets: list[dict], **plan: object) -> str:
+    """A plan TOML for the synthetic project (hub under reports/, artifacts under artifacts/)."""
+    meta = {"id": "SYN/1", "title": "synthetic", "hub": "reports/{timestamp}/hub",
+            "artifacts": "artifacts/{timestamp}", "tags": ["evidence"], **plan}
+    lines = ["[plan]", *(f"{k} = {_toml_value(v)}" for k, v in meta.items()),
+             "", "[environment]", "seed = 0", "threads = 1", ""]
+    for target in targets:
+        lines.append("[[targets]]")
+        lines += [f"{k} = {_toml_value(v)}" for k, v in target.items()]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def table_for_pytest(name: str, selector: str, timeout: float = 20, **extra: object) -> dict:
+    return {"name": name, "session": name, "kind": "pytest", "selector": selector,
+            "log": f"{name}.log", "timeout": timeout, "description": f"synthetic {name}", **extra}
+
+
+def table_for_command(name: str, code: str, timeout: float = 20, **extra: object) -> dict:
+    return {"name": name, "session": name, "kind": "command", "argv": ["{python}", "-c", code],
+            "log": f"{name}.log", "timeout": timeout, "description": f"synthetic {name}", **extra}
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A project root with conftest-less test files: synthetic outcomes, an empty file, pass + skip."""
+    root = tmp_path / "project"
+    (root / "tests").mkdir(parents=True)
+    (root / "tests" / "test_synthetic.py").write_text(textwrap.dedent(SYNTHETIC_TESTS))
+    (root / "tests" / "test_empty.py").write_text("# no tests here\n")
+    (root / "tests" / "test_mixed.py").write_text(
+        "import pytest\n\ndef test_ok():\n    pass\n\ndef test_skipped():\n    pytest.skip('later')\n"
+    )
+    return root
+
+
+@pytest.fixture
+def write_plan(project: Path) -> Callable[..., Path]:
+    """Write a plan for `project` and return its path."""
+
+    def write(targets: list[dict], name: str = "plan.toml", **plan: object) -> Path:
+        path = project / name
+        path.write_text(plan_text(targets, **plan))
+        return path
+
+    return write
+
+
+class TargetFactory:
+    """Build [[targets]] tables: `targets.pytest(name, selector)` / `targets.command(name, code)`."""
+
+    pytest = staticmethod(table_for_pytest)
+    command = staticmethod(table_for_command)
+
+
+@pytest.fixture
+def targets() -> type[TargetFactory]:
+    return TargetFactory
