@@ -181,6 +181,21 @@ def _wall_span(c: Collation) -> str:
     return f"{min(starts)} → {max(ends)}"
 
 
+def _code_line(c: Collation) -> str:
+    """One line: commit, tree state, src/ guard, versions, GPU hidden (details in Environment)."""
+    sha = (c.run.git.sha or "unknown")[:12]
+    dirty = "dirty tree" if c.run.git.dirty else "clean tree"
+    src = "src/ changed" if any(c.src_changes.values()) else "src/ unchanged"
+    provs = [t.record.provenance for t in c.targets if t.record]
+    versions = ""
+    if provs:
+        p = provs[0]
+        versions = f", Python {p.python}, torch {p.torch}, lightning {p.lightning}"
+    hidden = [p.cuda_visible_devices == "" and p.cuda_available is False for p in provs]
+    gpu = ", CPU only (GPU hidden in every target)" if hidden and all(hidden) else ", GPU NOT hidden in every target" if provs else ""
+    return f"`{sha}` ({dirty}, {src}){versions}{gpu}"
+
+
 def render_summary(c: Collation, risks: list[Risk], datasets: list[DatasetNote], *, blocker_written: bool) -> str:
     """The full markdown text of summary.md."""
     n_green = sum(t.verdict == GREEN for t in c.targets)
@@ -195,6 +210,7 @@ def render_summary(c: Collation, risks: list[Risk], datasets: list[DatasetNote],
         f"(UTC {_wall_span(c)}).",
         f"- Plan: {plan_link} (sha256 `{c.plan_sha256[:16]}…`); hub `{c.hub_rel}`; collated {c.collated_utc}.",
     ]
+    lines.append(f"- Code and environment: {_code_line(c)}.")
     if blocker_written:
         lines.append("- Blocker details: [blocker.log](blocker.log).")
     lines += ["- Integrity: [manifest.json](manifest.json) lists every file with its sha256; "

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
-from collatehub import FIXTURE, LOGS, SELECTORS, make_hub, make_project
+from collatehub import FIXTURE, LOGS, SELECTORS, git, make_hub, make_project
 
 from harness.collate import build_collation, collate
 from harness.records import dataset_notes, fmt_duration
@@ -39,6 +39,9 @@ def test_green_summary_answers_the_reviewer(project: Path) -> None:
 
     assert text.startswith("# Evidence summary: TEST/C4.D.B3 — 2026-11-29T101500Z")
     assert "**Overall verdict: GREEN**" in text
+    sha = git(project, "rev-parse", "HEAD").strip()[:12]
+    assert (f"- Code and environment: `{sha}` (clean tree, src/ unchanged), Python 3.11.7, torch 2.13.0+cpu, "
+            "lightning 2.6.6, CPU only (GPU hidden in every target).") in text
     rows = table_rows(section(text, "Targets"))
     assert [r[0] for r in rows] == ["unit", "integration", "smoke"]
     unit = rows[0]
