@@ -105,6 +105,7 @@ def save_bundle(output_dir: Path | str, models: Mapping[str, nn.Module], params:
         with os.fdopen(fd, "wb") as handle, zipfile.ZipFile(handle, "w", zipfile.ZIP_STORED) as archive:
             for name, data in members.items():
                 archive.writestr(name, data)
+        os.chmod(tmp_name, 0o644)  # mkstemp creates 0600; a bundle is meant to be shared
         os.replace(tmp_name, target)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)

@@ -57,7 +57,6 @@ def predict_patches(
     """Run ``diffraction_to_obj`` over the container: complex64 (B, C, N, N) on the CPU."""
     count = container.X.shape[0] if limit is None else min(limit, container.X.shape[0])
     probe = torch.as_tensor(container.probe).to(device)
-    scale = _input_scale(container)
     model = model.to(device).eval()
     outputs = []
     with torch.no_grad():
@@ -65,17 +64,8 @@ def predict_patches(
             stop = min(start + batch_size, count)
             x = torch.as_tensor(container.X[start:stop]).to(device)
             positions = torch.as_tensor(container.coords_relative[start:stop]).to(device)
-            outputs.append(model(x, positions, probe, scale).cpu())
+            outputs.append(model(x, positions, probe).cpu())  # input scale 1, as in training
     return torch.cat(outputs)
-
-
-def _input_scale(container) -> Any:
-    """The input scale factor the container computed (if any) for ``diffraction_to_obj``."""
-    for name in ("input_scale_factor", "norm_Y_I"):
-        value = getattr(container, name, None)
-        if value is not None:
-            return value
-    return None
 
 
 def save_images(obj: np.ndarray, covered: np.ndarray, output_dir: Path) -> tuple[Path, Path]:
