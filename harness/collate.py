@@ -322,8 +322,26 @@ def apply_ledger(c: Collation, plan: EvidencePlan, blocker: Path | None) -> tupl
     return update, f"ledger: row {update.row} → {update.state}, Attempt #{update.attempt} appended to {spec.fix_plan}"
 
 
+class TamperedHubError(ValueError):
+    """A hub collated before no longer matches its manifest; re-collating would hide that."""
+
+
+def _refuse_tampered(hub: Path) -> None:
+    """Re-collating a finished hub is allowed (e.g. to retry the ledger) only if it is intact."""
+    if (hub / INCOMPLETE_MARKER).exists() or not (hub / MANIFEST_FILE).is_file():
+        return
+    check = validate(hub, hub_only=True)
+    if check.manifest is not None and check.integrity_problems:
+        raise TamperedHubError(
+            f"{hub} was collated before and no longer matches its manifest.json; refusing to re-collate "
+            "over changed evidence (rerun the plan into a new hub instead):\n  "
+            + "\n  ".join(check.integrity_problems)
+        )
+
+
 def collate(hub: Path, *, plan_path: Path | None = None, ledger: bool = True, project_root: Path | None = None) -> CollateResult:
     """Collate a hub end to end (see the module docstring); never raises for a RED run."""
+    _refuse_tampered(Path(hub).resolve())
     c = build_collation(hub, plan_path=plan_path, project_root=project_root)
     plan = load_plan(c.project_root / c.plan_rel if not Path(c.plan_rel).is_absolute() else Path(c.plan_rel))
     blocker = _write_hub_files(c)

@@ -207,3 +207,17 @@ def test_collate_writes_every_plan_log_name(project: Path) -> None:
     result = collate_mod.collate(hub, ledger=False)
     assert [t.log for t in result.collation.targets] == list(LOGS.values())
     assert all(t.log_present for t in result.collation.targets)
+
+
+def test_recollating_a_tampered_hub_is_refused(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    hub = make_hub(project, {"unit": "RED"})
+    collate_mod.collate(hub, ledger=False)
+    record = hub / "verdicts" / "unit.json"
+    data = json.loads(record.read_text())
+    data.update(verdict="GREEN", counts={"tests": 1, "passed": 1}, exit_code=0)
+    record.write_text(json.dumps(data))  # launder the RED verdict, then try to re-collate
+
+    assert run_main(hub, "--no-ledger") == 2
+    err = capsys.readouterr().err
+    assert "refusing to re-collate" in err and "verdicts/unit.json: size changed" in err
+    assert json.loads((hub / "manifest.json").read_text())["overall_verdict"] == "RED"
