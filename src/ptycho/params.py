@@ -1,0 +1,52 @@
+"""The legacy global ``params.cfg`` dict and its one writer, ``update_legacy_dict`` (CONFIG-001).
+
+Why it still exists: upstream code and saved bundles read settings from this dict. New code
+receives configs as arguments and never reads ``cfg``; the entry points call
+``update_legacy_dict(cfg, config)`` once, before loading or grouping data, so the dict never
+disagrees with the config that is actually used (the upstream bug CONFIG-001).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from ptycho.config import InferenceConfig, ModelConfig, TrainingConfig
+
+cfg: dict[str, Any] = {}
+
+#: config field -> legacy key, where the legacy name differs (dots are not identifiers).
+LEGACY_KEYS: dict[str, str] = {
+    "object_big": "object.big",
+    "probe_big": "probe.big",
+    "max_epochs": "nepochs",
+    "train_data_file": "train_data_file_path",
+    "test_data_file": "test_data_file_path",
+    "output_dir": "output_prefix",
+}
+
+
+def _plain(value: Any) -> Any:
+    return str(value) if isinstance(value, Path) else value
+
+
+def legacy_view(config: ModelConfig | TrainingConfig | InferenceConfig) -> dict[str, Any]:
+    """The legacy key/value pairs a config stands for (model fields flattened, paths as str)."""
+    if not isinstance(config, (ModelConfig, TrainingConfig, InferenceConfig)):
+        raise ValueError(
+            f"update_legacy_dict needs a ModelConfig, TrainingConfig or InferenceConfig, got {type(config).__name__}"
+        )
+    model = config if isinstance(config, ModelConfig) else config.model
+    values: dict[str, Any] = {f.name: getattr(model, f.name) for f in dataclasses.fields(model)}
+    values["C"] = model.C
+    values["intensity_scale"] = model.intensity_scale
+    if not isinstance(config, ModelConfig):
+        values.update({f.name: getattr(config, f.name) for f in dataclasses.fields(config) if f.name != "model"})
+    return {LEGACY_KEYS.get(name, name): _plain(value) for name, value in values.items()}
+
+
+def update_legacy_dict(target: dict[str, Any], config: ModelConfig | TrainingConfig | InferenceConfig) -> dict[str, Any]:
+    """Write ``config`` into ``target`` (normally ``ptycho.params.cfg``) and return it."""
+    target.update(legacy_view(config))
+    return target
