@@ -286,10 +286,11 @@ def _ledger_text(c: Collation) -> tuple[str, list[str]]:
             part += f", {t.counts.passed}/{t.counts.tests} passed"
         part += f", {fmt_duration(t.duration_s)}"
         rec = (t.record.record if t.record else None) or {}
-        if rec.get("final_train_loss") is not None:
-            part += f"; final loss {rec['final_train_loss']:.6g} after {rec.get('epochs')} epoch(s)"
+        loss = rec.get("final_train_loss")
+        if isinstance(loss, (int, float)):
+            part += f"; final loss {loss:.6g} after {rec.get('epochs')} epoch(s)"
         shape = (rec.get("shapes") or {}).get("diffraction")
-        if shape:
+        if isinstance(shape, list):
             part += f", diffraction {tuple(shape)}"
         if t.verdict != GREEN:
             part += f" — {t.reason}"

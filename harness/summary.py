@@ -98,7 +98,8 @@ def _smoke_section(c: Collation) -> list[str]:
             ["Training time (CLI)", fmt_duration(rec.get("wall_seconds"))],
             ["Epochs", rec.get("epochs")],
             ["Final train loss", f"{loss:.6g}" if isinstance(loss, (int, float)) else loss],
-            ["Loss per epoch", ", ".join(f"{v:.6g}" for v in rec.get("train_loss_history") or []) or None],
+            ["Loss per epoch", ", ".join(f"{v:.6g}" if isinstance(v, (int, float)) else str(v)
+                                         for v in rec.get("train_loss_history") or []) or None],
             ["Batch size", rec.get("batch_size")],
         ]
         for key in ("bundle", "checkpoint"):
