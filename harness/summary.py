@@ -68,7 +68,12 @@ def _counts(t: TargetResult) -> str:
 def _targets_section(c: Collation) -> list[str]:
     rows = []
     for t in c.targets:
-        log = f"[{t.log}]({t.log})" if t.log_present else f"{t.log} (missing)"
+        if t.log_present:
+            log = f"[{t.log}]({t.log})"
+        elif (c.hub / f"{t.log}.partial").is_file():
+            log = f"[{t.log}.partial]({t.log}.partial) (unfinished)"
+        else:
+            log = f"{t.log} (missing)"
         rows.append([t.name, _code(display_command(c, t)), f"**{t.verdict}**", _counts(t),
                      fmt_duration(t.duration_s), log, t.reason])
     headers = ["Target", "Selector / command", "Verdict", "Passed / failed / skipped", "Duration", "Log", "Reason"]

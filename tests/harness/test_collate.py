@@ -119,7 +119,7 @@ def test_interrupted_hub_stays_incomplete_and_leaves_ledger_alone(project: Path)
     assert {p: (project / p).read_bytes() for p in before} == before
     assert "interrupted" in result.ledger_note
     assert "smoke" in (hub / "blocker.log").read_text()
-    assert "cli_smoke.log.partial" in (hub / "summary.md").read_text()
+    assert "[cli_smoke.log.partial](cli_smoke.log.partial) (unfinished)" in (hub / "summary.md").read_text()
 
 
 def test_collating_twice_adds_one_attempt(project: Path) -> None:
