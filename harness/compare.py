@@ -110,12 +110,19 @@ def resolve_tolerance(plan: Path | None, hub_a: Hub, project_root: Path) -> tupl
     """Tolerance from --plan, else from the plan hub A recorded (if present here), else defaults."""
     if plan is not None:
         return tolerance_from_plan(plan), f"{plan} [compare]"
-    recorded, _ = hub_a.plan_ref()
-    if recorded:
-        candidate = Path(recorded) if Path(recorded).is_absolute() else project_root / recorded
-        if candidate.is_file():
-            return tolerance_from_plan(candidate), f"{recorded} [compare]"
-    return Tolerance(), "defaults (no plan file found)"
+    recorded, sha = hub_a.plan_ref()
+    if not recorded:
+        return Tolerance(), "defaults (hub A records no plan)"
+    candidate = Path(recorded) if Path(recorded).is_absolute() else project_root / recorded
+    if not candidate.is_file():
+        return Tolerance(), f"defaults ({recorded} not found under {project_root})"
+    try:
+        plan_file = load_plan(candidate)
+        tolerance = tolerance_from_plan(candidate)
+    except ValueError as exc:  # the recorded plan is only a convenience: say why, use defaults
+        return Tolerance(), f"defaults ({recorded} does not load: {str(exc).splitlines()[0]})"
+    changed = "" if plan_file.sha256 == sha else ", file changed since hub A was made"
+    return tolerance, f"{recorded} [compare]{changed}"
 
 
 # --------------------------------------------------------------------------- helpers
