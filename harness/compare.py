@@ -302,15 +302,25 @@ def _env_values(hub: Hub, key: str) -> Any:
     return values[0] if len(values) == 1 else values
 
 
+def _dirty_finding(a: Hub, b: Hub, va: Any, vb: Any) -> Finding:
+    """A dirty (or unknown) tree in either hub is a warning naming the files."""
+    parts = []
+    for label, hub, value in (("A", a, va), ("B", b, vb)):
+        if value is False:
+            continue
+        files = sorted({f for r in hub.verdicts.values() for f in r.provenance.dirty_files})
+        parts.append(f"{label}: " + (_short_list(files) if files else "git state unknown" if value is None else "dirty"))
+    detail = f"tracked files differed from HEAD ({'; '.join(parts)})" if parts else ""
+    return Finding(WARN if parts else AGREE, ENVIRONMENT, "git_dirty", va, vb, detail)
+
+
 def compare_environment(a: Hub, b: Hub) -> list[Finding]:
     """Environment and plan drift: warnings, never disagreements."""
     findings = []
     for key in ENV_KEYS:
         va, vb = _env_values(a, key), _env_values(b, key)
         if key == "git_dirty":
-            dirty = [h for h, v in (("A", va), ("B", vb)) if v is not False]
-            findings.append(Finding(WARN if dirty else AGREE, ENVIRONMENT, key, va, vb,
-                                    f"tracked files differ from HEAD in {' and '.join(dirty)}" if dirty else ""))
+            findings.append(_dirty_finding(a, b, va, vb))
             continue
         mixed = [h for h, v in (("A", va), ("B", vb)) if isinstance(v, list)]
         if va == vb and not mixed:

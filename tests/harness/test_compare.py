@@ -154,7 +154,7 @@ def test_environment_drift_alone_exits_0_with_warnings(hubs, capsys):
     warnings = section(out, "WARNINGS")
     for check in ("git_sha", "platform", "git_dirty"):
         assert f"| {check}" in warnings, f"{check} drift not warned:\n{out}"
-    assert "tracked files differ from HEAD in B" in warnings
+    assert "tracked files differed from HEAD (B: src/ptycho/config.py)" in warnings
     assert "DISAGREEMENTS (0)" in out and "result: AGREE (0 disagreement(s), 3 warning(s))" in out
 
 
