@@ -11,10 +11,17 @@ All writes go through `harness.hub.atomic_write_text`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not on Windows: no cross-process lock there
+    fcntl = None  # type: ignore[assignment]
 
 from harness.hub import atomic_write_text
 
@@ -174,6 +181,25 @@ def _initiative(plan_file_rel: str) -> str | None:
     return None
 
 
+@contextlib.contextmanager
+def _ledger_lock(folder: Path) -> Iterator[None]:
+    """Serialise ledger updates of concurrent collates (read-modify-write of fix_plan.md).
+
+    The lock is taken on the folder holding the fix plan, not on the file: atomic writes
+    replace the file's inode, so a lock on the file would not be seen by the next writer.
+    """
+    if fcntl is None:
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
 def record_attempt(
     project_root: Path,
     *,
@@ -198,6 +224,26 @@ def record_attempt(
     for path, what in ((plan_path, "plan file"), (fix_path, "fix plan")):
         if not path.is_file():
             raise FileNotFoundError(f"{path}: {what} named by the evidence plan's [ledger] table does not exist")
+    with _ledger_lock(fix_path.parent):
+        return _record_attempt_locked(plan_path, fix_path, plan_file=plan_file, fix_plan=fix_plan, row=row,
+                                      hub_rel=hub_rel, timestamp=timestamp, green=green, headline=headline,
+                                      details=details, links=links)
+
+
+def _record_attempt_locked(
+    plan_path: Path,
+    fix_path: Path,
+    *,
+    plan_file: str,
+    fix_plan: str,
+    row: str,
+    hub_rel: str,
+    timestamp: str,
+    green: bool,
+    headline: str,
+    details: list[str],
+    links: AttemptLinks,
+) -> LedgerUpdate:
     state = STATE_DONE if green else STATE_PENDING
     fix_text = fix_path.read_text(encoding="utf-8")
     marker = hub_marker(hub_rel)
@@ -211,7 +257,10 @@ def record_attempt(
 
     initiative = _initiative(plan_file)
     number = next_attempt_number(fix_text, initiative, source=str(fix_path))
-    link = lambda rel: f"[{Path(rel).name}]({_rel_link(rel, fix_plan)})"  # noqa: E731
+
+    def link(rel: str) -> str:
+        return f"[{Path(rel).name}]({_rel_link(rel, fix_plan)})"
+
     evidence_links = [link(links.summary)] + ([link(links.blocker)] if links.blocker else [])
     entry_lines = [f"- [{timestamp}] Attempt #{number} — {headline} {marker}"]
     entry_lines += [f"  - {d}" for d in details]

@@ -148,3 +148,15 @@ def test_shipped_findings_define_every_id() -> None:
     text = (REPO / "docs" / "findings.md").read_text()
     for finding in ("CONFIG-001", "BUG-TF-001", "POLICY-001", "DATA-001", "FORMAT-001"):
         assert f"\n## {finding}\n" in text, finding
+
+
+def test_concurrent_collates_each_get_their_own_attempt(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    root = _project(tmp_path)
+    hubs = [f"plans/active/ADR-003-BACKEND-API/reports/T{i}/phase_c4d_at_parallel" for i in range(8)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        updates = list(pool.map(lambda hub: _record(root, hub, green=True), hubs))
+    assert sorted(u.attempt for u in updates) == list(range(35, 43))
+    fix = (root / FIX_PLAN).read_text()
+    assert all(fix.count(hub_marker(h)) == 1 for h in hubs)
