@@ -45,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="number of groups to reconstruct (default: all)")
     parser.add_argument("--batch_size", type=int, default=32, help="groups per forward pass")
     parser.add_argument("--inner_size", type=int, default=None,
-                        help="stitch only the central inner_size x inner_size pixels of each patch")
+                        help="stitch only the central inner_size x inner_size pixels of each patch "
+                             "(default: N/2, the region the overlap constraint trusts; N for whole patches)")
     parser.add_argument("--seed", type=int, default=0, help="seed for grouping")
     add_accelerator_arguments(parser)
     return parser
@@ -131,8 +132,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     flat_patches = patches.reshape(n_groups * channels, n, n).numpy()
     positions = torch.as_tensor(container.coords_nn).reshape(n_groups * channels, 2).numpy().astype(np.float64)
     canvas_shape = raw.objectGuess.shape if raw.objectGuess is not None else canvas_shape_for(positions, n)
-    obj, weights = stitch_patches(flat_patches, positions, canvas_shape, inner_size=args.inner_size,
-                                  return_weights=True)
+    inner_size = n // 2 if args.inner_size is None else args.inner_size
+    if not 1 <= inner_size <= n:
+        raise ValueError(f"--inner_size must be between 1 and N={n}, got {inner_size}")
+    obj, weights = stitch_patches(flat_patches, positions, canvas_shape, inner_size=inner_size, return_weights=True)
 
     args.output_dir.mkdir(parents=True, exist_ok=True)
     amplitude_png, phase_png = save_images(obj, weights > 0, args.output_dir)
@@ -143,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "gridsize": int(params["gridsize"]),
         "n_groups": int(n_groups),
         "N": n,
-        "inner_size": args.inner_size,
+        "inner_size": inner_size,
         "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     npz_path = args.output_dir / RECONSTRUCTION_NPZ

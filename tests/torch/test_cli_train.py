@@ -11,6 +11,7 @@ import sys
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ptycho_torch.cli import shared
@@ -154,3 +155,18 @@ def test_main_rejects_bad_input_in_process(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.npz"):
         main(["--train_data_file", str(tmp_path / "nope.npz"), "--output_dir", str(tmp_path)])
     assert shared.run_cli(main, ["--train_data_file", str(tmp_path / "nope.npz"), "--output_dir", "x"]) == 2
+
+
+def test_too_few_patterns_for_the_groups_exits_2_with_the_fix(tmp_path, capsys):
+    with np.load(FIXTURE) as npz:
+        arrays = {key: npz[key] for key in npz.files}
+    for key in ("xcoords", "ycoords", "diffraction", "scan_index"):
+        arrays[key] = arrays[key][:10]
+    small = tmp_path / "small.npz"
+    np.savez(small, **arrays)
+    argv = ["--train_data_file", str(small), "--output_dir", str(tmp_path / "out"),
+            "--n_images", "64", "--gridsize", "2", "--accelerator", "cpu"]  # fmt: skip
+    assert shared.run_cli(main, argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "64 groups requested" in err and "--n_images" in err
+    assert not (tmp_path / "out").exists(), "bad data is rejected before the output directory is created"
