@@ -258,11 +258,22 @@ def _compare_record(name: str, a: VerdictRecord, b: VerdictRecord, tol: Toleranc
                             " ".join(f"{k}={_fmt(v)}" for k, v in ca.items()),
                             " ".join(f"{k}={_fmt(v)}" for k, v in cb.items()),
                             f"differ: {', '.join(differ)}" if differ else ""))
-    da, db = ra.get("train_data_sha256"), rb.get("train_data_sha256")
-    ok = da == db and da is not None
-    findings.append(Finding(AGREE if ok else DISAGREE, name, "data sha256", da, db,
-                            "" if ok else "training data differ (or hash missing)"))
+    findings.append(_compare_data(name, ra, rb))
     return findings
+
+
+def _compare_data(name: str, ra: dict[str, Any], rb: dict[str, Any]) -> Finding:
+    """Same training data: the recorded sha256 decides; without one, only the file name can."""
+    da, db = ra.get("train_data_sha256"), rb.get("train_data_sha256")
+    if da and db:
+        return Finding(AGREE if da == db else DISAGREE, name, "data sha256", da, db,
+                       "" if da == db else "the training data differ")
+    fa, fb = ra.get("train_data_file"), rb.get("train_data_file")
+    missing = " and ".join(h for h, d in (("A", da), ("B", db)) if not d)
+    if fa != fb:
+        return Finding(DISAGREE, name, "data file", fa, fb, f"different training files (no sha256 in {missing})")
+    return Finding(WARN, name, "data sha256", da, db,
+                   f"TRAIN_RECORD of {missing} has no train_data_sha256: same file name {fa}, content unconfirmed")
 
 
 def compare_target(name: str, a: VerdictRecord | None, b: VerdictRecord | None, tol: Tolerance) -> list[Finding]:

@@ -326,3 +326,34 @@ def test_broken_recorded_plan_falls_back_to_defaults_and_says_so(hubs, tmp_path,
     assert run_compare(*hubs, "--project-root", tmp_path / "root") == 0
     out = capsys.readouterr().out
     assert f"loss_rtol=0.0001, duration_ratio_warn=3, duration_floor_s=5 (defaults ({PLAN_PATH} does not load:" in out
+
+
+def test_missing_data_hash_is_a_warning_unless_the_files_differ(hubs, capsys):
+    edit_verdict(hubs[1], SMOKE, lambda r: r["record"].pop("train_data_sha256"))
+    assert run_compare(*hubs) == 0
+    assert "TRAIN_RECORD of B has no train_data_sha256" in section(capsys.readouterr().out, "WARNINGS")
+    edit_verdict(hubs[1], SMOKE, lambda r: r["record"].update(train_data_file="tests/fixtures/other.npz"))
+    assert run_compare(*hubs) == 1
+    assert "different training files" in section(capsys.readouterr().out, "DISAGREEMENTS")
+
+
+def test_hubs_written_by_the_real_collate(tmp_path, capsys):
+    """End to end on collate's own manifest.json (hubs from tests/harness/collatehub.py)."""
+    from collatehub import make_hub, make_project
+
+    from harness.collate import collate
+
+    root = make_project(tmp_path / "project")
+    data = {"smoke": {"record": {"epochs": 1, "final_train_loss": 0.0421875, "gridsize": 2, "n_groups": 64,
+                                 "batch_size": 4, "n_patterns": 64, "train_data_file": "tests/fixtures/data_v1.npz",
+                                 "train_data_sha256": DATA_SHA, "shapes": {"diffraction": [4, 4, 64, 64]}}}}
+    first = make_hub(root, timestamp="2026-11-29T101500Z", edit=data)
+    again = make_hub(root, timestamp="2026-11-29T111500Z", edit=data)
+    red = make_hub(root, timestamp="2026-11-29T121500Z", edit=data, verdicts={"integration": "RED"})
+    for hub in (first, again, red):
+        collate(hub, ledger=False)
+    assert run_compare(first, again, "--project-root", root) == 0, capsys.readouterr()
+    assert "result: AGREE (0 disagreement(s), 0 warning(s))" in capsys.readouterr().out
+    assert run_compare(first, red, "--project-root", root) == 1
+    disagreements = section(capsys.readouterr().out, "DISAGREEMENTS")
+    assert "| integration | verdict" in disagreements and "| integration | counts" in disagreements
