@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
 PLAN_PATH = "plans/active/ADR-003-BACKEND-API/evidence/phase_c4d_b3.toml"
 PLAN_SHA = "ab" * 32
 DATA_SHA = "5e" * 32
@@ -136,9 +137,6 @@ def edit_verdict(hub: Path, name: str, change: Callable[[dict[str, Any]], None])
     change(record)
     path.write_text(json.dumps(record, indent=2))
     write_manifest(hub)
-
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def write_plan(path: Path, compare_table: str) -> Path:
