@@ -48,6 +48,9 @@ def classname_to_nodeid(classname: str, name: str, is_file: Callable[[str], bool
     `is_file(relative_path)` to find where the module path ends.
     """
     parts = [p for p in classname.split(".") if p]
+    if not parts:  # a collection error: `name` is the dotted module path
+        module = name.replace(".", "/") + ".py"
+        return module if is_file(module) else name
     for cut in range(len(parts), 0, -1):
         candidate = "/".join(parts[:cut]) + ".py"
         if is_file(candidate):
@@ -91,6 +94,14 @@ def load_junit(path: Path, project_root: Path) -> JUnitResult | None:
         return None
 
 
+_EXIT_MEANING = {
+    2: "interrupted, e.g. by a collection error",
+    3: "pytest internal error",
+    4: "usage error: the selector's file or test does not exist",
+    5: "no tests collected: the selector matched nothing",
+}
+
+
 def _names(tests: Sequence[TestResult], outcome: str, limit: int = 3) -> str:
     chosen = [t.nodeid for t in tests if t.outcome == outcome]
     more = f" (+{len(chosen) - limit} more)" if len(chosen) > limit else ""
@@ -112,7 +123,8 @@ def pytest_verdict(
     if junit.timed_out:
         return TIMEOUT, f"pytest-timeout stopped {_names(junit.tests, 'failed')}"
     if c["tests"] == 0:
-        return RED, f"no tests collected (pytest exit code {exit_code}): the selector matched nothing"
+        why = _EXIT_MEANING.get(exit_code, "the selector matched nothing")
+        return RED, f"no tests ran (pytest exit code {exit_code}: {why})"
     if c["failed"] or c["errors"]:
         parts = []
         if c["failed"]:

@@ -77,7 +77,15 @@ def test_selector_matching_nothing_is_red(one, targets, selector):
     record, log = one(targets.pytest("none", selector))
     assert record["verdict"] == "RED", record
     assert record["exit_code"] != 0
-    assert "no tests collected" in record["reason"] or "no JUnit XML" in record["reason"]
+    assert "no tests ran" in record["reason"] or "no JUnit XML" in record["reason"]
+
+
+def test_collection_error_is_red_naming_the_module(one, targets, project):
+    (project / "tests" / "test_broken.py").write_text("import no_such_module_here\n\ndef test_x():\n    pass\n")
+    record, log = one(targets.pytest("broken", "tests/test_broken.py"))
+    assert record["verdict"] == "RED"
+    assert "error" in record["reason"] and "tests/test_broken.py" in record["reason"]
+    assert "no_such_module_here" in log
 
 
 def test_hanging_test_is_stopped_at_its_timeout(one, targets):

@@ -65,6 +65,9 @@ def test_nodeid_from_classname():
         "test_lightning_training_respects_gridsize")
     assert classname_to_nodeid("tests.torch.test_workflows_components", "test_x[a-b]", exists) == (
         "tests/torch/test_workflows_components.py::test_x[a-b]")
+    # a collection error has no class name; its name is the module
+    assert classname_to_nodeid("", "tests.torch.test_workflows_components", exists) == (
+        "tests/torch/test_workflows_components.py")
 
 
 @pytest.mark.parametrize(
