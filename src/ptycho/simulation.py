@@ -58,8 +58,8 @@ def make_probe(N: int = 64, sigma: float | None = None, defocus: float = 0.5) ->
 def make_object(size: int, seed: int | np.random.SeedSequence = 0) -> np.ndarray:
     """A (size, size) complex64 object with independent amplitude and phase structure.
 
-    Amplitude in [0.35, 0.95] (inside the sigmoid head's range): smooth texture plus sharp
-    discs. Phase in about [-1.2, 1.2] rad: coarser texture plus rectangles.
+    Amplitude within [0.35, 0.95] (inside the sigmoid head's range): smooth texture plus
+    sharp discs. Phase within [-1.2, 1.2] rad: coarser texture plus rectangles.
     """
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[:size, :size]
@@ -163,8 +163,12 @@ def simulate_dataset(
         "n_patterns": n_patterns,
         "N": N,
         "intensity_scale": scale,
-        "object": {"shape": [size, size], "amplitude_range": [0.35, 0.95], "phase_range_rad": [-1.2, 1.2],
-                   "note": "objectGuess is the ground-truth object"},
+        "object": {
+            "shape": [size, size],
+            "amplitude_range": [round(float(np.abs(obj).min()), 4), round(float(np.abs(obj).max()), 4)],
+            "phase_range_rad": [round(float(np.angle(obj).min()), 4), round(float(np.angle(obj).max()), 4)],
+            "note": "objectGuess is the ground-truth object",
+        },
         "probe": {"kind": "gaussian with quadratic phase", "sigma_px": N / 8, "defocus": 0.5},
         "scan": {"kind": "jittered raster, row-major", "step_px": step, "jitter_px": jitter,
                  "columns": math.ceil(math.sqrt(n_patterns))},
