@@ -70,18 +70,19 @@ def predict_patches(
 
 
 def save_images(obj: np.ndarray, covered: np.ndarray, output_dir: Path) -> tuple[Path, Path]:
-    """Amplitude and phase PNGs with colorbars; pixels no patch covered are left blank."""
-    import matplotlib
+    """Amplitude and phase PNGs with colorbars; pixels no patch covered are left blank.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Uses matplotlib's object API (``Figure``, Agg canvas), so no pyplot state or display is involved.
+    """
+    from matplotlib.figure import Figure
 
     paths = []
     for name, values, title, cmap in (
         (AMPLITUDE_PNG, np.abs(obj), "reconstructed amplitude", "gray"),
         (PHASE_PNG, np.angle(obj), "reconstructed phase (rad)", "twilight"),
     ):
-        figure, axis = plt.subplots(figsize=(5, 4.2), dpi=100)
+        figure = Figure(figsize=(5, 4.2), dpi=100)
+        axis = figure.subplots()
         image = axis.imshow(np.where(covered, values, np.nan), cmap=cmap)
         axis.set_title(title)
         axis.set_xlabel("x (pixels)")
@@ -90,7 +91,6 @@ def save_images(obj: np.ndarray, covered: np.ndarray, output_dir: Path) -> tuple
         figure.tight_layout()
         path = output_dir / name
         figure.savefig(path)
-        plt.close(figure)
         paths.append(path)
     return paths[0], paths[1]
 
@@ -104,6 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     bundle = resolve_bundle_path(args.model_path)
     test_file = require_file(args.test_data, "--test_data")
 
+    # Imported here, not at the top: bad flags are reported without the heavy imports.
     from ptycho.config import InferenceConfig
     from ptycho.raw_data import RawData
     from ptycho_torch.data import build_container

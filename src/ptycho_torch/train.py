@@ -20,7 +20,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -34,6 +34,10 @@ from ptycho_torch.cli.shared import (
     resolve_logger,
     run_cli,
 )
+
+if TYPE_CHECKING:
+    from ptycho.config import TrainingConfig
+    from ptycho_torch.data import PtychoDataContainerTorch
 
 RECORD_PREFIX = "TRAIN_RECORD "
 CHECKPOINT_DIR = "checkpoints"
@@ -100,7 +104,7 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def params_snapshot(config) -> dict[str, Any]:
+def params_snapshot(config: TrainingConfig) -> dict[str, Any]:
     """What a loader needs to rebuild the network: ModelConfig fields + derived scales."""
     snapshot = dataclasses.asdict(config.model)
     snapshot["intensity_scale"] = config.model.intensity_scale
@@ -114,7 +118,9 @@ def params_snapshot(config) -> dict[str, Any]:
     return snapshot
 
 
-def batch_shapes(models: dict[str, torch.nn.Module], container, batch_size: int) -> dict[str, list[int]]:
+def batch_shapes(
+    models: dict[str, torch.nn.Module], container: PtychoDataContainerTorch, batch_size: int
+) -> dict[str, list[int]]:
     """Shapes of one real batch through the inference graph (what the harness summary reports)."""
     from ptycho_torch.inference import predict_patches
 
@@ -139,6 +145,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     test_file = require_file(args.test_data_file, "--test_data_file") if args.test_data_file else None
     execution = build_execution_config(args, accelerator, logger)
 
+    # Imported here, not at the top: bad flags and missing files are reported without
+    # paying for the Lightning import.
     from ptycho.config import ModelConfig, TrainingConfig
     from ptycho.raw_data import RawData
     from ptycho_torch.data import build_container
