@@ -133,13 +133,10 @@ def _kill_group(proc: subprocess.Popen) -> None:
             return
         try:
             proc.wait(timeout=wait)
-            # the leader is gone; make sure no grandchild of the group survives
-            os.killpg(proc.pid, signal.SIGKILL)
-            return
-        except ProcessLookupError:
-            return
         except subprocess.TimeoutExpired:
             continue
+        _reap_strays(proc)  # the leader is gone; no grandchild of the group may survive
+        return
 
 
 def _reap_strays(proc: subprocess.Popen) -> None:

@@ -154,6 +154,8 @@ def command_verdict(
         return TIMEOUT, "killed at the target's wall-clock limit"
     if cuda_available:
         return RED, "torch.cuda.is_available() was True in the child: the GPU was not hidden"
+    if exit_code is None:
+        return RED, "the command could not be started (see the log)"
     if exit_code != 0:
         return RED, f"the command exited with code {exit_code}"
     missing = [p for p, size in outputs if size is None]

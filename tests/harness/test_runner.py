@@ -158,6 +158,14 @@ def test_command_nonzero_exit_is_red(one, targets):
     assert record["verdict"] == "RED" and record["exit_code"] == 3
 
 
+def test_command_that_cannot_start_is_red(project, write_plan):
+    target = {"name": "ghost", "session": "ghost", "kind": "command", "argv": ["no-such-program-xyz"],
+              "log": "ghost.log", "timeout": 5, "description": "d"}
+    record, log = run(write_plan([target]), project, "ghost")
+    assert record["verdict"] == "RED" and "could not be started" in record["reason"]
+    assert "could not start 'no-such-program-xyz'" in log
+
+
 def test_log_has_provenance_header_and_footer_and_lands_only_in_the_hub(project, write_plan, targets):
     plan = load_plan(write_plan([targets.pytest("ok", f"{SYN}::test_pass")]))
     before = sorted(p.name for p in project.iterdir())

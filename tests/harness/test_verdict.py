@@ -79,6 +79,7 @@ def test_nodeid_from_classname():
         (0, False, [("a/last.ckpt", 0)], "RED", "empty: a/last.ckpt"),
         (2, False, [("a/wts.h5.zip", 10)], "RED", "code 2"),
         (None, True, [], "TIMEOUT", "wall-clock"),
+        (None, False, [], "RED", "could not be started"),
     ],
 )
 def test_command_verdicts(exit_code, timed_out, outputs, verdict, words):
