@@ -43,11 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output_dir", type=Path, required=True, help="where the PNGs and NPZ go")
     parser.add_argument("--n_groups", "--n_images", dest="n_groups", type=int, default=None,
                         help="number of groups to reconstruct (default: all)")
-    parser.add_argument("--batch_size", type=int, default=32, help="groups per forward pass")
+    parser.add_argument("--batch_size", type=int, default=32, help="groups per forward pass (default: 32)")
     parser.add_argument("--inner_size", type=int, default=None,
                         help="stitch only the central inner_size x inner_size pixels of each patch "
                              "(default: N/2, the region the overlap constraint trusts; N for whole patches)")
-    parser.add_argument("--seed", type=int, default=0, help="seed for grouping")
     add_accelerator_arguments(parser)
     return parser
 

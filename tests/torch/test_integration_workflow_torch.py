@@ -97,7 +97,7 @@ def test_run_pytorch_train_save_load_infer(tmp_path):
 
     # The bundle holds exactly the weights Lightning checkpointed at the end of training.
     _, _, state_dicts = read_bundle(bundle)
-    checkpoint = torch.load(train_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    checkpoint = torch.load(train_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     trained = {k.removeprefix("model.autoencoder."): v for k, v in checkpoint["state_dict"].items()}
     assert state_dicts["autoencoder"].keys() == trained.keys()
     assert all(torch.equal(state_dicts["autoencoder"][k], trained[k]) for k in trained)
