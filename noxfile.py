@@ -85,7 +85,8 @@ def collate(session: nox.Session) -> None:
 @nox.session(requires=["evidence_env"], venv_backend="none")
 def tests(session: nox.Session) -> None:
     """The project's own test suite (not slow) in the evidence venv; posargs go to pytest."""
-    session.run(_python(session), "-m", "pytest", "-m", "not slow", "tests", *session.posargs,
+    # no path given: pytest uses pyproject's testpaths (tests/); `-- tests/harness` narrows it
+    session.run(_python(session), "-m", "pytest", "-m", "not slow", *session.posargs,
                 external=True, env={"CUDA_VISIBLE_DEVICES": ""})
 
 
