@@ -1,0 +1,207 @@
+"""PtychoPINN: a convolutional encoder/decoder trained only through the physics of ptychography.
+
+Why this shape: the network maps C diffraction amplitudes to C complex object patches
+(amplitude head: sigmoid, phase head: pi*tanh); the loss compares the far field of those
+patches under the known probe with the measurements, so no ground-truth object is needed.
+``autoencoder`` is the training graph (diffraction, positions) -> predicted amplitude;
+``diffraction_to_obj`` is the inference graph with the same weights -> complex object.
+"""
+
+from __future__ import annotations
+
+import math
+
+import lightning.pytorch as L
+import torch
+from torch import nn
+
+from ptycho.config import InferenceConfig, ModelConfig, TrainingConfig
+from ptycho_torch import physics
+from ptycho_torch.data import DataConfig
+
+
+def _conv(c_in: int, c_out: int) -> list[nn.Module]:
+    return [nn.Conv2d(c_in, c_out, kernel_size=3, padding=1), nn.ReLU()]
+
+
+def make_encoder(c_in: int, base: int) -> nn.Sequential:
+    """(B, c_in, N, N) -> (B, 4*base, N/8, N/8); element 0 is the first conv (in_channels = c_in).
+
+    Blocks of ``base``, ``2*base``, ``4*base`` channels (64 -> 128 -> 256 for
+    n_filters_scale 2), each followed by max-pooling, then a bottleneck conv.
+    """
+    return nn.Sequential(
+        *_conv(c_in, base), nn.MaxPool2d(2),
+        *_conv(base, 2 * base), nn.MaxPool2d(2),
+        *_conv(2 * base, 4 * base), nn.MaxPool2d(2),
+        *_conv(4 * base, 4 * base),
+    )
+
+
+def _up(channels: int) -> list[nn.Module]:
+    """Learned 2x upsampling (kernel 2, stride 2): cheap at full resolution, unlike a 3x3 conv."""
+    return [nn.ConvTranspose2d(channels, channels, kernel_size=2, stride=2), nn.ReLU()]
+
+
+def make_decoder(c_out: int, base: int, head: nn.Module) -> nn.Sequential:
+    """(B, 4*base, N/8, N/8) -> (B, c_out, N, N) through ``head`` (the output activation).
+
+    The 3x3 convs work at N/8..N/2 resolution; transposed convs do the upsampling, so the
+    full-resolution cost is one small output conv.
+    """
+    return nn.Sequential(
+        *_conv(4 * base, 2 * base), *_up(2 * base),
+        *_conv(2 * base, base), *_up(base),
+        *_conv(base, base // 2), *_up(base // 2),
+        nn.Conv2d(base // 2, c_out, kernel_size=3, padding=1), head,
+    )
+
+
+class ScaledTanh(nn.Module):
+    """Phase head: ``pi * tanh(x)``, a phase in (-pi, pi)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return math.pi * torch.tanh(x)
+
+
+class DiffractionToObject(nn.Module):
+    """Inference graph: diffraction amplitudes -> complex object patches.
+
+    With ``object_big`` the encoder sees all C patterns (``in_channels == C``) and the
+    patches are tied by the overlap constraint; otherwise each pattern is solved alone
+    (``in_channels == 1``).
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.c_in = config.C if config.object_big else 1
+        base = 32 * config.n_filters_scale
+        amp_head = nn.Sigmoid() if config.amp_activation == "sigmoid" else nn.Softplus()
+        self.encoder = make_encoder(self.c_in, base)
+        self.amplitude_decoder = make_decoder(self.c_in, base, amp_head)
+        self.phase_decoder = make_decoder(self.c_in, base, ScaledTanh())
+        self.register_buffer("overlap_mask", physics.central_mask(config.N, config.N // 2), persistent=False)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        positions: torch.Tensor,
+        probe: torch.Tensor | None = None,
+        input_scale_factor: float | torch.Tensor = 1.0,
+    ) -> torch.Tensor:
+        """x: (B,C,N,N) float32; positions: (B,C,1,2) ``coords_relative`` -> (B,C,N,N) complex64.
+
+        ``input_scale_factor`` multiplies the input (a scalar or (B,) tensor). ``probe`` is
+        accepted for the upstream signature; the object estimate does not depend on it.
+        """
+        B, C, N, _ = x.shape
+        if probe is not None and tuple(probe.shape[-2:]) != (N, N):
+            raise ValueError(f"probe has shape {tuple(probe.shape)}, expected ({N}, {N}) to match the patterns")
+        scale = torch.as_tensor(input_scale_factor, dtype=x.dtype, device=x.device).reshape(-1, 1, 1, 1)
+        inputs = (x * scale).reshape(B * C // self.c_in, self.c_in, N, N)
+        features = self.encoder(inputs)
+        amplitude = self.amplitude_decoder(features).reshape(B, C, N, N)
+        phase = self.phase_decoder(features).reshape(B, C, N, N)
+        obj = torch.polar(amplitude, phase)
+        if self.config.object_big and C > 1:
+            obj = physics.overlap_constraint(obj, positions, self.overlap_mask)
+        return obj
+
+
+class Autoencoder(nn.Module):
+    """Training graph: (diffraction (B,C,N,N), positions (B,C,1,2)) -> predicted amplitude (B,C,N,N).
+
+    Holds the probe as a buffer, so bundles and checkpoints carry it with the weights.
+    """
+
+    def __init__(self, diffraction_to_obj: DiffractionToObject, probe: torch.Tensor) -> None:
+        super().__init__()
+        self.diffraction_to_obj = diffraction_to_obj
+        N = diffraction_to_obj.config.N
+        if tuple(probe.shape) != (N, N):
+            raise ValueError(f"probe has shape {tuple(probe.shape)} but ModelConfig.N={N}; set N to the probe size")
+        self.register_buffer("probe", probe.to(torch.complex64).clone())
+        if not diffraction_to_obj.config.probe_big:
+            yy, xx = torch.meshgrid(torch.arange(N) - N / 2, torch.arange(N) - N / 2, indexing="ij")
+            self.register_buffer("probe_mask", (xx**2 + yy**2 <= (N / 4) ** 2).float(), persistent=False)
+        else:
+            self.probe_mask = None
+
+    @property
+    def encoder(self) -> nn.Sequential:
+        """The shared encoder; ``encoder[0]`` is the first conv (``in_channels`` = C or 1)."""
+        return self.diffraction_to_obj.encoder
+
+    def forward(self, x: torch.Tensor, positions: torch.Tensor, input_scale_factor: float = 1.0) -> torch.Tensor:
+        probe = self.probe if self.probe_mask is None else self.probe * self.probe_mask
+        obj = self.diffraction_to_obj(x, positions, probe, input_scale_factor)
+        return physics.far_field_amplitude(physics.illuminate(obj, probe))
+
+
+def default_probe(N: int) -> torch.Tensor:
+    """The simulator's Gaussian probe: a stand-in until trained weights (with their probe) are loaded."""
+    from ptycho.simulation import make_probe
+
+    return torch.from_numpy(make_probe(N))
+
+
+class PtychoPINN(nn.Module):
+    """The network: ``.autoencoder`` (training graph) and ``.diffraction_to_obj`` (inference graph)."""
+
+    def __init__(self, model_config: ModelConfig, probe: torch.Tensor | None = None) -> None:
+        super().__init__()
+        self.config = model_config
+        probe = default_probe(model_config.N) if probe is None else torch.as_tensor(probe)
+        self.autoencoder = Autoencoder(DiffractionToObject(model_config), probe)
+
+    @property
+    def diffraction_to_obj(self) -> DiffractionToObject:
+        return self.autoencoder.diffraction_to_obj
+
+    def forward(self, x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        return self.autoencoder(x, positions)
+
+
+class PtychoPINN_Lightning(L.LightningModule):
+    """Trains ``PtychoPINN`` by the physics loss; logs ``train_loss`` (and ``val_loss``) per epoch."""
+
+    def __init__(
+        self,
+        model_config: ModelConfig,
+        data_config: DataConfig,
+        training_config: TrainingConfig,
+        inference_config: InferenceConfig | None = None,
+    ) -> None:
+        super().__init__()
+        if data_config.C != model_config.C:
+            raise ValueError(
+                f"data grouped with gridsize={data_config.gridsize} but the model has gridsize={model_config.gridsize}; "
+                "build both from the same TrainingConfig"
+            )
+        self.model_config = model_config
+        self.data_config = data_config
+        self.training_config = training_config
+        self.inference_config = inference_config
+        self.model = PtychoPINN(model_config, probe=data_config.probe)
+        self.intensity_scale = model_config.intensity_scale
+        self.loss_fn = physics.LOSSES[training_config.loss]
+
+    def forward(self, diffraction: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        return self.model.autoencoder(diffraction, positions)
+
+    def _loss(self, batch: dict[str, torch.Tensor], name: str) -> torch.Tensor:
+        observed = batch["diffraction"]
+        predicted = self(observed, batch["coords_relative"])
+        loss = self.loss_fn(predicted, observed, self.intensity_scale)
+        self.log(name, loss, on_step=False, on_epoch=True, batch_size=observed.shape[0])
+        return loss
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        return self._loss(batch, "train_loss")
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        return self._loss(batch, "val_loss")
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.parameters(), lr=self.training_config.learning_rate)
