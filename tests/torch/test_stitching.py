@@ -93,3 +93,29 @@ def test_canvas_shape_for_holds_every_patch():
 def test_bad_inputs_raise_value_error(patches, positions, message):
     with pytest.raises(ValueError, match=message):
         stitch_patches(patches, positions, (32, 32))
+
+
+def test_ground_truth_patches_at_coords_nn_restitch_to_the_fixture_object():
+    """Ties stitching to the data contract: the simulator's patches, placed at the container's
+    absolute ``coords_nn`` (gridsize 2, as inference does it), rebuild ``objectGuess``."""
+    from pathlib import Path
+
+    from ptycho.config import ModelConfig, TrainingConfig
+    from ptycho.raw_data import RawData
+    from ptycho.simulation import extract_patches
+    from ptycho_torch.data import build_container
+
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "pytorch_integration" / "minimal_dataset_v1.npz"
+    raw = RawData.from_file(fixture)
+    container = build_container(raw, TrainingConfig(model=ModelConfig(N=raw.N, gridsize=2)))
+    positions = container.coords_nn.reshape(-1, 2).numpy().astype(np.float64)  # (B*C, 2) xy
+    patches = extract_patches(raw.objectGuess, positions[:, 0], positions[:, 1], raw.N)
+    canvas, weights = stitch_patches(
+        patches, positions, raw.objectGuess.shape, inner_size=raw.N // 2, return_weights=True
+    )
+    covered = weights >= 1.0
+    assert covered.mean() > 0.3
+    error = np.abs(canvas[covered] - raw.objectGuess[covered])
+    assert np.median(error) < 0.02 and error.max() < 0.2, f"median {np.median(error):.3g}, max {error.max():.3g}"
+    swapped = stitch_patches(patches, positions[:, ::-1], raw.objectGuess.shape, inner_size=raw.N // 2)
+    assert np.median(np.abs(swapped[covered] - raw.objectGuess[covered])) > 5 * np.median(error)
