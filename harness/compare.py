@@ -30,6 +30,7 @@ from harness.records import VerdictRecord
 DISAGREE, AGREE, WARN = "DISAGREE", "agree", "warning"
 ENVIRONMENT = "(environment)"
 PLAN = "(plan)"
+HUB = "(hub)"
 COUNT_KEYS = ("passed", "failed", "skipped", "errors", "xfailed")
 # Provenance that changes floating-point results: loss is compared strictly only when equal.
 STRICT_KEYS = ("python", "torch", "lightning", "numpy", "seed", "threads")
@@ -171,6 +172,11 @@ def _cell(check: str, value: Any, other: Any) -> str:
         return ", ".join(f"{k} {'x'.join(map(str, value[k])) if isinstance(value[k], list) else value[k]}"
                          for k in keys)
     return _fmt(value)
+
+
+def _clip(text: str, limit: int = 140) -> str:
+    """Keep table rows readable; --format json has the full text."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _short_list(items: Iterable[str], limit: int = 3) -> str:
@@ -348,10 +354,20 @@ def compare_environment(a: Hub, b: Hub) -> list[Finding]:
     return findings
 
 
+def _compare_overall(a: Hub, b: Hub) -> Finding:
+    """collate's hub verdict (every target GREEN, src/ untouched, run complete) must match too."""
+    va, vb = a.manifest.get("overall_verdict"), b.manifest.get("overall_verdict")
+    ra, rb = a.manifest.get("overall_reason") or "", b.manifest.get("overall_reason") or ""
+    if va != vb:
+        return Finding(DISAGREE, HUB, "overall verdict", va, vb, f"A: {ra} / B: {rb}")
+    detail = "" if va == "GREEN" else f"not GREEN in either: {ra}" + ("" if ra == rb else f" / B: {rb}")
+    return Finding(AGREE, HUB, "overall verdict", va, vb, detail)
+
+
 def compare_hubs(a: Hub, b: Hub, tol: Tolerance, tolerance_source: str = "defaults") -> Comparison:
     """Compare two read hubs; disagreements never depend on log bytes or timestamps."""
     names = a.targets + [n for n in b.targets if n not in a.verdicts]
-    findings: list[Finding] = []
+    findings = [_compare_overall(a, b)]
     for name in names:
         findings += compare_target(name, a.verdicts.get(name), b.verdicts.get(name), tol)
     findings += compare_environment(a, b)
@@ -370,7 +386,7 @@ def render_table(result: Comparison) -> str:
              f"duration_floor_s={result.tolerance.duration_floor_s:g} ({result.tolerance_source})"]
     for title, status in (("DISAGREEMENTS", DISAGREE), ("AGREEMENTS", AGREE), ("WARNINGS", WARN)):
         rows = [[f.target, f.check, _cell(f.check, f.a, f.b),
-                 "= A" if f.a == f.b and f.a is not None else _cell(f.check, f.b, f.a), f.detail]
+                 "= A" if f.a == f.b and f.a is not None else _cell(f.check, f.b, f.a), _clip(f.detail)]
                 for f in result.by_status(status)]
         lines += ["", f"{title} ({len(rows)})"]
         if rows:
@@ -378,8 +394,10 @@ def render_table(result: Comparison) -> str:
     n_dis, n_warn = len(result.by_status(DISAGREE)), len(result.by_status(WARN))
     outcome = "AGREE" if result.agree else "DISAGREE"
     not_green = result.not_green_in_both()
-    if not_green:
-        lines += ["", f"note: not GREEN in either hub: {', '.join(not_green)} (the hubs agree on a failure)"]
+    overall = next((f for f in result.findings if f.check == "overall verdict"), None)
+    if not_green or (overall and overall.status == AGREE and overall.a != "GREEN"):
+        targets = f"targets {', '.join(not_green)}" if not_green else f"the hub verdict ({overall.a})"
+        lines += ["", f"note: not GREEN in either hub: {targets}; the hubs agree, but neither is GREEN evidence"]
     lines += ["", f"result: {outcome} ({n_dis} disagreement(s), {n_warn} warning(s)); exit {result.exit_code}"]
     return "\n".join(lines)
 

@@ -316,7 +316,7 @@ def test_agreeing_on_red_is_agreement_with_a_note(hubs, capsys):
     assert run_compare(*hubs) == 0
     out = capsys.readouterr().out
     assert "not GREEN in either: 1 test failed" in section(out, "AGREEMENTS")
-    assert "note: not GREEN in either hub: gridsize_regression" in out
+    assert "note: not GREEN in either hub: targets gridsize_regression; the hubs agree" in out
 
 
 def test_broken_recorded_plan_falls_back_to_defaults_and_says_so(hubs, tmp_path, capsys):
@@ -357,3 +357,14 @@ def test_hubs_written_by_the_real_collate(tmp_path, capsys):
     assert run_compare(first, red, "--project-root", root) == 1
     disagreements = section(capsys.readouterr().out, "DISAGREEMENTS")
     assert "| integration | verdict" in disagreements and "| integration | counts" in disagreements
+
+
+def test_overall_verdict_difference_is_a_disagreement(hubs, capsys):
+    """Every target GREEN in both, but collate judged B RED (src/ changed during the run)."""
+    manifest = json.loads((hubs[1] / "manifest.json").read_text())
+    manifest.update(overall_verdict="RED", overall_reason="src/ changed during the run: src/ptycho/config.py",
+                    src_changes={"during integration": ["src/ptycho/config.py"]})
+    (hubs[1] / "manifest.json").write_text(json.dumps(manifest))
+    assert run_compare(*hubs) == 1
+    row = section(capsys.readouterr().out, "DISAGREEMENTS")
+    assert "| (hub)    | overall verdict | GREEN | RED" in row and "B: src/ changed during the run" in row
