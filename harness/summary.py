@@ -149,7 +149,9 @@ def _environment_section(c: Collation) -> list[str]:
     dirty = "unknown" if g.dirty is None else ("yes" if g.dirty or dirty_files else "no")
     if dirty_files:
         dirty += ": " + ", ".join(dirty_files[:8]) + (f" (+{len(dirty_files) - 8})" if len(dirty_files) > 8 else "")
-    src = [f"{phase}: {', '.join(files)}" for phase, files in c.src_changes.items() if files]
+    src_files = sorted({f for files in c.src_changes.values() for f in files})
+    phases = [phase for phase, files in c.src_changes.items() if files]
+    src = [f"yes: {', '.join(src_files)} (seen {', '.join(phases)})"] if src_files else []
     rows = [
         ["Git SHA (run start)", _code(g.sha)],
         ["Git SHA (targets)", _merged(c, lambda p: p.git_sha)],

@@ -154,7 +154,7 @@ def test_src_change_during_run_is_not_green_and_named(project: Path) -> None:
 
     assert result.collation.overall == "RED" and result.exit_code == 1
     assert result.collation.src_changes == {"at collate": ("src/pkg/core.py",)}
-    assert "src/pkg/core.py" in (hub / "summary.md").read_text()
+    assert "| src/ differs from HEAD            | yes: src/pkg/core.py (seen at collate)" in (hub / "summary.md").read_text()
     assert "src/pkg/core.py" in (hub / "blocker.log").read_text()
     assert row_state(project) == "[P]"
 
