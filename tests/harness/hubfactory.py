@@ -85,6 +85,8 @@ def write_manifest(hub: Path) -> None:
     paths = sorted((hub / "verdicts").glob("*.json"), key=lambda p: order.index(p.stem) if p.stem in order else 99)
     verdicts = {p.stem: _verdict_of(p) for p in paths}
     overall = "GREEN" if verdicts and all(v.get("verdict") == "GREEN" for v in verdicts.values()) else "RED"
+    red = [n for n, v in verdicts.items() if v.get("verdict") != "GREEN"]
+    reason = f"not GREEN: {', '.join(red)}" if red else "every target GREEN; src/ untouched"
     (hub / "summary.md").write_text(f"# {hub.name}\n\noverall: {overall}\n")
     run = json.loads((hub / "run.json").read_text())
     hub_rel = run["hub"]
@@ -98,7 +100,7 @@ def write_manifest(hub: Path) -> None:
                           "target": target, "role": "log" if rel in logs else "other", "location": "hub"})
     manifest = {
         "schema": "evidence-manifest/1", "hub": hub_rel, "plan": run["plan"], "timestamp": hub.name,
-        "collated_utc": "2026-11-29T12:00:00Z", "overall_verdict": overall, "overall_reason": "test hub",
+        "collated_utc": "2026-11-29T12:00:00Z", "overall_verdict": overall, "overall_reason": reason,
         "complete": True, "partial_run": False, "src_changes": {}, "git": run["git"],
         "targets": [{"name": n, "kind": v.get("kind"), "verdict": v.get("verdict"), "reason": v.get("reason"),
                      "log": v.get("log"), "duration_s": v.get("duration_s"), "counts": v.get("counts")}
