@@ -128,15 +128,15 @@ def reproduce(from_hub: Path, *, project_root: Path, new_hub: Path | None = None
     except (ReproduceError, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if hash_tree(teammate.path) != before:
+        print(f"error: {teammate.path} changed during the reproduction; it must stay read-only "
+              "(report this as a harness bug)", file=sys.stderr)
+        return 2
     try:
         rerun = read_hub(rerun_path)
     except HubUnreadable as exc:
         print("error: the rerun's hub fails validation, so there is nothing sound to compare", file=sys.stderr)
         return report_unreadable([exc], fmt)
-    if hash_tree(teammate.path) != before:
-        print(f"error: {teammate.path} changed during the reproduction; it must stay read-only "
-              "(report this as a harness bug)", file=sys.stderr)
-        return 2
     label = plan.relative_to(project_root) if _inside(plan, project_root) else plan
     result = compare_hubs(teammate, rerun, tolerance, f"{label} [compare]")
     if fmt == "json":
