@@ -26,12 +26,17 @@ import torch
 
 @dataclass
 class EpieResult:
-    """Reconstructed object (H, W) complex64 and the compute time spent (callbacks excluded)."""
+    """Reconstructed object (H, W) complex64 and the compute time spent (callbacks excluded).
+
+    ``elapsed[k]`` is the cumulative compute time at the end of epoch k+1 and
+    ``fourier_error[k]`` the relative squared modulus mismatch during that epoch.
+    """
 
     obj: np.ndarray
     seconds: float
     epochs: int
     fourier_error: list[float] = field(default_factory=list)
+    elapsed: list[float] = field(default_factory=list)
 
 
 def _patch_indices(xcoords: np.ndarray, ycoords: np.ndarray, n: int,
@@ -86,6 +91,7 @@ def rpie(diffraction: np.ndarray, probe: np.ndarray, xcoords: np.ndarray, ycoord
     obj = torch.ones(obj_shape[0] * obj_shape[1], dtype=torch.complex64)
     compute = time.perf_counter() - start
     errors: list[float] = []
+    elapsed: list[float] = []
     epoch = 0
     for epoch in range(1, epochs + 1):
         t0 = time.perf_counter()
@@ -102,8 +108,9 @@ def rpie(diffraction: np.ndarray, probe: np.ndarray, xcoords: np.ndarray, ycoord
             den = torch.zeros(obj.shape, dtype=torch.float32).index_add_(0, flat.reshape(-1), (p.abs() ** 2).reshape(-1))
             obj += num / ((1.0 - alpha) * den + alpha * den.max())
         compute += time.perf_counter() - t0
+        elapsed.append(compute)
         errors.append(err / float((measured ** 2).sum()))
         if callback is not None and callback(epoch, obj.view(obj_shape).numpy().copy()):
             break
     return EpieResult(obj=obj.view(obj_shape).numpy().copy(), seconds=compute, epochs=epoch,
-                      fourier_error=errors)
+                      fourier_error=errors, elapsed=elapsed)

@@ -140,12 +140,13 @@ class Scores:
         return d
 
 
-def score(recon: np.ndarray, truth: np.ndarray, region: Region, register: bool = True) -> Scores:
-    """Compare complex ``recon`` with complex ``truth`` (same (H, W) grid) inside ``region``.
+def align(recon: np.ndarray, truth: np.ndarray, region: Region, register: bool = True,
+          ) -> tuple[np.ndarray, np.ndarray, float, float, tuple[float, float]]:
+    """Crop both to ``region`` and remove the trivial ambiguities from ``recon``.
 
-    Order: sub-pixel registration on the region, then phase offset, then amplitude scale; SSIM
-    and PSNR of amplitude and phase (unwrapped-free: the offset-corrected phase of
-    ``recon * conj(...)`` stays in (-pi, pi] for objects with |phi| < pi/2 about their mean).
+    Order: sub-pixel registration, then the global phase offset, then the amplitude scale.
+    Returns ``(aligned recon crop, truth crop, phase offset, amplitude scale, shift)``; the
+    aligned crop is what ``score`` measures and what a figure should show.
     """
     if recon.shape != truth.shape:
         raise ValueError(
@@ -161,9 +162,19 @@ def score(recon: np.ndarray, truth: np.ndarray, region: Region, register: bool =
         r, shift = register_subpixel(r, t)
     offset = global_phase_offset(r, t)
     r = r * np.exp(-1j * offset)
+    scale = amplitude_scale(np.abs(r), np.abs(t))
+    return r * scale, t, offset, scale, shift
+
+
+def score(recon: np.ndarray, truth: np.ndarray, region: Region, register: bool = True) -> Scores:
+    """Compare complex ``recon`` with complex ``truth`` (same (H, W) grid) inside ``region``.
+
+    SSIM and PSNR of amplitude and of phase after ``align``; phases are compared as
+    ``angle`` values, which is safe for objects whose phase stays within (-pi, pi] once the
+    global offset is removed (the simulator's stays within +-1.2 rad).
+    """
+    r, t, offset, scale, shift = align(recon, truth, region, register)
     t_amp, r_amp = np.abs(t), np.abs(r)
-    scale = amplitude_scale(r_amp, t_amp)
-    r_amp = r_amp * scale
     t_phase, r_phase = np.angle(t), np.angle(r)
     amp_range = float(np.ptp(t_amp)) or 1.0
     phase_range = float(np.ptp(t_phase)) or 1.0
@@ -173,7 +184,7 @@ def score(recon: np.ndarray, truth: np.ndarray, region: Region, register: bool =
         psnr_amp=float(peak_signal_noise_ratio(t_amp, r_amp, data_range=amp_range)),
         psnr_phase=float(peak_signal_noise_ratio(t_phase, r_phase, data_range=phase_range)),
         frc_amp=frc_resolution(frc_curve(t_amp, r_amp)),
-        frc_complex=frc_resolution(frc_curve(t, r * scale)),
+        frc_complex=frc_resolution(frc_curve(t, r)),
         phase_offset_rad=offset,
         amp_scale=scale,
         shift_px=shift,

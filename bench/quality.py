@@ -1,0 +1,309 @@
+"""Science benchmark: does the embedded PINN backend recover a known object, and how fast?
+
+Simulates a scan with the project's deterministic simulator (known object and probe, Poisson
+noise), trains PtychoPINN on CPU for a fixed number of epochs at gridsize 1 and 2, stitches the
+predicted patches onto the object grid and scores them against the ground truth in the scanned
+region (``bench.metrics``). The same data are reconstructed by rPIE with the known probe
+(``bench.epie``), scored every epoch by the same code, to give ePIE's time to the PINN's quality.
+
+The PINN is self-supervised: it is trained on the diffraction of the very scan it reconstructs
+(no ground truth enters training), as an iterative solver is; the ground truth is used only to score.
+
+Usage::
+
+    python bench/quality.py                      # full budget (about 25 min on 2 cores)
+    QUALITY_BUDGET=quick python bench/quality.py # same keys in a few minutes
+
+Writes ``artifacts/quality/<timestamp>.json`` and ``<timestamp>.png``; prints a table and, as
+the last stdout line, one JSON object with the headline numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import sys
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np
+import torch
+from tabulate import tabulate
+
+from bench.epie import rpie
+from bench.metrics import Region, Scores, align, scanned_region, score
+from ptycho.config import ExecutionConfig, ModelConfig, TrainingConfig
+from ptycho.raw_data import RawData
+from ptycho.simulation import simulate_dataset
+from ptycho_torch.data import PtychoDataContainerTorch, build_container
+from ptycho_torch.stitching import stitch_patches
+from ptycho_torch.workflows.components import _train_with_lightning
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Everything that sets the cost of a run; recorded in the JSON so numbers can be compared."""
+
+    name: str
+    n_patterns: int
+    epochs_gs1: int
+    epochs_gs2: int
+    low_dose_epochs_gs2: int
+    epie_epochs: int
+    nphotons: float = 1e9
+    low_nphotons: float = 1e6
+    n_filters_scale: int = 2
+    batch_size: int = 16
+    learning_rate: float = 1e-3
+    seed: int = 0
+
+
+BUDGETS = {
+    "full": Budget("full", n_patterns=512, epochs_gs1=4, epochs_gs2=16, low_dose_epochs_gs2=8, epie_epochs=150),
+    "quick": Budget("quick", n_patterns=128, epochs_gs1=2, epochs_gs2=4, low_dose_epochs_gs2=2, epie_epochs=60),
+}
+
+
+@dataclass
+class PinnRun:
+    """One trained PINN: its stitched object, scores and timings."""
+
+    gridsize: int
+    nphotons: float
+    epochs: int
+    n_groups: int
+    train_seconds: float
+    infer_seconds: float
+    network_seconds: float
+    final_train_loss: float | None
+    scores: Scores
+    obj: np.ndarray
+
+
+@dataclass
+class EpieRun:
+    """rPIE on the same data: final scores, compute time and the SSIM-vs-time trajectory."""
+
+    nphotons: float
+    epochs: int
+    seconds: float
+    scores: Scores
+    trajectory: list[tuple[float, float]]  # (compute seconds, amplitude SSIM) after each epoch
+    obj: np.ndarray
+
+    def seconds_to(self, ssim_amp: float) -> float | None:
+        """Compute time until the amplitude SSIM first reached ``ssim_amp`` (None: never)."""
+        for seconds, value in self.trajectory:
+            if value >= ssim_amp:
+                return seconds
+        return None
+
+
+def simulate(budget: Budget, nphotons: float) -> RawData:
+    """The scan to reconstruct: ``n_patterns`` N=64 patterns at ``nphotons`` (same object/scan for every dose)."""
+    dataset = simulate_dataset(n_patterns=budget.n_patterns, N=64, nphotons=nphotons, seed=budget.seed)
+    return RawData.from_arrays(dataset.arrays)
+
+
+def reconstruct_pinn(container: PtychoDataContainerTorch, model: torch.nn.Module, canvas: tuple[int, int],
+                     chunk: int = 64) -> tuple[np.ndarray, float, float]:
+    """Run the inference graph on every group and stitch; returns (object, total s, network s)."""
+    model.eval()
+    start = time.perf_counter()
+    with torch.inference_mode():
+        patches = torch.cat([
+            model(container.X[i:i + chunk], container.coords_relative[i:i + chunk], container.probe)
+            for i in range(0, len(container), chunk)
+        ])
+    network = time.perf_counter() - start
+    n = container.N
+    obj = stitch_patches(patches.reshape(-1, n, n).numpy(), container.coords_nn.reshape(-1, 2).numpy(),
+                         canvas, inner_size=n // 2)
+    return obj, time.perf_counter() - start, network
+
+
+def train_and_score(raw: RawData, region: Region, budget: Budget, gridsize: int, nphotons: float,
+                    epochs: int) -> PinnRun:
+    """Train a fresh PINN for ``epochs`` on ``raw`` and score its stitched reconstruction."""
+    config = TrainingConfig(
+        model=ModelConfig(N=raw.N, gridsize=gridsize, n_filters_scale=budget.n_filters_scale, nphotons=nphotons),
+        max_epochs=epochs, batch_size=budget.batch_size, learning_rate=budget.learning_rate, seed=budget.seed,
+    )
+    container = build_container(raw, config)
+    start = time.perf_counter()
+    result = _train_with_lightning(container, None, config, ExecutionConfig(logger="none"))
+    train_seconds = time.perf_counter() - start
+    obj, infer_seconds, network_seconds = reconstruct_pinn(
+        container, result["models"]["diffraction_to_obj"], raw.objectGuess.shape)
+    losses = result["history"].get("train_loss") or [None]
+    return PinnRun(gridsize, nphotons, epochs, len(container), train_seconds, infer_seconds, network_seconds,
+                   losses[-1], score(obj, raw.objectGuess, region), obj)
+
+
+def epie_and_score(raw: RawData, region: Region, nphotons: float, epochs: int, seed: int) -> EpieRun:
+    """rPIE for ``epochs`` from a flat object, scored after every epoch (outside the timed part)."""
+    ssim_per_epoch: list[float] = []
+
+    def record(epoch: int, obj: np.ndarray) -> bool:
+        ssim_per_epoch.append(score(obj, raw.objectGuess, region).ssim_amp)
+        return False
+
+    result = rpie(raw.diffraction, raw.probeGuess, raw.xcoords, raw.ycoords, raw.objectGuess.shape,
+                  epochs=epochs, seed=seed, callback=record)
+    return EpieRun(nphotons, result.epochs, result.seconds, score(result.obj, raw.objectGuess, region),
+                   list(zip(result.elapsed, ssim_per_epoch)), result.obj)
+
+
+def save_panel(path: Path, truth: np.ndarray, region: Region, runs: dict[str, np.ndarray]) -> None:
+    """PNG: one row per (method, amplitude|phase): ground truth | reconstruction | error."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = []
+    for label, obj in runs.items():
+        aligned, crop, *_ = align(obj, truth, region)
+        rows.append((f"{label} amplitude", np.abs(crop), np.abs(aligned), "gray"))
+        rows.append((f"{label} phase", np.angle(crop), np.angle(aligned), "twilight"))
+    fig, axes = plt.subplots(len(rows), 3, figsize=(9, 3 * len(rows)), squeeze=False)
+    for (label, gt, rec, cmap), ax in zip(rows, axes):
+        lo, hi = float(gt.min()), float(gt.max())
+        err = rec - gt
+        bound = float(np.abs(err).max()) or 1.0
+        for a, image, title, kw in (
+            (ax[0], gt, "ground truth", {"cmap": cmap, "vmin": lo, "vmax": hi}),
+            (ax[1], rec, label, {"cmap": cmap, "vmin": lo, "vmax": hi}),
+            (ax[2], err, f"error (max {bound:.2f})", {"cmap": "RdBu_r", "vmin": -bound, "vmax": bound}),
+        ):
+            shown = a.imshow(image, **kw)
+            a.set_title(title, fontsize=9)
+            a.axis("off")
+            fig.colorbar(shown, ax=a, fraction=0.046)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def _row(method: str, nphotons: float, gridsize: int | str, s: Scores, train: float | None,
+         infer: float) -> list:
+    return [method, f"{nphotons:.0e}", gridsize, f"{s.ssim_amp:.3f}", f"{s.ssim_phase:.3f}", f"{s.psnr_amp:.1f}",
+            f"{s.psnr_phase:.1f}", f"{s.frc_complex:.2f}", "" if train is None else f"{train:.0f}", f"{infer:.1f}"]
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--budget", choices=sorted(BUDGETS), default=os.environ.get("QUALITY_BUDGET", "full"),
+                        help="cost preset (default: $QUALITY_BUDGET or 'full')")
+    parser.add_argument("--out-dir", type=Path, default=ROOT / "artifacts" / "quality",
+                        help="where <timestamp>.json and .png go (default artifacts/quality)")
+    parser.add_argument("--n-patterns", type=int, help="override the budget's number of scan points")
+    parser.add_argument("--epochs-gs1", type=int, help="override the gridsize-1 training epochs")
+    parser.add_argument("--epochs-gs2", type=int, help="override the gridsize-2 training epochs")
+    parser.add_argument("--n-filters-scale", type=int, help="override ModelConfig.n_filters_scale")
+    parser.add_argument("--batch-size", type=int, help="override the training batch size")
+    parser.add_argument("--no-low-dose", action="store_true", help="skip the low-dose PINN + rPIE pair")
+    args = parser.parse_args(argv)
+    if args.budget not in BUDGETS:
+        parser.error(f"QUALITY_BUDGET={args.budget!r} is unknown; use one of {sorted(BUDGETS)}")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    overrides = {k: v for k, v in {"n_patterns": args.n_patterns, "epochs_gs1": args.epochs_gs1,
+                                    "epochs_gs2": args.epochs_gs2, "n_filters_scale": args.n_filters_scale,
+                                    "batch_size": args.batch_size}.items() if v is not None}
+    budget = replace(BUDGETS[args.budget], **overrides)
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", module="lightning")
+    torch.manual_seed(budget.seed)
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H%M%SZ")
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    began = time.perf_counter()
+
+    raw = simulate(budget, budget.nphotons)
+    # Stitching keeps each patch's central N/2 square, so every pixel within N/4 of the scan's
+    # bounding box is covered; 2 px less absorbs the +-0.5 px jitter of the edge rows.
+    region = scanned_region(raw.xcoords, raw.ycoords, raw.objectGuess.shape, margin=raw.N // 4 - 2)
+    print(f"[quality] budget={budget.name} n_patterns={budget.n_patterns} object={raw.objectGuess.shape} "
+          f"region={region}", file=sys.stderr, flush=True)
+    pinn = {}
+    for gridsize, epochs in ((1, budget.epochs_gs1), (2, budget.epochs_gs2)):
+        pinn[gridsize] = train_and_score(raw, region, budget, gridsize, budget.nphotons, epochs)
+        print(f"[quality] PINN gs{gridsize}: {pinn[gridsize].scores}", file=sys.stderr, flush=True)
+    epie = epie_and_score(raw, region, budget.nphotons, budget.epie_epochs, budget.seed)
+    print(f"[quality] rPIE: {epie.scores}", file=sys.stderr, flush=True)
+
+    low = None
+    if not args.no_low_dose:
+        raw_low = simulate(budget, budget.low_nphotons)
+        low = (train_and_score(raw_low, region, budget, 2, budget.low_nphotons, budget.low_dose_epochs_gs2),
+               epie_and_score(raw_low, region, budget.low_nphotons, budget.epie_epochs, budget.seed))
+        print(f"[quality] low dose PINN gs2: {low[0].scores}; rPIE: {low[1].scores}", file=sys.stderr, flush=True)
+
+    rows = [_row("PINN", r.nphotons, r.gridsize, r.scores, r.train_seconds, r.infer_seconds) for r in pinn.values()]
+    rows.append(_row("rPIE", epie.nphotons, "-", epie.scores, None, epie.seconds))
+    if low is not None:
+        rows.append(_row("PINN", low[0].nphotons, 2, low[0].scores, low[0].train_seconds, low[0].infer_seconds))
+        rows.append(_row("rPIE", low[1].nphotons, "-", low[1].scores, None, low[1].seconds))
+    print(tabulate(rows, headers=["method", "nphotons", "gridsize", "SSIM amp", "SSIM phase", "PSNR amp",
+                                  "PSNR phase", "FRC 1/7", "train s", "recon s"]))
+
+    to_same = epie.seconds_to(pinn[2].scores.ssim_amp)
+    headline = {
+        "ssim_amp_gs1": pinn[1].scores.ssim_amp, "ssim_amp_gs2": pinn[2].scores.ssim_amp,
+        "ssim_phase_gs1": pinn[1].scores.ssim_phase, "ssim_phase_gs2": pinn[2].scores.ssim_phase,
+        "psnr_amp_gs1": pinn[1].scores.psnr_amp, "psnr_amp_gs2": pinn[2].scores.psnr_amp,
+        "train_seconds_gs1": pinn[1].train_seconds, "train_seconds_gs2": pinn[2].train_seconds,
+        "infer_seconds_gs1": pinn[1].infer_seconds, "infer_seconds_gs2": pinn[2].infer_seconds,
+        "epie_ssim_amp": epie.scores.ssim_amp, "epie_ssim_phase": epie.scores.ssim_phase,
+        "epie_seconds": epie.seconds,
+        "epie_seconds_to_pinn_gs2_ssim": to_same,
+        "infer_speedup_vs_epie": None if to_same is None else to_same / pinn[2].infer_seconds,
+        "n_patterns": budget.n_patterns, "nphotons": budget.nphotons, "budget": budget.name,
+    }
+    if low is not None:
+        headline.update({"low_nphotons": budget.low_nphotons, "ssim_amp_gs2_low": low[0].scores.ssim_amp,
+                         "ssim_phase_gs2_low": low[0].scores.ssim_phase, "epie_ssim_amp_low": low[1].scores.ssim_amp})
+    headline = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in headline.items()}
+
+    def pinn_record(r: PinnRun) -> dict:
+        return {k: v for k, v in asdict(r).items() if k not in ("obj", "scores")} | {"scores": r.scores.as_dict()}
+
+    def epie_record(r: EpieRun) -> dict:
+        return {"nphotons": r.nphotons, "epochs": r.epochs, "seconds": r.seconds, "scores": r.scores.as_dict(),
+                "trajectory": [[round(t, 3), round(s, 4)] for t, s in r.trajectory]}
+
+    record = {
+        "schema": "quality/1", "timestamp": stamp, "headline": headline, "budget": asdict(budget),
+        "region": asdict(region), "object_shape": list(raw.objectGuess.shape),
+        "pinn": [pinn_record(r) for r in pinn.values()] + ([pinn_record(low[0])] if low else []),
+        "epie": [epie_record(epie)] + ([epie_record(low[1])] if low else []),
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                    "torch": torch.__version__, "load_average": list(os.getloadavg())},
+        "wall_seconds": time.perf_counter() - began,
+    }
+    json_path = args.out_dir / f"{stamp}.json"
+    json_path.write_text(json.dumps(record, indent=2) + "\n")
+    panel = {"PINN gs1": pinn[1].obj, "PINN gs2": pinn[2].obj, "rPIE": epie.obj}
+    save_panel(args.out_dir / f"{stamp}.png", raw.objectGuess, region, panel)
+    print(f"wrote {json_path.relative_to(ROOT) if json_path.is_relative_to(ROOT) else json_path} and .png")
+    print(json.dumps(headline))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
