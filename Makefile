@@ -41,7 +41,7 @@ test: $(TOOLS_STAMP)
 
 reproduce: $(TOOLS_STAMP)
 	@test -n "$(FROM)" || { echo "usage: make reproduce FROM=<hub>" >&2; exit 2; }
-	PYTHONPATH=$(CURDIR) $(TOOLS_PY) -m harness reproduce --from "$(FROM)"
+	PYTHONPATH=$(CURDIR) $(TOOLS_PY) -m harness reproduce --from "$(FROM)" $(if $(HUB),--hub "$(HUB)") $(if $(NO_LEDGER),--no-ledger)
 
 quality: $(TOOLS_STAMP)
 	$(NOX) -s quality

@@ -78,8 +78,14 @@ for _target in PLAN.targets:
 def collate(session: nox.Session) -> None:
     """Summarise the hub (summary.md, manifest.json, ledger); `-- <hub>` when run on its own."""
     hub = os.environ.get("EVIDENCE_HUB") or _STATE.get("hub")
-    session.run(_python(session), "-m", "harness", "collate", *([hub] if hub else []), *session.posargs,
-                external=True)
+    ledger = []
+    if not os.environ.get("EVIDENCE_HUB") and "--no-ledger" not in session.posargs:
+        # Only `harness pipeline` (make phase-c4d-b3) runs the whole plan; a hand-picked set of
+        # sessions must not mark the plan row or append an attempt.
+        session.log("hub not made by `harness pipeline`: collating with --no-ledger")
+        ledger = ["--no-ledger"]
+    session.run(_python(session), "-m", "harness", "collate", *([hub] if hub else []), *ledger,
+                *session.posargs, external=True)
 
 
 @nox.session(requires=["evidence_env"], venv_backend="none")
