@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import platform
 import sys
@@ -69,10 +70,23 @@ class Budget:
     learning_rate: float = 1e-3
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        side = math.isqrt(self.n_patterns)
+        if side * side != self.n_patterns:
+            raise ValueError(
+                f"n_patterns={self.n_patterns} leaves the simulator's raster with an incomplete last row, so the "
+                f"scanned bounding box would include unscanned object; use a square number such as {side * side} "
+                f"or {(side + 1) ** 2}"
+            )
 
+
+# n_filters_scale=1 (0.5 M parameters) and batch 4: on 2 CPU cores the default 2 M-parameter
+# network gets 4x fewer optimiser steps in the same time, and steps are what the PINN lacks.
 BUDGETS = {
-    "full": Budget("full", n_patterns=512, epochs_gs1=4, epochs_gs2=16, low_dose_epochs_gs2=8, epie_epochs=150),
-    "quick": Budget("quick", n_patterns=128, epochs_gs1=2, epochs_gs2=4, low_dose_epochs_gs2=2, epie_epochs=60),
+    "full": Budget("full", n_patterns=1024, epochs_gs1=16, epochs_gs2=16, low_dose_epochs_gs2=6, epie_epochs=150,
+                   n_filters_scale=1, batch_size=4),
+    "quick": Budget("quick", n_patterns=144, epochs_gs1=4, epochs_gs2=6, low_dose_epochs_gs2=2, epie_epochs=60,
+                    n_filters_scale=1, batch_size=4),
 }
 
 
@@ -118,8 +132,11 @@ def simulate(budget: Budget, nphotons: float) -> RawData:
 
 
 def reconstruct_pinn(container: PtychoDataContainerTorch, model: torch.nn.Module, canvas: tuple[int, int],
-                     chunk: int = 64) -> tuple[np.ndarray, float, float]:
-    """Run the inference graph on every group and stitch; returns (object, total s, network s)."""
+                     chunk: int = 64) -> tuple[np.ndarray, float, float, np.ndarray]:
+    """Run the inference graph on every group and stitch.
+
+    Returns (object, total seconds, network-only seconds, stitch weight map (H, W)).
+    """
     model.eval()
     start = time.perf_counter()
     with torch.inference_mode():
@@ -129,9 +146,9 @@ def reconstruct_pinn(container: PtychoDataContainerTorch, model: torch.nn.Module
         ])
     network = time.perf_counter() - start
     n = container.N
-    obj = stitch_patches(patches.reshape(-1, n, n).numpy(), container.coords_nn.reshape(-1, 2).numpy(),
-                         canvas, inner_size=n // 2)
-    return obj, time.perf_counter() - start, network
+    obj, weights = stitch_patches(patches.reshape(-1, n, n).numpy(), container.coords_nn.reshape(-1, 2).numpy(),
+                                  canvas, inner_size=n // 2, return_weights=True)
+    return obj, time.perf_counter() - start, network, weights
 
 
 def train_and_score(raw: RawData, region: Region, budget: Budget, gridsize: int, nphotons: float,
@@ -145,8 +162,12 @@ def train_and_score(raw: RawData, region: Region, budget: Budget, gridsize: int,
     start = time.perf_counter()
     result = _train_with_lightning(container, None, config, ExecutionConfig(logger="none"))
     train_seconds = time.perf_counter() - start
-    obj, infer_seconds, network_seconds = reconstruct_pinn(
+    obj, infer_seconds, network_seconds, weights = reconstruct_pinn(
         container, result["models"]["diffraction_to_obj"], raw.objectGuess.shape)
+    uncovered = int(np.count_nonzero(weights[region.slices] <= 1e-6))
+    if uncovered:
+        raise ValueError(f"{uncovered} pixels of the scored region {region} got no stitched patch; "
+                         "shrink the region margin or check coords_nn")
     losses = result["history"].get("train_loss") or [None]
     return PinnRun(gridsize, nphotons, epochs, len(container), train_seconds, infer_seconds, network_seconds,
                    losses[-1], score(obj, raw.objectGuess, region), obj)
@@ -214,6 +235,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--epochs-gs2", type=int, help="override the gridsize-2 training epochs")
     parser.add_argument("--n-filters-scale", type=int, help="override ModelConfig.n_filters_scale")
     parser.add_argument("--batch-size", type=int, help="override the training batch size")
+    parser.add_argument("--threads", type=int, default=int(os.environ.get("QUALITY_THREADS", "1")),
+                        help="torch intra-op threads (default: $QUALITY_THREADS or 1; on a shared 2-core machine "
+                             "2 threads oversubscribe and run up to 20x slower)")
     parser.add_argument("--no-low-dose", action="store_true", help="skip the low-dose PINN + rPIE pair")
     args = parser.parse_args(argv)
     if args.budget not in BUDGETS:
@@ -226,10 +250,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     overrides = {k: v for k, v in {"n_patterns": args.n_patterns, "epochs_gs1": args.epochs_gs1,
                                     "epochs_gs2": args.epochs_gs2, "n_filters_scale": args.n_filters_scale,
                                     "batch_size": args.batch_size}.items() if v is not None}
-    budget = replace(BUDGETS[args.budget], **overrides)
+    try:
+        budget = replace(BUDGETS[args.budget], **overrides)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", module="lightning")
     torch.manual_seed(budget.seed)
+    torch.set_num_threads(args.threads)
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H%M%SZ")
     args.out_dir.mkdir(parents=True, exist_ok=True)
     began = time.perf_counter()
