@@ -1,0 +1,1 @@
+"""Configuration, legacy params bridge, data loading/validation, grouping and the simulator (NumPy/SciPy only)."""

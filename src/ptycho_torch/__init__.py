@@ -1,0 +1,1 @@
+"""Embedded PtychoPINN PyTorch backend: physics, model, data, Lightning training, bundles and CLIs."""

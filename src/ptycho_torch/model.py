@@ -64,15 +64,38 @@ class ScaledTanh(nn.Module):
         return math.pi * torch.tanh(x)
 
 
+def probe_statistics(probe: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """What the network takes from the probe: the input normalisation and the overlap weights.
+
+    ``input_norm = N / ||P||`` gives a unit-transmission object's diffraction unit RMS (by
+    Parseval, sum |FFT_ortho(O P)|^2 = ||O P||^2). ``overlap_weights = |P|^2 / max|P|^2``
+    weights each patch by its illumination when the C patches are averaged, so poorly lit
+    borders do not overrule well lit centres.
+    """
+    intensity = probe.abs() ** 2
+    N = probe.shape[-1]
+    return torch.tensor(N / float(intensity.sum().sqrt())), intensity / intensity.max()
+
+
+def effective_probe(probe: torch.Tensor, probe_big: bool) -> torch.Tensor:
+    """The probe as the forward model uses it: cut to a central disc of radius N/4 unless ``probe_big``."""
+    if probe_big:
+        return probe
+    N = probe.shape[-1]
+    yy, xx = torch.meshgrid(torch.arange(N) - N / 2, torch.arange(N) - N / 2, indexing="ij")
+    return probe * (xx**2 + yy**2 <= (N / 4) ** 2)
+
+
 class DiffractionToObject(nn.Module):
     """Inference graph: diffraction amplitudes -> complex object patches.
 
     With ``object_big`` the encoder sees all C patterns (``in_channels == C``) and the
     patches are tied by the overlap constraint; otherwise each pattern is solved alone
-    (``in_channels == 1``).
+    (``in_channels == 1``). Buffers ``input_norm`` and ``overlap_weights`` come from the
+    training probe (``probe_statistics``) and travel with the weights.
     """
 
-    def __init__(self, config: ModelConfig) -> None:
+    def __init__(self, config: ModelConfig, probe: torch.Tensor) -> None:
         super().__init__()
         self.config = config
         self.c_in = config.C if config.object_big else 1
@@ -81,7 +104,9 @@ class DiffractionToObject(nn.Module):
         self.encoder = make_encoder(self.c_in, base)
         self.amplitude_decoder = make_decoder(self.c_in, base, amp_head)
         self.phase_decoder = make_decoder(self.c_in, base, ScaledTanh())
-        self.register_buffer("overlap_mask", physics.central_mask(config.N, config.N // 2), persistent=False)
+        input_norm, overlap_weights = probe_statistics(probe)
+        self.register_buffer("input_norm", input_norm.float())
+        self.register_buffer("overlap_weights", overlap_weights.float())
 
     def forward(
         self,
@@ -92,41 +117,35 @@ class DiffractionToObject(nn.Module):
     ) -> torch.Tensor:
         """x: (B,C,N,N) float32; positions: (B,C,1,2) ``coords_relative`` -> (B,C,N,N) complex64.
 
-        ``input_scale_factor`` multiplies the input (a scalar or (B,) tensor). ``probe`` is
-        accepted for the upstream signature; the object estimate does not depend on it.
+        ``input_scale_factor`` multiplies the input (a scalar or (B,) tensor) on top of the
+        built-in ``input_norm``. ``probe`` is accepted for the upstream signature and only
+        shape-checked: the probe that matters was fixed at training time (the buffers).
         """
         B, C, N, _ = x.shape
         if probe is not None and tuple(probe.shape[-2:]) != (N, N):
             raise ValueError(f"probe has shape {tuple(probe.shape)}, expected ({N}, {N}) to match the patterns")
         scale = torch.as_tensor(input_scale_factor, dtype=x.dtype, device=x.device).reshape(-1, 1, 1, 1)
-        inputs = (x * scale).reshape(B * C // self.c_in, self.c_in, N, N)
+        inputs = (x * scale * self.input_norm).reshape(B * C // self.c_in, self.c_in, N, N)
         features = self.encoder(inputs)
         amplitude = self.amplitude_decoder(features).reshape(B, C, N, N)
         phase = self.phase_decoder(features).reshape(B, C, N, N)
         obj = torch.polar(amplitude, phase)
         if self.config.object_big and C > 1:
-            obj = physics.overlap_constraint(obj, positions, self.overlap_mask)
+            obj = physics.overlap_constraint(obj, positions, self.overlap_weights)
         return obj
 
 
 class Autoencoder(nn.Module):
     """Training graph: (diffraction (B,C,N,N), positions (B,C,1,2)) -> predicted amplitude (B,C,N,N).
 
-    Holds the probe as a buffer, so bundles and checkpoints carry it with the weights.
+    Holds the probe as a buffer (already cut to a disc unless ``probe_big``), so bundles
+    and checkpoints carry it with the weights.
     """
 
     def __init__(self, diffraction_to_obj: DiffractionToObject, probe: torch.Tensor) -> None:
         super().__init__()
         self.diffraction_to_obj = diffraction_to_obj
-        N = diffraction_to_obj.config.N
-        if tuple(probe.shape) != (N, N):
-            raise ValueError(f"probe has shape {tuple(probe.shape)} but ModelConfig.N={N}; set N to the probe size")
         self.register_buffer("probe", probe.to(torch.complex64).clone())
-        if not diffraction_to_obj.config.probe_big:
-            yy, xx = torch.meshgrid(torch.arange(N) - N / 2, torch.arange(N) - N / 2, indexing="ij")
-            self.register_buffer("probe_mask", (xx**2 + yy**2 <= (N / 4) ** 2).float(), persistent=False)
-        else:
-            self.probe_mask = None
 
     @property
     def encoder(self) -> nn.Sequential:
@@ -134,9 +153,8 @@ class Autoencoder(nn.Module):
         return self.diffraction_to_obj.encoder
 
     def forward(self, x: torch.Tensor, positions: torch.Tensor, input_scale_factor: float = 1.0) -> torch.Tensor:
-        probe = self.probe if self.probe_mask is None else self.probe * self.probe_mask
-        obj = self.diffraction_to_obj(x, positions, probe, input_scale_factor)
-        return physics.far_field_amplitude(physics.illuminate(obj, probe))
+        obj = self.diffraction_to_obj(x, positions, self.probe, input_scale_factor)
+        return physics.far_field_amplitude(physics.illuminate(obj, self.probe))
 
 
 def default_probe(N: int) -> torch.Tensor:
@@ -153,7 +171,11 @@ class PtychoPINN(nn.Module):
         super().__init__()
         self.config = model_config
         probe = default_probe(model_config.N) if probe is None else torch.as_tensor(probe)
-        self.autoencoder = Autoencoder(DiffractionToObject(model_config), probe)
+        N = model_config.N
+        if tuple(probe.shape) != (N, N):
+            raise ValueError(f"probe has shape {tuple(probe.shape)} but ModelConfig.N={N}; set N to the probe size")
+        probe = effective_probe(probe.to(torch.complex64), model_config.probe_big)
+        self.autoencoder = Autoencoder(DiffractionToObject(model_config, probe), probe)
 
     @property
     def diffraction_to_obj(self) -> DiffractionToObject:

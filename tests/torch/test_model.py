@@ -9,7 +9,8 @@ import torch
 
 from ptycho.config import ModelConfig, TrainingConfig
 from ptycho_torch.data import DataConfig
-from ptycho_torch.model import PtychoPINN, PtychoPINN_Lightning
+from ptycho.simulation import make_probe
+from ptycho_torch.model import PtychoPINN, PtychoPINN_Lightning, probe_statistics
 
 
 def _inputs(B: int, C: int, N: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
@@ -57,13 +58,27 @@ def test_autoencoder_is_the_far_field_of_diffraction_to_obj():
 
 
 def test_probe_big_false_cuts_the_probe_to_a_central_disc():
-    network = PtychoPINN(ModelConfig(N=16, probe_big=False))
+    flat = torch.ones(16, 16, dtype=torch.complex64)
+    network = PtychoPINN(ModelConfig(N=16, probe_big=False), probe=flat)
+    yy, xx = torch.meshgrid(torch.arange(16) - 8, torch.arange(16) - 8, indexing="ij")
+    inside = xx**2 + yy**2 <= 4**2
+    probe = network.autoencoder.probe
+    assert bool((probe[inside] == 1).all()) and bool((probe[~inside] == 0).all())
     x, positions = _inputs(1, 1)
     obj = network.diffraction_to_obj(x, positions)
-    yy, xx = torch.meshgrid(torch.arange(16) - 8, torch.arange(16) - 8, indexing="ij")
-    probe = network.autoencoder.probe * (xx**2 + yy**2 <= 4**2)
     expected = torch.fft.fftshift(torch.fft.fft2(obj * probe, norm="ortho"), dim=(-2, -1)).abs()
     torch.testing.assert_close(network.autoencoder(x, positions), expected)
+
+
+def test_probe_statistics_normalise_input_and_weight_the_overlap():
+    flat = torch.ones(16, 16, dtype=torch.complex64)
+    norm, weights = probe_statistics(flat)
+    assert float(norm) == pytest.approx(1.0), "a flat unit probe: diffraction of a unit object already has unit RMS"
+    torch.testing.assert_close(weights, torch.ones(16, 16))
+    gaussian = torch.from_numpy(make_probe(16))
+    norm, weights = probe_statistics(gaussian)
+    assert float(norm) == pytest.approx(16 / float((gaussian.abs() ** 2).sum().sqrt()))
+    assert float(weights.max()) == pytest.approx(1.0) and float(weights[0, 0]) < 1e-3, "dim borders weigh little"
 
 
 def test_probe_travels_in_the_state_dict():

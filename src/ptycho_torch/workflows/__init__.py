@@ -1,0 +1,1 @@
+"""Workflow building blocks (training with Lightning, loading bundles) shared by the CLIs."""
