@@ -138,6 +138,7 @@ def _train_with_lightning(
         enable_model_summary=False,
         default_root_dir=str(config.output_dir) if config.output_dir is not None else None,
         num_sanity_val_steps=0,
+        limit_val_batches=1.0 if test_container is not None else 0,
         log_every_n_steps=1,
     )
     datamodule = PtychoDataModule(
