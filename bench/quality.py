@@ -14,7 +14,8 @@ Usage::
     python bench/quality.py                      # full budget (about 25 min on 2 cores)
     QUALITY_BUDGET=quick python bench/quality.py # same keys in a few minutes
 
-Writes ``artifacts/quality/<timestamp>.json`` and ``<timestamp>.png``; prints a table and, as
+Writes ``artifacts/quality/<timestamp>.json``, ``<timestamp>.png`` and ``<timestamp>/`` (stitched
+objects + trained weights, for re-scoring without retraining); prints a table and, as
 the last stdout line, one JSON object with the headline numbers.
 """
 
@@ -102,8 +103,10 @@ class PinnRun:
     infer_seconds: float
     network_seconds: float
     final_train_loss: float | None
+    loss_history: list[float]
     scores: Scores
     obj: np.ndarray
+    weights: dict[str, torch.Tensor]
 
 
 @dataclass
@@ -168,9 +171,10 @@ def train_and_score(raw: RawData, region: Region, budget: Budget, gridsize: int,
     if uncovered:
         raise ValueError(f"{uncovered} pixels of the scored region {region} got no stitched patch; "
                          "shrink the region margin or check coords_nn")
-    losses = result["history"].get("train_loss") or [None]
+    losses = result["history"].get("train_loss") or []
     return PinnRun(gridsize, nphotons, epochs, len(container), train_seconds, infer_seconds, network_seconds,
-                   losses[-1], score(obj, raw.objectGuess, region), obj)
+                   losses[-1] if losses else None, losses, score(obj, raw.objectGuess, region), obj,
+                   result["models"]["diffraction_to_obj"].state_dict())
 
 
 def epie_and_score(raw: RawData, region: Region, nphotons: float, epochs: int, seed: int) -> EpieRun:
@@ -310,7 +314,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     headline = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in headline.items()}
 
     def pinn_record(r: PinnRun) -> dict:
-        return {k: v for k, v in asdict(r).items() if k not in ("obj", "scores")} | {"scores": r.scores.as_dict()}
+        kept = {k: getattr(r, k) for k in ("gridsize", "nphotons", "epochs", "n_groups", "train_seconds",
+                                            "infer_seconds", "network_seconds", "final_train_loss", "loss_history")}
+        return kept | {"scores": r.scores.as_dict()}
 
     def epie_record(r: EpieRun) -> dict:
         return {"nphotons": r.nphotons, "epochs": r.epochs, "seconds": r.seconds, "scores": r.scores.as_dict(),
@@ -327,6 +333,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     json_path = args.out_dir / f"{stamp}.json"
     json_path.write_text(json.dumps(record, indent=2) + "\n")
+    # Raw outputs for re-scoring without retraining: stitched objects and the trained weights.
+    keep = args.out_dir / stamp
+    keep.mkdir()
+    objects = {"ground_truth": raw.objectGuess, "pinn_gs1": pinn[1].obj, "pinn_gs2": pinn[2].obj, "rpie": epie.obj}
+    runs = list(pinn.values())
+    if low is not None:
+        objects |= {"pinn_gs2_low": low[0].obj, "rpie_low": low[1].obj}
+        runs.append(low[0])
+    np.savez(keep / "objects.npz", **objects)
+    for r in runs:
+        torch.save(r.weights, keep / f"diffraction_to_obj_gs{r.gridsize}_{r.nphotons:.0e}.pt")
     panel = {"PINN gs1": pinn[1].obj, "PINN gs2": pinn[2].obj, "rPIE": epie.obj}
     save_panel(args.out_dir / f"{stamp}.png", raw.objectGuess, region, panel)
     print(f"wrote {json_path.relative_to(ROOT) if json_path.is_relative_to(ROOT) else json_path} and .png")
