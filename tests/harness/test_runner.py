@@ -128,7 +128,8 @@ def test_child_env_is_deterministic_and_keeps_the_repo_off_sys_path(project, wri
                                    "log": "x.log", "timeout": 1, "description": "d"}]))
     env = child_env(plan, {"PATH": "/bin", "CUDA_VISIBLE_DEVICES": "0"})
     assert env == {"PATH": "/bin", "CUDA_VISIBLE_DEVICES": "", "PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1",
-                   "MKL_NUM_THREADS": "1", "PYTHONSAFEPATH": "1", "PYTHONUNBUFFERED": "1"}
+                   "MKL_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE", "PYTHONSAFEPATH": "1",
+                   "PYTHONUNBUFFERED": "1"}
 
 
 def test_command_sees_no_project_root_on_sys_path(one, targets, project):
