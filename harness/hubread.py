@@ -7,7 +7,6 @@ it. Reading never writes: a teammate's hub stays byte-for-byte as it was.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from harness.records import (
     RunInfo,
     VerdictRecord,
     load_verdicts,
+    sha256_file,
 )
 
 
@@ -108,5 +108,5 @@ def hash_tree(root: Path) -> dict[str, str]:
     """sha256 of every file under root (relative posix path -> hex): a before/after fingerprint."""
     digests: dict[str, str] = {}
     for file in sorted(p for p in root.rglob("*") if p.is_file()):
-        digests[file.relative_to(root).as_posix()] = hashlib.sha256(file.read_bytes()).hexdigest()
+        digests[file.relative_to(root).as_posix()] = sha256_file(file)
     return digests

@@ -12,7 +12,6 @@ docs/harness_manifest.md.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -32,20 +31,12 @@ from harness.records import (
     Collation,
     RecordError,
     VerdictRecord,
+    sha256_file,
 )
 
 MANIFEST_SCHEMA = "evidence-manifest/1"
 #: Files of the hub that are never listed: the manifest itself and the in-progress marker.
 UNLISTED = (MANIFEST_FILE, INCOMPLETE_MARKER)
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks (bundles can be large)."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _rel(path: Path, root: Path) -> str:

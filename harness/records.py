@@ -8,6 +8,7 @@ whichever command happened to touch it first. Documented in docs/harness_manifes
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -358,9 +359,8 @@ class DatasetNote:
         return self.sidecar_sha256 == self.sha256
 
 
-def _sha256_file(path: Path) -> str:
-    import hashlib
-
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks (bundles can be large)."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -379,7 +379,7 @@ def dataset_notes(collation: Collation) -> list[DatasetNote]:
         path = collation.abs_path(file)
         sha, source = rec.get("train_data_sha256"), "record"
         if not sha:
-            sha, source = (_sha256_file(path), "computed") if path.is_file() else (None, "file missing")
+            sha, source = (sha256_file(path), "computed") if path.is_file() else (None, "file missing")
         sidecar = None
         sidecar_path = path.with_suffix(".json")
         if sidecar_path.is_file():
