@@ -49,6 +49,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--loss", choices=sorted(physics.LOSSES), default="poisson")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--save", type=Path, help="write the trained diffraction_to_obj state dict here")
     return parser.parse_args(argv)
 
 
@@ -92,7 +93,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         seconds += time.perf_counter() - start
         if epoch % args.every == 0 or epoch == args.epochs:
             curve.append(evaluate(epoch, steps, seconds, round(total / len(container), 3)))
-    print(json.dumps({"args": vars(args), "n_groups": len(container), "curve": curve}))
+    if args.save is not None:
+        args.save.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(model.diffraction_to_obj.state_dict(), args.save)
+    print(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "n_groups": len(container), "curve": curve}))
     return 0
 
 
