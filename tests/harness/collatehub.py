@@ -21,6 +21,9 @@ from harness.hub import create_hub
 from harness.plan import load_plan
 
 REPO = Path(__file__).resolve().parents[2]
+# The ledger documents as shipped before any evidence run (B3 [P], last attempt #34): the real
+# ones change with every `make phase-c4d-b3`, so tests start from this frozen copy.
+LEDGER_BASELINE = Path(__file__).resolve().parent / "ledger_baseline"
 PLAN_MD = "plans/active/ADR-003-BACKEND-API/reports/2025-10-20T083500Z/phase_c4d_blockers/plan.md"
 FIX_PLAN = "docs/fix_plan.md"
 PLAN_TOML = "plans/active/ADR-003-BACKEND-API/evidence/plan.toml"
@@ -96,9 +99,9 @@ def make_project(root: Path) -> Path:
     fixture.write_bytes(bytes(range(256)) * 16)
     digest = hashlib.sha256(fixture.read_bytes()).hexdigest()
     fixture.with_suffix(".json").write_text(json.dumps({"version": 1, "sha256": digest}))
-    for rel in (PLAN_MD, FIX_PLAN):
+    for rel, baseline in ((PLAN_MD, "plan.md"), (FIX_PLAN, "fix_plan.md")):
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(REPO / rel, root / rel)
+        shutil.copy(LEDGER_BASELINE / baseline, root / rel)
     (root / PLAN_TOML).parent.mkdir(parents=True, exist_ok=True)
     (root / PLAN_TOML).write_text(PLAN)
     (root / ".gitignore").write_text("artifacts/\n")
