@@ -84,7 +84,7 @@ class Budget:
 # n_filters_scale=1 (0.5 M parameters) and batch 4: on 2 CPU cores the default 2 M-parameter
 # network gets 4x fewer optimiser steps in the same time, and steps are what the PINN lacks.
 BUDGETS = {
-    "full": Budget("full", n_patterns=1024, epochs_gs1=16, epochs_gs2=16, low_dose_epochs_gs2=6, epie_epochs=150,
+    "full": Budget("full", n_patterns=1024, epochs_gs1=36, epochs_gs2=36, low_dose_epochs_gs2=12, epie_epochs=150,
                    n_filters_scale=1, batch_size=4),
     "quick": Budget("quick", n_patterns=144, epochs_gs1=4, epochs_gs2=6, low_dose_epochs_gs2=2, epie_epochs=60,
                     n_filters_scale=1, batch_size=4),
