@@ -224,50 +224,31 @@ def record_attempt(
     for path, what in ((plan_path, "plan file"), (fix_path, "fix plan")):
         if not path.is_file():
             raise FileNotFoundError(f"{path}: {what} named by the evidence plan's [ledger] table does not exist")
-    with _ledger_lock(fix_path.parent):
-        return _record_attempt_locked(plan_path, fix_path, plan_file=plan_file, fix_plan=fix_plan, row=row,
-                                      hub_rel=hub_rel, timestamp=timestamp, green=green, headline=headline,
-                                      details=details, links=links)
+    with _ledger_lock(fix_path.parent):  # concurrent collates each get their own attempt number
+        state = STATE_DONE if green else STATE_PENDING
+        fix_text = fix_path.read_text(encoding="utf-8")
+        marker = hub_marker(hub_rel)
+        if marker in fix_text:
+            return LedgerUpdate(plan_path, fix_path, row, state, None, f"{hub_rel} is already recorded in {fix_plan}")
 
+        evidence_target = links.summary if green else (links.blocker or links.summary)
+        verdict_word = "GREEN" if green else "blocked"
+        evidence = f"[{Path(evidence_target).name}]({_rel_link(evidence_target, plan_file)}) ({verdict_word}, {timestamp})"
+        new_plan = set_row_state(plan_path.read_text(encoding="utf-8"), row, state, evidence, source=str(plan_path))
 
-def _record_attempt_locked(
-    plan_path: Path,
-    fix_path: Path,
-    *,
-    plan_file: str,
-    fix_plan: str,
-    row: str,
-    hub_rel: str,
-    timestamp: str,
-    green: bool,
-    headline: str,
-    details: list[str],
-    links: AttemptLinks,
-) -> LedgerUpdate:
-    state = STATE_DONE if green else STATE_PENDING
-    fix_text = fix_path.read_text(encoding="utf-8")
-    marker = hub_marker(hub_rel)
-    if marker in fix_text:
-        return LedgerUpdate(plan_path, fix_path, row, state, None, f"{hub_rel} is already recorded in {fix_plan}")
+        initiative = _initiative(plan_file)
+        number = next_attempt_number(fix_text, initiative, source=str(fix_path))
 
-    evidence_target = links.summary if green else (links.blocker or links.summary)
-    verdict_word = "GREEN" if green else "blocked"
-    evidence = f"[{Path(evidence_target).name}]({_rel_link(evidence_target, plan_file)}) ({verdict_word}, {timestamp})"
-    new_plan = set_row_state(plan_path.read_text(encoding="utf-8"), row, state, evidence, source=str(plan_path))
+        def link(rel: str) -> str:
+            return f"[{Path(rel).name}]({_rel_link(rel, fix_plan)})"
 
-    initiative = _initiative(plan_file)
-    number = next_attempt_number(fix_text, initiative, source=str(fix_path))
+        evidence_links = [link(links.summary)] + ([link(links.blocker)] if links.blocker else [])
+        entry_lines = [f"- [{timestamp}] Attempt #{number} — {headline} {marker}"]
+        entry_lines += [f"  - {d}" for d in details]
+        entry_lines.append(f"  - Row {row} → `{state}`. Evidence: {', '.join(evidence_links)}; logs: {', '.join(link(p) for p in links.logs)}.")
+        new_fix = append_attempt(fix_text, "\n".join(entry_lines), initiative, source=str(fix_path))
 
-    def link(rel: str) -> str:
-        return f"[{Path(rel).name}]({_rel_link(rel, fix_plan)})"
-
-    evidence_links = [link(links.summary)] + ([link(links.blocker)] if links.blocker else [])
-    entry_lines = [f"- [{timestamp}] Attempt #{number} — {headline} {marker}"]
-    entry_lines += [f"  - {d}" for d in details]
-    entry_lines.append(f"  - Row {row} → `{state}`. Evidence: {', '.join(evidence_links)}; logs: {', '.join(link(p) for p in links.logs)}.")
-    new_fix = append_attempt(fix_text, "\n".join(entry_lines), initiative, source=str(fix_path))
-
-    # Plan row first: if the second write failed, rerunning collate would redo both.
-    atomic_write_text(plan_path, new_plan)
-    atomic_write_text(fix_path, new_fix)
-    return LedgerUpdate(plan_path, fix_path, row, state, number)
+        # Plan row first: if the second write failed, rerunning collate would redo both.
+        atomic_write_text(plan_path, new_plan)
+        atomic_write_text(fix_path, new_fix)
+        return LedgerUpdate(plan_path, fix_path, row, state, number)
