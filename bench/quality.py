@@ -48,10 +48,11 @@ from ptycho.config import ExecutionConfig, ModelConfig, TrainingConfig
 from ptycho.raw_data import RawData
 from ptycho.simulation import simulate_dataset
 from ptycho_torch.data import PtychoDataContainerTorch, build_container
-from ptycho_torch.stitching import stitch_patches
+from ptycho_torch.stitching import probe_intensity_weight, stitch_patches
 from ptycho_torch.workflows.components import _train_with_lightning
 
 ROOT = Path(__file__).resolve().parents[1]
+STITCH_WEIGHTINGS = ("probe", "uniform")
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,7 @@ class Budget:
     batch_size: int = 16
     learning_rate: float = 1e-3
     seed: int = 0
+    stitch_weighting: str = "probe"  # stitch_patches weight: "probe" (|P|^2 / max) or "uniform"
 
     def __post_init__(self) -> None:
         side = math.isqrt(self.n_patterns)
@@ -79,6 +81,8 @@ class Budget:
                 f"scanned bounding box would include unscanned object; use a square number such as {side * side} "
                 f"or {(side + 1) ** 2}"
             )
+        if self.stitch_weighting not in STITCH_WEIGHTINGS:
+            raise ValueError(f"stitch_weighting={self.stitch_weighting!r} is unknown; use one of {STITCH_WEIGHTINGS}")
 
 
 # n_filters_scale=1 (0.5 M parameters) and batch 4: on 2 CPU cores the default 2 M-parameter
@@ -135,8 +139,8 @@ def simulate(budget: Budget, nphotons: float) -> RawData:
 
 
 def reconstruct_pinn(container: PtychoDataContainerTorch, model: torch.nn.Module, canvas: tuple[int, int],
-                     chunk: int = 64) -> tuple[np.ndarray, float, float, np.ndarray]:
-    """Run the inference graph on every group and stitch.
+                     chunk: int = 64, weighting: str = "probe") -> tuple[np.ndarray, float, float, np.ndarray]:
+    """Run the inference graph on every group and stitch (``weighting`` "probe": |P|^2-weighted average).
 
     Returns (object, total seconds, network-only seconds, stitch weight map (H, W)).
     """
@@ -149,8 +153,9 @@ def reconstruct_pinn(container: PtychoDataContainerTorch, model: torch.nn.Module
         ])
     network = time.perf_counter() - start
     n = container.N
+    weight = probe_intensity_weight(container.probe.numpy()) if weighting == "probe" else None
     obj, weights = stitch_patches(patches.reshape(-1, n, n).numpy(), container.coords_nn.reshape(-1, 2).numpy(),
-                                  canvas, inner_size=n // 2, return_weights=True)
+                                  canvas, inner_size=n // 2, return_weights=True, weight=weight)
     return obj, time.perf_counter() - start, network, weights
 
 
@@ -166,7 +171,7 @@ def train_and_score(raw: RawData, region: Region, budget: Budget, gridsize: int,
     result = _train_with_lightning(container, None, config, ExecutionConfig(logger="none"))
     train_seconds = time.perf_counter() - start
     obj, infer_seconds, network_seconds, weights = reconstruct_pinn(
-        container, result["models"]["diffraction_to_obj"], raw.objectGuess.shape)
+        container, result["models"]["diffraction_to_obj"], raw.objectGuess.shape, weighting=budget.stitch_weighting)
     uncovered = int(np.count_nonzero(weights[region.slices] <= 1e-6))
     if uncovered:
         raise ValueError(f"{uncovered} pixels of the scored region {region} got no stitched patch; "
@@ -239,6 +244,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--epochs-gs2", type=int, help="override the gridsize-2 training epochs")
     parser.add_argument("--n-filters-scale", type=int, help="override ModelConfig.n_filters_scale")
     parser.add_argument("--batch-size", type=int, help="override the training batch size")
+    parser.add_argument("--stitch-weighting", choices=STITCH_WEIGHTINGS,
+                        help="stitching average: 'probe' (|P|^2 / max, the default) or 'uniform'")
     parser.add_argument("--threads", type=int, default=int(os.environ.get("QUALITY_THREADS", "1")),
                         help="torch intra-op threads (default: $QUALITY_THREADS or 1; on a shared 2-core machine "
                              "2 threads oversubscribe and run up to 20x slower)")
@@ -253,7 +260,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     overrides = {k: v for k, v in {"n_patterns": args.n_patterns, "epochs_gs1": args.epochs_gs1,
                                     "epochs_gs2": args.epochs_gs2, "n_filters_scale": args.n_filters_scale,
-                                    "batch_size": args.batch_size}.items() if v is not None}
+                                    "batch_size": args.batch_size,
+                                    "stitch_weighting": args.stitch_weighting}.items() if v is not None}
     try:
         budget = replace(BUDGETS[args.budget], **overrides)
     except ValueError as exc:
@@ -307,6 +315,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "epie_seconds_to_pinn_gs2_ssim": to_same,
         "infer_speedup_vs_epie": None if to_same is None else to_same / pinn[2].infer_seconds,
         "n_patterns": budget.n_patterns, "nphotons": budget.nphotons, "budget": budget.name,
+        "stitch_weighting": budget.stitch_weighting,
     }
     if low is not None:
         headline.update({"low_nphotons": budget.low_nphotons, "ssim_amp_gs2_low": low[0].scores.ssim_amp,

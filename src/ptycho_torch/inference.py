@@ -2,7 +2,8 @@
 
 Loads ``{model_path}/wts.h5.zip``, groups the test data with the bundle's gridsize, runs
 ``diffraction_to_obj`` and stitches the patches into the full object (translate-and-average,
-``ptycho_torch.stitching``). Writes ``reconstructed_amplitude.png``,
+``ptycho_torch.stitching``; by default weighted by the probe intensity |P|^2 / max, so
+pixels the probe barely lit count less; ``--weighting uniform`` for the plain average). Writes ``reconstructed_amplitude.png``,
 ``reconstructed_phase.png`` and ``reconstruction.npz`` (complex object + metadata) to
 ``--output_dir``; the last stdout line is ``INFERENCE_RECORD {json}``.
 """
@@ -23,12 +24,13 @@ import torch
 
 from ptycho_torch.bundle import load_inference_bundle_torch, model_config_from_params, resolve_bundle_path
 from ptycho_torch.cli.shared import add_accelerator_arguments, require_file, resolve_accelerator, run_cli
-from ptycho_torch.stitching import canvas_shape_for, stitch_patches
+from ptycho_torch.stitching import canvas_shape_for, probe_intensity_weight, stitch_patches
 
 RECORD_PREFIX = "INFERENCE_RECORD "
 AMPLITUDE_PNG = "reconstructed_amplitude.png"
 PHASE_PNG = "reconstructed_phase.png"
 RECONSTRUCTION_NPZ = "reconstruction.npz"
+WEIGHTINGS = ("uniform", "probe")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,6 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--inner_size", type=int, default=None,
                         help="stitch only the central inner_size x inner_size pixels of each patch "
                              "(default: N/2, the region the overlap constraint trusts; N for whole patches)")
+    parser.add_argument("--weighting", choices=WEIGHTINGS, default="probe",
+                        help="stitching average: 'probe' weighs each patch pixel by the probe intensity "
+                             "|P|^2 / max (poorly lit pixels count less), 'uniform' averages plainly "
+                             "(default: probe)")
     add_accelerator_arguments(parser)
     return parser
 
@@ -135,10 +141,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     inner_size = n // 2 if args.inner_size is None else args.inner_size
     if not 1 <= inner_size <= n:
         raise ValueError(f"--inner_size must be between 1 and N={n}, got {inner_size}")
-    obj, weights = stitch_patches(flat_patches, positions, canvas_shape, inner_size=inner_size, return_weights=True)
+    weight = probe_intensity_weight(container.probe.numpy()) if args.weighting == "probe" else None
+    obj, weights = stitch_patches(flat_patches, positions, canvas_shape, inner_size=inner_size, return_weights=True,
+                                  weight=weight)
 
     args.output_dir.mkdir(parents=True, exist_ok=True)
-    amplitude_png, phase_png = save_images(obj, weights > 0, args.output_dir)
+    amplitude_png, phase_png = save_images(obj, weights > 1e-6, args.output_dir)
     metadata: dict[str, Any] = {
         "bundle": str(bundle),
         "test_data_file": str(test_file),
@@ -147,6 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "n_groups": int(n_groups),
         "N": n,
         "inner_size": inner_size,
+        "weighting": args.weighting,
         "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     npz_path = args.output_dir / RECONSTRUCTION_NPZ

@@ -8,6 +8,10 @@ Convention (BRIEF §5, DATA-001): a patch centred at scan point (x, y) covers
 are applied with bilinear interpolation (``scipy.ndimage.shift``, order 1) to the zero-padded
 patch and to its mask alike; dividing the summed patches by the summed masks keeps the average
 exact where patches agree.
+
+An optional per-pixel ``weight`` (N, N), e.g. the probe intensity |P|^2 / max, turns the average
+into sum(w * patch) / sum(w): pixels the probe barely lit (and so the data barely constrain)
+count less. The weighted patch and the weight are translated by the same bilinear shift.
 """
 
 from __future__ import annotations
@@ -39,6 +43,29 @@ def _inner_window(patch_size: int, inner_size: int | None) -> slice:
     return slice(start, start + inner_size)
 
 
+def probe_intensity_weight(probe: np.ndarray) -> np.ndarray:
+    """Stitching weight |probe|^2 / max |probe|^2 (N, N) float64, for ``stitch_patches(weight=...)``."""
+    intensity = np.abs(np.asarray(probe)) ** 2
+    peak = intensity.max() if intensity.size else 0.0
+    if intensity.ndim != 2 or not np.isfinite(peak) or peak <= 0:
+        raise ValueError(f"probe must be a finite, non-zero (N, N) array, got shape {intensity.shape}")
+    return intensity / peak
+
+
+def _check_weight(weight: np.ndarray, patch_size: int) -> np.ndarray:
+    weight = np.asarray(weight)
+    if weight.shape != (patch_size, patch_size):
+        raise ValueError(f"weight must have shape ({patch_size}, {patch_size}) like one patch, got {weight.shape}")
+    if np.iscomplexobj(weight):
+        raise ValueError("weight must be real (e.g. |probe|^2 / max), got a complex array")
+    weight = weight.astype(np.float64)
+    if not np.all(np.isfinite(weight)):
+        raise ValueError("weight contains NaN or inf")
+    if weight.min() < 0:
+        raise ValueError(f"weight must be non-negative, got a minimum of {weight.min():.3g}")
+    return weight
+
+
 def stitch_patches(
     patches: np.ndarray,
     positions: np.ndarray,
@@ -47,13 +74,16 @@ def stitch_patches(
     inner_size: int | None = None,
     fill_value: complex = 0.0,
     return_weights: bool = False,
+    weight: np.ndarray | None = None,
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Average ``patches`` (M, N, N) complex placed at ``positions`` (M, 2) xy on a canvas.
 
     ``positions`` are absolute patch-centre coordinates in canvas pixels (the data's
     ``coords_nn``). ``inner_size`` keeps only the central ``inner_size`` x ``inner_size`` of
-    each patch (reconstructed patch borders are the least reliable). Canvas pixels that no
-    patch covers get ``fill_value``. Returns the complex64 canvas (H, W), plus the float64
+    each patch (reconstructed patch borders are the least reliable). ``weight`` (N, N) real,
+    non-negative (default None: uniform) weighs each patch pixel: the canvas is
+    sum(w * patch) / sum(w), so a patch pixel with w = 0 does not contribute. Canvas pixels that no
+    patch covers (summed weight <= 1e-6) get ``fill_value``. Returns the complex64 canvas (H, W), plus the float64
     weight map when ``return_weights``.
     """
     patches = np.asarray(patches)
@@ -68,13 +98,17 @@ def stitch_patches(
     n = patches.shape[1]
     window = _inner_window(n, inner_size)
     size = window.stop - window.start
+    pixel_weight = None if weight is None else _check_weight(weight, n)[window, window]
 
     numerator = np.zeros((height, width), dtype=np.complex128)
     weights = np.zeros((height, width), dtype=np.float64)
     # One pixel of zero padding on each side lets the bilinear shift spill into its neighbours.
-    mask = np.pad(np.ones((size, size)), 1)
+    mask = np.pad(np.ones((size, size)) if pixel_weight is None else pixel_weight, 1)
     for patch, (x, y) in zip(patches, positions):
-        core = np.pad(patch[window, window].astype(np.complex128), 1)
+        core = patch[window, window].astype(np.complex128)
+        if pixel_weight is not None:
+            core = core * pixel_weight
+        core = np.pad(core, 1)
         top = y - n / 2 + window.start - 1  # canvas row of padded pixel [0, 0]
         left = x - n / 2 + window.start - 1
         row0, col0 = int(np.floor(top)), int(np.floor(left))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from ptycho_torch.stitching import canvas_shape_for, stitch_patches
+from ptycho_torch.stitching import canvas_shape_for, probe_intensity_weight, stitch_patches
 
 N = 16
 
@@ -93,6 +93,86 @@ def test_canvas_shape_for_holds_every_patch():
 def test_bad_inputs_raise_value_error(patches, positions, message):
     with pytest.raises(ValueError, match=message):
         stitch_patches(patches, positions, (32, 32))
+
+
+def _gaussian_weight(sigma: float = N / 8) -> np.ndarray:
+    offsets = np.arange(N) - N / 2
+    probe = np.exp(-(offsets[:, None] ** 2 + offsets[None, :] ** 2) / (2 * sigma**2))
+    return probe_intensity_weight(probe.astype(np.complex64))
+
+
+def _jittered_scan(seed: int = 3) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centres = np.array([(x, y) for y in range(10, 39, 4) for x in range(10, 39, 4)], float)
+    return centres + rng.uniform(-0.5, 0.5, centres.shape)
+
+
+def test_weight_none_is_the_uniform_average_bit_for_bit():
+    rng = np.random.default_rng(4)
+    patches = (rng.standard_normal((64, N, N)) + 1j * rng.standard_normal((64, N, N))).astype(np.complex64)
+    centres = _jittered_scan()
+    default, w_default = stitch_patches(patches, centres, (48, 48), inner_size=12, return_weights=True)
+    explicit, w_explicit = stitch_patches(patches, centres, (48, 48), inner_size=12, return_weights=True, weight=None)
+    ones, w_ones = stitch_patches(patches, centres, (48, 48), inner_size=12, return_weights=True,
+                                  weight=np.ones((N, N)))
+    for canvas, weights in ((explicit, w_explicit), (ones, w_ones)):
+        assert np.array_equal(canvas, default) and np.array_equal(weights, w_default)
+
+
+@pytest.mark.parametrize("inner_size", [None, N // 2])
+def test_weighted_copies_of_one_patch_return_the_patch(inner_size):
+    patch = _smooth_object((N, N), seed=5)
+    centres = np.array([[20.0, 20.0], [20.0, 20.0], [20.0, 20.0]])
+    weight = _gaussian_weight()
+    canvas, weights = stitch_patches(np.stack([patch] * 3), centres, (40, 40), inner_size=inner_size,
+                                     return_weights=True, weight=weight)
+    start = (N - (inner_size or N)) // 2
+    window = slice(12 + start, 28 - start)
+    covered = weights > 1e-6  # the Gaussian's far corners (|P|^2 < 1e-6) count as uncovered
+    assert covered[16:24, 16:24].all() and not covered[:12].any() and not covered[:, 28:].any()
+    expected = np.zeros((40, 40), complex)
+    expected[window, window] = patch[start:N - start, start:N - start]
+    np.testing.assert_allclose(canvas[covered], expected[covered], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(weights[window, window], 3 * weight[start:N - start, start:N - start])
+
+
+def test_weight_ignores_corruption_where_the_probe_is_dark():
+    """A patch that is wrong only where its weight is ~0 leaves the weighted stitch intact."""
+    obj = _smooth_object((48, 48), seed=6)
+    centres = np.array([(x, y) for y in range(12, 37, 4) for x in range(12, 37, 4)], float)
+    patches = np.stack([obj[y - N // 2 : y + N // 2, x - N // 2 : x + N // 2] for x, y in centres.astype(int)])
+    weight = np.zeros((N, N))
+    weight[4:12, 4:12] = 1.0  # "probe" lights the central 8x8 only
+    corrupted = patches.copy()
+    dark = weight == 0
+    corrupted[:, dark] = 5.0 * np.exp(2j)  # garbage wherever the weight is zero
+    interior = (slice(8, 40), slice(8, 40))  # lit by some patch's centre
+    weighted = stitch_patches(corrupted, centres, obj.shape, weight=weight)
+    uniform = stitch_patches(corrupted, centres, obj.shape)
+    np.testing.assert_allclose(weighted[interior], obj[interior], rtol=1e-5, atol=1e-6)
+    assert np.abs(uniform[interior] - obj[interior]).max() > 1.0, "uniform averaging must see the corruption"
+
+
+@pytest.mark.parametrize(
+    ("weight", "message"),
+    [
+        (np.ones((N, N - 1)), "weight must have shape"),
+        (np.ones((2, N, N)), "weight must have shape"),
+        (-np.ones((N, N)), "non-negative"),
+        (np.ones((N, N), complex), "real"),
+        (np.full((N, N), np.nan), "NaN"),
+    ],
+)
+def test_bad_weight_raises_value_error(weight, message):
+    with pytest.raises(ValueError, match=message):
+        stitch_patches(np.ones((1, N, N)), np.array([[16.0, 16.0]]), (32, 32), weight=weight)
+
+
+def test_probe_intensity_weight_is_normalised_intensity():
+    weight = _gaussian_weight()
+    assert weight.shape == (N, N) and weight.max() == 1.0 and weight.min() > 0
+    with pytest.raises(ValueError, match="non-zero"):
+        probe_intensity_weight(np.zeros((N, N)))
 
 
 def test_ground_truth_patches_at_coords_nn_restitch_to_the_fixture_object():
