@@ -43,8 +43,10 @@ reproduce: $(TOOLS_STAMP)
 	@test -n "$(FROM)" || { echo "usage: make reproduce FROM=<hub>" >&2; exit 2; }
 	PYTHONPATH=$(CURDIR) $(TOOLS_PY) -m harness reproduce --from "$(FROM)" $(if $(HUB),--hub "$(HUB)") $(if $(NO_LEDGER),--no-ledger)
 
+# Runs in the evidence venv but outside nox, so that the benchmark's JSON line is the last line printed.
 quality: $(TOOLS_STAMP)
-	$(NOX) -s quality
+	$(NOX) -s evidence_env
+	CUDA_VISIBLE_DEVICES="" OMP_WAIT_POLICY=PASSIVE .nox/evidence_env/bin/python bench/quality.py
 
 clean:
 	rm -rf .nox $(TOOLS)
