@@ -87,8 +87,11 @@ class Budget:
 
 # n_filters_scale=1 (0.5 M parameters) and batch 4: on 2 CPU cores the default 2 M-parameter
 # network gets 4x fewer optimiser steps in the same time, and steps are what the PINN lacks.
+# 529 patterns (23 x 23, the square nearest 512): at a fixed number of steps the PINN scores
+# higher on a smaller scan, because each pattern is revisited more often (docs/performance.md);
+# the epochs fill about 10 minutes of training per model on a quiet core.
 BUDGETS = {
-    "full": Budget("full", n_patterns=1024, epochs_gs1=36, epochs_gs2=36, low_dose_epochs_gs2=12, epie_epochs=150,
+    "full": Budget("full", n_patterns=529, epochs_gs1=95, epochs_gs2=70, low_dose_epochs_gs2=23, epie_epochs=150,
                    n_filters_scale=1, batch_size=4),
     "quick": Budget("quick", n_patterns=144, epochs_gs1=4, epochs_gs2=6, low_dose_epochs_gs2=2, epie_epochs=60,
                     n_filters_scale=1, batch_size=4),
