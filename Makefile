@@ -21,7 +21,7 @@ help: ## show this help
 	@echo "  bundle_loader integration cli_smoke_gs2"
 	@echo "  test                 the project's test suite (nox -s tests)"
 	@echo "  reproduce FROM=<hub> rerun the plan behind <hub> into a new hub and compare"
-	@echo "  quality              science benchmark in the evidence venv (QUALITY_BUDGET=quick: ~1 min); JSON last"
+	@echo "  quality              science benchmark in the evidence venv (QUALITY_BUDGET=quick: ~3 min); JSON last"
 	@echo "  clean                remove .nox, .venv-tools and artifacts/* (never hubs under plans/)"
 
 $(TOOLS_STAMP): constraints.txt

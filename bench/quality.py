@@ -93,7 +93,8 @@ class Budget:
 BUDGETS = {
     "full": Budget("full", n_patterns=529, epochs_gs1=95, epochs_gs2=70, low_dose_epochs_gs2=23, epie_epochs=150,
                    n_filters_scale=1, batch_size=4),
-    "quick": Budget("quick", n_patterns=144, epochs_gs1=4, epochs_gs2=6, low_dose_epochs_gs2=2, epie_epochs=60,
+    # A small scan that is revisited often: the PINN visibly learns within a few minutes.
+    "quick": Budget("quick", n_patterns=64, epochs_gs1=60, epochs_gs2=100, low_dose_epochs_gs2=30, epie_epochs=60,
                     n_filters_scale=1, batch_size=4),
 }
 
