@@ -46,6 +46,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--gridsize", type=int, default=1)
     parser.add_argument("--n-patterns", type=int, default=256, help="square number (complete raster)")
     parser.add_argument("--nphotons", type=float, default=1e9)
+    parser.add_argument("--neighbor-count", type=int, default=4,
+                        help="K nearest scan points each gs2 group is drawn from (larger K: more spread-out groups)")
     parser.add_argument("--steps", type=int, default=2000, help="Adam steps on all groups at once")
     parser.add_argument("--every", type=int, default=500, help="evaluate every this many steps")
     parser.add_argument("--learning-rate", type=float, default=0.02)
@@ -82,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     dataset = simulate_dataset(n_patterns=args.n_patterns, nphotons=args.nphotons, seed=args.seed)
     raw = RawData.from_arrays(dataset.arrays)
     region = scanned_region(raw.xcoords, raw.ycoords, raw.objectGuess.shape, margin=raw.N // 4 - 2)
-    config = ModelConfig(N=raw.N, gridsize=args.gridsize, nphotons=args.nphotons)
+    config = ModelConfig(N=raw.N, gridsize=args.gridsize, nphotons=args.nphotons, neighbor_count=args.neighbor_count)
     container = build_container(raw, TrainingConfig(model=config, seed=args.seed))
 
     # The loss the ground truth itself scores: the floor set by the Poisson noise.
