@@ -33,12 +33,13 @@ import numpy as np
 import torch
 
 from bench.metrics import scanned_region, score
+from bench.quality import stitch_groups
 from ptycho.config import ModelConfig, TrainingConfig
 from ptycho.raw_data import RawData
 from ptycho.simulation import extract_patches, simulate_dataset
 from ptycho_torch import physics
 from ptycho_torch.data import PtychoDataContainerTorch, build_container
-from ptycho_torch.stitching import probe_intensity_weight, stitch_patches
+from ptycho_torch.model import probe_statistics
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -56,25 +57,21 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def tie_groups(container: PtychoDataContainerTorch, patches: torch.Tensor, config: ModelConfig) -> torch.Tensor:
+    """Apply the network's overlap constraint (gridsize > 1), with the network's own merge weights."""
+    if config.object_big and container.C > 1:
+        return physics.overlap_constraint(patches, container.coords_relative, probe_statistics(container.probe)[1])
+    return patches
+
+
 def forward(container: PtychoDataContainerTorch, patches: torch.Tensor, config: ModelConfig) -> torch.Tensor:
     """Free patches -> predicted diffraction amplitude, through the PINN's own physics."""
-    if config.object_big and container.C > 1:
-        patches = physics.overlap_constraint(patches, container.coords_relative,
-                                             physics_weight(container.probe))
-    return physics.far_field_amplitude(physics.illuminate(patches, container.probe))
-
-
-def physics_weight(probe: torch.Tensor) -> torch.Tensor:
-    """The overlap merge weight the network uses: |P|^2 / max (``model.probe_statistics``)."""
-    intensity = probe.abs() ** 2
-    return (intensity / intensity.max()).float()
+    return physics.far_field_amplitude(physics.illuminate(tie_groups(container, patches, config), container.probe))
 
 
 def stitch(container: PtychoDataContainerTorch, patches: torch.Tensor, canvas: tuple[int, int]) -> np.ndarray:
-    """Stitch as the benchmark does: central N/2 windows, probe-intensity weighted."""
-    n = container.N
-    return stitch_patches(patches.detach().reshape(-1, n, n).numpy(), container.coords_nn.reshape(-1, 2).numpy(),
-                          canvas, inner_size=n // 2, weight=probe_intensity_weight(container.probe.numpy()))
+    """Stitch as the benchmark does (``bench.quality.stitch_groups``, probe-weighted)."""
+    return stitch_groups(container, patches, canvas)[0]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -110,10 +107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         seconds += time.perf_counter() - start
         if step % args.every == 0 or step == args.steps:
             with torch.no_grad():
-                patches = torch.polar(torch.sigmoid(amplitude_logit), math.pi * torch.tanh(phase_logit))
-                if config.object_big and container.C > 1:
-                    patches = physics.overlap_constraint(patches, container.coords_relative,
-                                                         physics_weight(container.probe))
+                patches = tie_groups(container, torch.polar(torch.sigmoid(amplitude_logit),
+                                                            math.pi * torch.tanh(phase_logit)), config)
             s = score(stitch(container, patches, raw.objectGuess.shape), raw.objectGuess, region)
             point = {"steps": step, "seconds": round(seconds, 1), "loss": round(float(loss.detach()), 3),
                      "ssim_amp": round(s.ssim_amp, 4), "ssim_phase": round(s.ssim_phase, 4)}
@@ -133,5 +128,4 @@ def _truth_scores(container: PtychoDataContainerTorch, true_patches: torch.Tenso
 
 
 if __name__ == "__main__":
-    np.seterr(all="ignore")
     sys.exit(main())

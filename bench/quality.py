@@ -156,11 +156,18 @@ def reconstruct_pinn(container: PtychoDataContainerTorch, model: torch.nn.Module
             for i in range(0, len(container), chunk)
         ])
     network = time.perf_counter() - start
+    obj, weights = stitch_groups(container, patches, canvas, weighting)
+    return obj, time.perf_counter() - start, network, weights
+
+
+def stitch_groups(container: PtychoDataContainerTorch, patches: torch.Tensor, canvas: tuple[int, int],
+                  weighting: str = "probe") -> tuple[np.ndarray, np.ndarray]:
+    """Stitch (B, C, N, N) group patches at ``coords_nn`` as the benchmark scores them: the central
+    N/2 of each patch, |P|^2-weighted (``weighting`` "probe") or plain. Returns (object, weight map)."""
     n = container.N
     weight = probe_intensity_weight(container.probe.numpy()) if weighting == "probe" else None
-    obj, weights = stitch_patches(patches.reshape(-1, n, n).numpy(), container.coords_nn.reshape(-1, 2).numpy(),
-                                  canvas, inner_size=n // 2, return_weights=True, weight=weight)
-    return obj, time.perf_counter() - start, network, weights
+    return stitch_patches(patches.detach().reshape(-1, n, n).numpy(), container.coords_nn.reshape(-1, 2).numpy(),
+                          canvas, inner_size=n // 2, return_weights=True, weight=weight)
 
 
 def train_and_score(raw: RawData, region: Region, budget: Budget, gridsize: int, nphotons: float,
