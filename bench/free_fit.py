@@ -7,7 +7,8 @@ training fixes that, and only the network's prior can choose among the data-cons
 answers. This script measures that ceiling: it gives every group its own free complex patches
 (the same sigmoid amplitude / pi*tanh phase parametrisation as the network heads), fits them
 by the same Poisson loss through the same forward model and overlap constraint as the PINN
-(``ptycho_torch.physics``), stitches them as the benchmark does and scores them.
+(``ptycho_torch.physics``), stitches them as inference and the benchmark do
+(``ptycho_torch.reconstruct``) and scores them.
 
     python bench/free_fit.py --gridsize 1 --n-patterns 256 --steps 2000
 
@@ -33,13 +34,13 @@ import numpy as np
 import torch
 
 from bench.metrics import scanned_region, score
-from bench.quality import stitch_groups
 from ptycho.config import ModelConfig, TrainingConfig
 from ptycho.raw_data import RawData
 from ptycho.simulation import extract_patches, simulate_dataset
 from ptycho_torch import physics
 from ptycho_torch.data import PtychoDataContainerTorch, build_container
 from ptycho_torch.model import probe_statistics
+from ptycho_torch.reconstruct import stitch_container
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -67,11 +68,6 @@ def tie_groups(container: PtychoDataContainerTorch, patches: torch.Tensor, confi
 def forward(container: PtychoDataContainerTorch, patches: torch.Tensor, config: ModelConfig) -> torch.Tensor:
     """Free patches -> predicted diffraction amplitude, through the PINN's own physics."""
     return physics.far_field_amplitude(physics.illuminate(tie_groups(container, patches, config), container.probe))
-
-
-def stitch(container: PtychoDataContainerTorch, patches: torch.Tensor, canvas: tuple[int, int]) -> np.ndarray:
-    """Stitch as the benchmark does (``bench.quality.stitch_groups``, probe-weighted)."""
-    return stitch_groups(container, patches, canvas)[0]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -109,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             with torch.no_grad():
                 patches = tie_groups(container, torch.polar(torch.sigmoid(amplitude_logit),
                                                             math.pi * torch.tanh(phase_logit)), config)
-            s = score(stitch(container, patches, raw.objectGuess.shape), raw.objectGuess, region)
+            s = score(stitch_container(container, patches, raw.objectGuess.shape)[0], raw.objectGuess, region)
             point = {"steps": step, "seconds": round(seconds, 1), "loss": round(float(loss.detach()), 3),
                      "ssim_amp": round(s.ssim_amp, 4), "ssim_phase": round(s.ssim_phase, 4)}
             print(json.dumps(point), flush=True)
@@ -123,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _truth_scores(container: PtychoDataContainerTorch, true_patches: torch.Tensor, raw: RawData,
                   region) -> dict:
     """The stitch of the ground-truth patches: checks the stitching and scoring path (should be ~1)."""
-    s = score(stitch(container, true_patches, raw.objectGuess.shape), raw.objectGuess, region)
+    s = score(stitch_container(container, true_patches, raw.objectGuess.shape)[0], raw.objectGuess, region)
     return {"ssim_amp": round(s.ssim_amp, 4), "ssim_phase": round(s.ssim_phase, 4)}
 
 

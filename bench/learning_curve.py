@@ -27,13 +27,13 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 import torch
 
 from bench.metrics import scanned_region, score
-from bench.quality import reconstruct_pinn
 from ptycho.config import ModelConfig, TrainingConfig
 from ptycho.raw_data import RawData
 from ptycho.simulation import simulate_dataset
 from ptycho_torch import physics
 from ptycho_torch.data import build_container
 from ptycho_torch.model import PtychoPINN
+from ptycho_torch.reconstruct import predict_patches, stitch_container
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -68,8 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     generator = torch.Generator().manual_seed(args.seed)
 
     def evaluate(epoch: int, steps: int, seconds: float, loss: float | None) -> dict:
-        s = score(reconstruct_pinn(container, model.diffraction_to_obj, raw.objectGuess.shape)[0],
-                  raw.objectGuess, region)
+        patches = predict_patches(model.diffraction_to_obj, container, batch_size=64)
+        s = score(stitch_container(container, patches, raw.objectGuess.shape)[0], raw.objectGuess, region)
         model.train()
         point = {"epoch": epoch, "steps": steps, "train_seconds": round(seconds, 1), "loss": loss,
                  "ssim_amp": round(s.ssim_amp, 4), "ssim_phase": round(s.ssim_phase, 4),

@@ -24,14 +24,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import os
 import platform
 import sys
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -42,169 +41,11 @@ import numpy as np
 import torch
 from tabulate import tabulate
 
-from bench.epie import rpie
-from bench.metrics import Region, Scores, align, scanned_region, score
-from ptycho.config import ExecutionConfig, ModelConfig, TrainingConfig
-from ptycho.raw_data import RawData
-from ptycho.simulation import simulate_dataset
-from ptycho_torch.data import PtychoDataContainerTorch, build_container
-from ptycho_torch.stitching import probe_intensity_weight, stitch_patches
-from ptycho_torch.workflows.components import _train_with_lightning
+from bench.metrics import Region, Scores, align, scanned_region
+from bench.quality_runs import BUDGETS, EpieRun, PinnRun, epie_and_score, simulate, train_and_score
+from ptycho_torch.stitching import WEIGHTINGS
 
 ROOT = Path(__file__).resolve().parents[1]
-STITCH_WEIGHTINGS = ("probe", "uniform")
-
-
-@dataclass(frozen=True)
-class Budget:
-    """Everything that sets the cost of a run; recorded in the JSON so numbers can be compared."""
-
-    name: str
-    n_patterns: int
-    epochs_gs1: int
-    epochs_gs2: int
-    low_dose_epochs_gs2: int
-    epie_epochs: int
-    nphotons: float = 1e9
-    low_nphotons: float = 1e6
-    n_filters_scale: int = 2
-    batch_size: int = 16
-    learning_rate: float = 1e-3
-    seed: int = 0
-    stitch_weighting: str = "probe"  # stitch_patches weight: "probe" (|P|^2 / max) or "uniform"
-
-    def __post_init__(self) -> None:
-        side = math.isqrt(self.n_patterns)
-        if side * side != self.n_patterns:
-            raise ValueError(
-                f"n_patterns={self.n_patterns} leaves the simulator's raster with an incomplete last row, so the "
-                f"scanned bounding box would include unscanned object; use a square number such as {side * side} "
-                f"or {(side + 1) ** 2}"
-            )
-        if self.stitch_weighting not in STITCH_WEIGHTINGS:
-            raise ValueError(f"stitch_weighting={self.stitch_weighting!r} is unknown; use one of {STITCH_WEIGHTINGS}")
-
-
-# n_filters_scale=1 (0.5 M parameters) and batch 4: on 2 CPU cores the default 2 M-parameter
-# network gets 4x fewer optimiser steps in the same time, and steps are what the PINN lacks.
-# 529 patterns (23 x 23, the square nearest 512): at a fixed number of steps the PINN scores
-# higher on a smaller scan, because each pattern is revisited more often (docs/performance.md);
-# the epochs fill about 10 minutes of training per model on a quiet core.
-BUDGETS = {
-    "full": Budget("full", n_patterns=529, epochs_gs1=95, epochs_gs2=70, low_dose_epochs_gs2=23, epie_epochs=150,
-                   n_filters_scale=1, batch_size=4),
-    # A small scan that is revisited often: the PINN visibly learns within a few minutes.
-    "quick": Budget("quick", n_patterns=64, epochs_gs1=60, epochs_gs2=100, low_dose_epochs_gs2=30, epie_epochs=60,
-                    n_filters_scale=1, batch_size=4),
-}
-
-
-@dataclass
-class PinnRun:
-    """One trained PINN: its stitched object, scores and timings."""
-
-    gridsize: int
-    nphotons: float
-    epochs: int
-    n_groups: int
-    train_seconds: float
-    infer_seconds: float
-    network_seconds: float
-    final_train_loss: float | None
-    loss_history: list[float]
-    scores: Scores
-    obj: np.ndarray
-    weights: dict[str, torch.Tensor]
-
-
-@dataclass
-class EpieRun:
-    """rPIE on the same data: final scores, compute time and the SSIM-vs-time trajectory."""
-
-    nphotons: float
-    epochs: int
-    seconds: float
-    scores: Scores
-    trajectory: list[tuple[float, float]]  # (compute seconds, amplitude SSIM) after each epoch
-    obj: np.ndarray
-
-    def seconds_to(self, ssim_amp: float) -> float | None:
-        """Compute time until the amplitude SSIM first reached ``ssim_amp`` (None: never)."""
-        for seconds, value in self.trajectory:
-            if value >= ssim_amp:
-                return seconds
-        return None
-
-
-def simulate(budget: Budget, nphotons: float) -> RawData:
-    """The scan to reconstruct: ``n_patterns`` N=64 patterns at ``nphotons`` (same object/scan for every dose)."""
-    dataset = simulate_dataset(n_patterns=budget.n_patterns, N=64, nphotons=nphotons, seed=budget.seed)
-    return RawData.from_arrays(dataset.arrays)
-
-
-def reconstruct_pinn(container: PtychoDataContainerTorch, model: torch.nn.Module, canvas: tuple[int, int],
-                     chunk: int = 64, weighting: str = "probe") -> tuple[np.ndarray, float, float, np.ndarray]:
-    """Run the inference graph on every group and stitch (``weighting`` "probe": |P|^2-weighted average).
-
-    Returns (object, total seconds, network-only seconds, stitch weight map (H, W)).
-    """
-    model.eval()
-    start = time.perf_counter()
-    with torch.inference_mode():
-        patches = torch.cat([
-            model(container.X[i:i + chunk], container.coords_relative[i:i + chunk], container.probe)
-            for i in range(0, len(container), chunk)
-        ])
-    network = time.perf_counter() - start
-    obj, weights = stitch_groups(container, patches, canvas, weighting)
-    return obj, time.perf_counter() - start, network, weights
-
-
-def stitch_groups(container: PtychoDataContainerTorch, patches: torch.Tensor, canvas: tuple[int, int],
-                  weighting: str = "probe") -> tuple[np.ndarray, np.ndarray]:
-    """Stitch (B, C, N, N) group patches at ``coords_nn`` as the benchmark scores them: the central
-    N/2 of each patch, |P|^2-weighted (``weighting`` "probe") or plain. Returns (object, weight map)."""
-    n = container.N
-    weight = probe_intensity_weight(container.probe.numpy()) if weighting == "probe" else None
-    return stitch_patches(patches.detach().reshape(-1, n, n).numpy(), container.coords_nn.reshape(-1, 2).numpy(),
-                          canvas, inner_size=n // 2, return_weights=True, weight=weight)
-
-
-def train_and_score(raw: RawData, region: Region, budget: Budget, gridsize: int, nphotons: float,
-                    epochs: int) -> PinnRun:
-    """Train a fresh PINN for ``epochs`` on ``raw`` and score its stitched reconstruction."""
-    config = TrainingConfig(
-        model=ModelConfig(N=raw.N, gridsize=gridsize, n_filters_scale=budget.n_filters_scale, nphotons=nphotons),
-        max_epochs=epochs, batch_size=budget.batch_size, learning_rate=budget.learning_rate, seed=budget.seed,
-    )
-    container = build_container(raw, config)
-    start = time.perf_counter()
-    result = _train_with_lightning(container, None, config, ExecutionConfig(logger="none"))
-    train_seconds = time.perf_counter() - start
-    obj, infer_seconds, network_seconds, weights = reconstruct_pinn(
-        container, result["models"]["diffraction_to_obj"], raw.objectGuess.shape, weighting=budget.stitch_weighting)
-    uncovered = int(np.count_nonzero(weights[region.slices] <= 1e-6))
-    if uncovered:
-        raise ValueError(f"{uncovered} pixels of the scored region {region} got no stitched patch; "
-                         "shrink the region margin or check coords_nn")
-    losses = result["history"].get("train_loss") or []
-    return PinnRun(gridsize, nphotons, epochs, len(container), train_seconds, infer_seconds, network_seconds,
-                   losses[-1] if losses else None, losses, score(obj, raw.objectGuess, region), obj,
-                   result["models"]["diffraction_to_obj"].state_dict())
-
-
-def epie_and_score(raw: RawData, region: Region, nphotons: float, epochs: int, seed: int) -> EpieRun:
-    """rPIE for ``epochs`` from a flat object, scored after every epoch (outside the timed part)."""
-    ssim_per_epoch: list[float] = []
-
-    def record(epoch: int, obj: np.ndarray) -> bool:
-        ssim_per_epoch.append(score(obj, raw.objectGuess, region).ssim_amp)
-        return False
-
-    result = rpie(raw.diffraction, raw.probeGuess, raw.xcoords, raw.ycoords, raw.objectGuess.shape,
-                  epochs=epochs, seed=seed, callback=record)
-    return EpieRun(nphotons, result.epochs, result.seconds, score(result.obj, raw.objectGuess, region),
-                   list(zip(result.elapsed, ssim_per_epoch)), result.obj)
 
 
 def save_panel(path: Path, truth: np.ndarray, region: Region, runs: dict[str, np.ndarray]) -> None:
@@ -255,7 +96,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--epochs-gs2", type=int, help="override the gridsize-2 training epochs")
     parser.add_argument("--n-filters-scale", type=int, help="override ModelConfig.n_filters_scale")
     parser.add_argument("--batch-size", type=int, help="override the training batch size")
-    parser.add_argument("--stitch-weighting", choices=STITCH_WEIGHTINGS,
+    parser.add_argument("--stitch-weighting", choices=WEIGHTINGS,
                         help="stitching average: 'probe' (|P|^2 / max, the default) or 'uniform'")
     parser.add_argument("--threads", type=int, default=int(os.environ.get("QUALITY_THREADS", "1")),
                         help="torch intra-op threads (default: $QUALITY_THREADS or 1; on a shared 2-core machine "

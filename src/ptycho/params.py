@@ -1,9 +1,11 @@
-"""The legacy global ``params.cfg`` dict and its one writer, ``update_legacy_dict`` (CONFIG-001).
+"""The legacy global ``params.cfg`` dict and ``publish``, the one function that writes it (CONFIG-001).
 
 Why it still exists: upstream code and saved bundles read settings from this dict. New code
-receives configs as arguments and never reads ``cfg``; the entry points call
-``update_legacy_dict(cfg, config)`` once, before loading or grouping data, so the dict never
-disagrees with the config that is actually used (the upstream bug CONFIG-001).
+receives configs as arguments and never reads ``cfg``. A run publishes its config once, at the
+boundary where that config is settled (the train and inference CLIs, and
+``load_inference_bundle_torch`` restoring a bundle's snapshot), before grouping data, so the
+dict never disagrees with the config that is actually used (the upstream bug CONFIG-001).
+``update_legacy_dict`` is the mapping itself, onto any dict, so it can be tested without the global.
 """
 
 from __future__ import annotations
@@ -47,6 +49,11 @@ def legacy_view(config: ModelConfig | TrainingConfig | InferenceConfig) -> dict[
 
 
 def update_legacy_dict(target: dict[str, Any], config: ModelConfig | TrainingConfig | InferenceConfig) -> dict[str, Any]:
-    """Write ``config`` into ``target`` (normally ``ptycho.params.cfg``) and return it."""
+    """Write ``config``'s legacy view into ``target`` and return it (``publish`` passes ``cfg``)."""
     target.update(legacy_view(config))
     return target
+
+
+def publish(config: ModelConfig | TrainingConfig | InferenceConfig) -> dict[str, Any]:
+    """Write ``config`` into the global ``cfg``, the only place that does; return ``cfg``."""
+    return update_legacy_dict(cfg, config)

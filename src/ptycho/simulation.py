@@ -13,7 +13,6 @@ Diffraction and coordinates are computed from the same index set, in one pass.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import math
@@ -25,6 +24,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from ptycho.checksums import sha256_file
 from ptycho.config import ModelConfig
 
 FIXTURE_VERSION = "1"
@@ -195,11 +195,7 @@ def save_npz_deterministic(path: Path | str, arrays: dict[str, np.ndarray]) -> s
             info = zipfile.ZipInfo(f"{key}.npy", date_time=_ZIP_DATE)
             info.external_attr = 0o644 << 16
             archive.writestr(info, buffer.getvalue())
-    return sha256_of(path)
-
-
-def sha256_of(path: Path | str) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return sha256_file(path)
 
 
 def write_dataset(dataset: SimulatedDataset, out: Path | str) -> tuple[Path, Path]:

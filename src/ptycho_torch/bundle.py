@@ -30,6 +30,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from ptycho import params as legacy
+from ptycho.config import ModelConfig, TrainingConfig
+
 BUNDLE_NAME = "wts.h5.zip"
 BACKEND = "pytorch"
 BUNDLE_VERSION = "1"
@@ -179,10 +182,23 @@ def read_bundle(bundle: Path | str) -> tuple[dict[str, Any], dict[str, Any], dic
     return manifest, params, state_dicts
 
 
-def model_config_from_params(params: Mapping[str, Any]):
-    """The ``ModelConfig`` a params snapshot describes (keys that are not its fields are ignored)."""
-    from ptycho.config import ModelConfig
+def params_snapshot(config: TrainingConfig) -> dict[str, Any]:
+    """The ``params.json`` a training run stores: ModelConfig fields and derived scales (what
+    ``model_config_from_params`` rebuilds the network from), plus the settings of the run."""
+    snapshot = dataclasses.asdict(config.model)
+    snapshot["intensity_scale"] = config.model.intensity_scale
+    snapshot["C"] = config.model.C
+    snapshot["n_groups"] = config.n_groups
+    snapshot["batch_size"] = config.batch_size
+    snapshot["max_epochs"] = config.max_epochs
+    snapshot["learning_rate"] = config.learning_rate
+    snapshot["seed"] = config.seed
+    snapshot["train_data_file"] = str(config.train_data_file)
+    return snapshot
 
+
+def model_config_from_params(params: Mapping[str, Any]) -> ModelConfig:
+    """The ``ModelConfig`` a params snapshot describes (keys that are not its fields are ignored)."""
     field_names = {f.name for f in dataclasses.fields(ModelConfig)}
     return ModelConfig(**{k: v for k, v in params.items() if k in field_names})
 
@@ -195,14 +211,7 @@ def build_models_from_params(params: Mapping[str, Any]) -> dict[str, nn.Module]:
     return {"autoencoder": network.autoencoder, "diffraction_to_obj": network.diffraction_to_obj}
 
 
-def _restore_params_cfg(params: Mapping[str, Any]) -> None:
-    """CONFIG-001: make the legacy ``params.cfg`` agree with the loaded model."""
-    from ptycho import params as legacy
-
-    legacy.update_legacy_dict(legacy.cfg, model_config_from_params(params))
-
-
-def load_inference_bundle_torch(
+def load_bundle(
     bundle_dir: Path | str,
     model_name: str = "diffraction_to_obj",
     *,
@@ -212,7 +221,8 @@ def load_inference_bundle_torch(
 
     ``bundle_dir`` is the training output directory or the ``wts.h5.zip`` itself.
     ``model_name`` must be one of the archived models (ValueError otherwise); every archived
-    model is returned. Weights load strictly. ``params.cfg`` is updated from the snapshot.
+    model is returned. Weights load strictly. ``params.cfg`` is left alone: a caller that
+    settles a fuller config (the inference CLI) publishes that one instead.
     ``model_factory`` (params -> {name: module}) defaults to rebuilding ``PtychoPINN``.
     """
     manifest, params, state_dicts = read_bundle(bundle_dir)
@@ -237,5 +247,19 @@ def load_inference_bundle_torch(
             ) from exc
         module.eval()
         models[name] = module
-    _restore_params_cfg(params)
+    return models, params
+
+
+def load_inference_bundle_torch(
+    bundle_dir: Path | str,
+    model_name: str = "diffraction_to_obj",
+    *,
+    model_factory: ModelFactory | None = None,
+) -> tuple[dict[str, nn.Module], dict[str, Any]]:
+    """``load_bundle``, then publish the snapshot's ModelConfig to ``params.cfg`` (CONFIG-001).
+
+    The entry point for code that only loads a bundle: the loaded model is the config it settles.
+    """
+    models, params = load_bundle(bundle_dir, model_name, model_factory=model_factory)
+    legacy.publish(model_config_from_params(params))
     return models, params

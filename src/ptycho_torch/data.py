@@ -15,7 +15,6 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ptycho import params
 from ptycho.config import InferenceConfig, TrainingConfig
 from ptycho.raw_data import RawData
 
@@ -59,9 +58,9 @@ def _channels_first(array: np.ndarray) -> torch.Tensor:
 def build_container(raw: RawData, config: TrainingConfig | InferenceConfig) -> PtychoDataContainerTorch:
     """Group ``raw`` as ``config`` asks and return channels-first tensors.
 
-    Writes ``params.cfg`` first (CONFIG-001), so legacy readers agree with this grouping.
+    Reads nothing from ``params.cfg`` and writes nothing to it: the caller's boundary publishes
+    the config once (``ptycho.params.publish``, CONFIG-001).
     """
-    params.update_legacy_dict(params.cfg, config)
     model = config.model
     grouped = raw.generate_grouped_data(
         N=model.N,
@@ -83,22 +82,21 @@ def build_container(raw: RawData, config: TrainingConfig | InferenceConfig) -> P
     )
 
 
-@dataclass
+@dataclass(frozen=True)
 class DataConfig:
-    """What the data looks like to the model: sizes, grouping and the probe it was taken with."""
+    """What grouped data look like to the network: C patches per group, and the probe they were measured with.
 
-    N: int
-    gridsize: int
-    neighbor_count: int = 4
-    n_groups: int | None = None
-    batch_size: int = 16
-    num_workers: int = 0
-    seed: int = 0
+    Why read off a container (``DataConfig.of``) rather than copied from ``ModelConfig``: the
+    Lightning module checks these facts about the data against the network's settings, and a
+    copy of those settings would agree with them by construction.
+    """
+
+    C: int
     probe: torch.Tensor | None = None
 
-    @property
-    def C(self) -> int:
-        return self.gridsize**2
+    @classmethod
+    def of(cls, container: PtychoDataContainerTorch) -> DataConfig:
+        return cls(C=container.C, probe=container.probe)
 
 
 class PtychoDataset(Dataset):

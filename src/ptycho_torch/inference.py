@@ -22,15 +22,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from ptycho_torch.bundle import load_inference_bundle_torch, model_config_from_params, resolve_bundle_path
+from ptycho_torch.bundle import load_bundle, model_config_from_params, resolve_bundle_path
 from ptycho_torch.cli.shared import add_accelerator_arguments, require_file, resolve_accelerator, run_cli
-from ptycho_torch.stitching import canvas_shape_for, probe_intensity_weight, stitch_patches
+from ptycho_torch.stitching import WEIGHTINGS
 
 RECORD_PREFIX = "INFERENCE_RECORD "
 AMPLITUDE_PNG = "reconstructed_amplitude.png"
 PHASE_PNG = "reconstructed_phase.png"
 RECONSTRUCTION_NPZ = "reconstruction.npz"
-WEIGHTINGS = ("uniform", "probe")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,23 +54,6 @@ def build_parser() -> argparse.ArgumentParser:
                              "(default: probe)")
     add_accelerator_arguments(parser)
     return parser
-
-
-def predict_patches(
-    model: torch.nn.Module, container, batch_size: int = 32, limit: int | None = None, device: str = "cpu"
-) -> torch.Tensor:
-    """Run ``diffraction_to_obj`` over the container: complex64 (B, C, N, N) on the CPU."""
-    count = container.X.shape[0] if limit is None else min(limit, container.X.shape[0])
-    probe = torch.as_tensor(container.probe).to(device)
-    model = model.to(device).eval()
-    outputs = []
-    with torch.no_grad():
-        for start in range(0, count, batch_size):
-            stop = min(start + batch_size, count)
-            x = torch.as_tensor(container.X[start:stop]).to(device)
-            positions = torch.as_tensor(container.coords_relative[start:stop]).to(device)
-            outputs.append(model(x, positions, probe).cpu())  # input scale 1, as in training
-    return torch.cat(outputs)
 
 
 def save_images(obj: np.ndarray, covered: np.ndarray, output_dir: Path) -> tuple[Path, Path]:
@@ -110,12 +92,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     test_file = require_file(args.test_data, "--test_data")
 
     # Imported here, not at the top: bad flags are reported without the heavy imports.
+    from ptycho import params as legacy
+    from ptycho.checksums import sha256_file
     from ptycho.config import InferenceConfig
     from ptycho.raw_data import RawData
     from ptycho_torch.data import build_container
-    from ptycho_torch.train import sha256_of
+    from ptycho_torch.reconstruct import patch_centres, predict_patches, stitch_container
 
-    models, params = load_inference_bundle_torch(bundle)
+    models, params = load_bundle(bundle)
     raw = RawData.from_file(test_file)
     n = raw.N
     if n != int(params["N"]):
@@ -123,6 +107,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{test_file} has {n}x{n} patterns but the bundle {bundle} was trained with N={params['N']}; "
             f"use data with N={params['N']} or a bundle trained on this data"
         )
+    inner_size = n // 2 if args.inner_size is None else args.inner_size
+    if not 1 <= inner_size <= n:
+        raise ValueError(f"--inner_size must be between 1 and N={n}, got {inner_size}")
     config = InferenceConfig(
         model=model_config_from_params(params),
         model_path=args.model_path,
@@ -130,27 +117,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         output_dir=args.output_dir,
         n_groups=args.n_groups,
     )
-    container = build_container(raw, config)  # params.cfg first, then grouping (CONFIG-001)
+    legacy.publish(config)  # the run's one write of params.cfg, before grouping (CONFIG-001)
+    container = build_container(raw, config)
     device = "cuda" if accelerator == "gpu" else accelerator
     patches = predict_patches(models["diffraction_to_obj"], container, args.batch_size, device=device)
-
-    n_groups, channels = patches.shape[:2]
-    flat_patches = patches.reshape(n_groups * channels, n, n).numpy()
-    positions = torch.as_tensor(container.coords_nn).reshape(n_groups * channels, 2).numpy().astype(np.float64)
-    canvas_shape = raw.objectGuess.shape if raw.objectGuess is not None else canvas_shape_for(positions, n)
-    inner_size = n // 2 if args.inner_size is None else args.inner_size
-    if not 1 <= inner_size <= n:
-        raise ValueError(f"--inner_size must be between 1 and N={n}, got {inner_size}")
-    weight = probe_intensity_weight(container.probe.numpy()) if args.weighting == "probe" else None
-    obj, weights = stitch_patches(flat_patches, positions, canvas_shape, inner_size=inner_size, return_weights=True,
-                                  weight=weight)
+    n_groups = patches.shape[0]
+    obj, weights = stitch_container(container, patches, inner_size=inner_size, weighting=args.weighting)
+    positions = patch_centres(container)
 
     args.output_dir.mkdir(parents=True, exist_ok=True)
     amplitude_png, phase_png = save_images(obj, weights > 1e-6, args.output_dir)
     metadata: dict[str, Any] = {
         "bundle": str(bundle),
         "test_data_file": str(test_file),
-        "test_data_sha256": sha256_of(test_file),
+        "test_data_sha256": sha256_file(test_file),
         "gridsize": int(params["gridsize"]),
         "n_groups": int(n_groups),
         "N": n,

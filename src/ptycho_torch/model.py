@@ -198,8 +198,8 @@ class PtychoPINN_Lightning(L.LightningModule):
         super().__init__()
         if data_config.C != model_config.C:
             raise ValueError(
-                f"data grouped with gridsize={data_config.gridsize} but the model has gridsize={model_config.gridsize}; "
-                "build both from the same TrainingConfig"
+                f"data hold C={data_config.C} patches per group but the model has gridsize={model_config.gridsize} "
+                f"(C={model_config.C}); build the container and the model from the same TrainingConfig"
             )
         self.model_config = model_config
         self.data_config = data_config

@@ -19,6 +19,9 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+#: Named averages for ``stitch_weight``: "probe" weighs each pixel by |P|^2 / max, "uniform" plainly.
+WEIGHTINGS = ("uniform", "probe")
+
 
 def canvas_shape_for(positions: np.ndarray, patch_size: int, margin: int = 0) -> tuple[int, int]:
     """Smallest (H, W) canvas that holds every patch centred at ``positions`` (M, 2) xy."""
@@ -50,6 +53,13 @@ def probe_intensity_weight(probe: np.ndarray) -> np.ndarray:
     if intensity.ndim != 2 or not np.isfinite(peak) or peak <= 0:
         raise ValueError(f"probe must be a finite, non-zero (N, N) array, got shape {intensity.shape}")
     return intensity / peak
+
+
+def stitch_weight(probe: np.ndarray, weighting: str) -> np.ndarray | None:
+    """The ``weight`` of ``stitch_patches`` that ``weighting`` (one of ``WEIGHTINGS``) names."""
+    if weighting not in WEIGHTINGS:
+        raise ValueError(f"weighting={weighting!r} is unknown; use one of {WEIGHTINGS}")
+    return probe_intensity_weight(probe) if weighting == "probe" else None
 
 
 def _check_weight(weight: np.ndarray, patch_size: int) -> np.ndarray:

@@ -12,19 +12,17 @@ with, an old checkpoint.
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import hashlib
 import json
 import shutil
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
 
-from ptycho_torch.bundle import BUNDLE_NAME, save_bundle
+from ptycho_torch.bundle import BUNDLE_NAME, params_snapshot, save_bundle
 from ptycho_torch.cli.shared import (
     LOGGERS,
     add_execution_arguments,
@@ -36,7 +34,6 @@ from ptycho_torch.cli.shared import (
 )
 
 if TYPE_CHECKING:
-    from ptycho.config import TrainingConfig
     from ptycho_torch.data import PtychoDataContainerTorch
 
 RECORD_PREFIX = "TRAIN_RECORD "
@@ -97,33 +94,11 @@ def prepare_output_dir(output_dir: Path, overwrite: bool) -> Path:
     return output_dir
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def params_snapshot(config: TrainingConfig) -> dict[str, Any]:
-    """What a loader needs to rebuild the network: ModelConfig fields + derived scales."""
-    snapshot = dataclasses.asdict(config.model)
-    snapshot["intensity_scale"] = config.model.intensity_scale
-    snapshot["C"] = config.model.C
-    snapshot["n_groups"] = config.n_groups
-    snapshot["batch_size"] = config.batch_size
-    snapshot["max_epochs"] = config.max_epochs
-    snapshot["learning_rate"] = config.learning_rate
-    snapshot["seed"] = config.seed
-    snapshot["train_data_file"] = str(config.train_data_file)
-    return snapshot
-
-
 def batch_shapes(
     models: dict[str, torch.nn.Module], container: PtychoDataContainerTorch, batch_size: int
 ) -> dict[str, list[int]]:
     """Shapes of one real batch through the inference graph (what the harness summary reports)."""
-    from ptycho_torch.inference import predict_patches
+    from ptycho_torch.reconstruct import predict_patches
 
     count = min(batch_size, container.X.shape[0])
     diffraction = container.X[:count]
@@ -148,6 +123,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     # Imported here, not at the top: bad flags and missing files are reported without
     # paying for the Lightning import.
+    from ptycho import params as legacy
+    from ptycho.checksums import sha256_file
     from ptycho.config import ModelConfig, TrainingConfig
     from ptycho.raw_data import RawData
     from ptycho_torch.data import build_container
@@ -166,7 +143,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         n_groups=n_groups,
         seed=args.seed,
     )
-    train_container = build_container(train_raw, config)  # writes params.cfg first (CONFIG-001)
+    legacy.publish(config)  # the run's one write of params.cfg, before grouping (CONFIG-001)
+    train_container = build_container(train_raw, config)
     test_container = build_container(test_raw, config) if test_raw is not None else None
     output_dir = prepare_output_dir(args.output_dir, args.overwrite)
 
@@ -183,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "n_groups": int(train_container.X.shape[0]),
         "batch_size": config.batch_size,
         "train_data_file": str(train_file),
-        "train_data_sha256": sha256_of(train_file),
+        "train_data_sha256": sha256_file(train_file),
         "n_patterns": train_raw.n_points,
         "shapes": batch_shapes(models, train_container, config.batch_size),
         "bundle": str(bundle),

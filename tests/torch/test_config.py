@@ -1,7 +1,10 @@
-"""Configs validate themselves; the params.cfg bridge mirrors them under legacy key names."""
+"""Configs validate themselves; the params.cfg bridge mirrors them under legacy key names and
+is written in one place, called once per run at its boundary (CONFIG-001)."""
 
 from __future__ import annotations
 
+import ast
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -90,3 +93,35 @@ def test_update_legacy_dict_uses_legacy_names():
 def test_update_legacy_dict_rejects_other_objects():
     with pytest.raises(ValueError, match="ModelConfig, TrainingConfig or InferenceConfig"):
         params.update_legacy_dict({}, {"N": 64})
+
+
+def test_publish_writes_the_global_cfg(monkeypatch):
+    monkeypatch.setattr(params, "cfg", {"stale": 1})
+    returned = params.publish(ModelConfig(gridsize=3))
+    assert returned is params.cfg and params.cfg["C"] == 9 and params.cfg["stale"] == 1
+
+
+REPO = Path(__file__).resolve().parents[2]
+#: The boundaries where a run's config is settled, each publishing it once.
+BOUNDARIES = {"src/ptycho_torch/train.py": 1, "src/ptycho_torch/inference.py": 1, "src/ptycho_torch/bundle.py": 1}
+
+
+def _legacy_uses(path: Path) -> Counter:
+    """How often a file names ``cfg`` as an attribute or import, or calls a params.cfg writer."""
+    uses: Counter = Counter()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Attribute) and node.attr in ("cfg", "publish", "update_legacy_dict"):
+            uses[node.attr] += 1
+        elif isinstance(node, ast.ImportFrom) and node.module == "ptycho.params":
+            uses.update(alias.name for alias in node.names)
+    return uses
+
+
+def test_params_cfg_is_written_only_by_publish_at_the_boundaries():
+    files = sorted((REPO / "src").rglob("*.py")) + sorted((REPO / "bench").rglob("*.py"))
+    found = {str(p.relative_to(REPO)): _legacy_uses(p) for p in files if p != REPO / "src/ptycho/params.py"}
+    touching = {name: uses for name, uses in found.items() if uses}
+    assert {name: uses["publish"] for name, uses in touching.items()} == BOUNDARIES, (
+        f"params.cfg must be written through params.publish, once per boundary {sorted(BOUNDARIES)}; found {touching}"
+    )
+    assert all(set(uses) == {"publish"} for uses in touching.values()), f"cfg touched directly: {touching}"

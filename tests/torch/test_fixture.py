@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from ptycho.raw_data import RawData
-from ptycho.simulation import sha256_of
+from ptycho.checksums import sha256_file
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "make_fixture.py"
 
@@ -23,7 +23,7 @@ def sidecar(fixture_npz) -> dict:
 
 
 def test_sidecar_checksum_matches_the_file(fixture_npz, sidecar):
-    assert sha256_of(fixture_npz) == sidecar["sha256"], "fixture changed without regenerating its sidecar"
+    assert sha256_file(fixture_npz) == sidecar["sha256"], "fixture changed without regenerating its sidecar"
 
 
 def test_sidecar_describes_the_generation(sidecar):
@@ -58,7 +58,7 @@ def test_generator_reproduces_the_committed_bytes(tmp_path, fixture_npz, sidecar
          "--nphotons", str(sidecar["nphotons"]), "--out", str(out)],
         check=True, capture_output=True, text=True,
     )
-    assert sha256_of(out) == sha256_of(fixture_npz)
+    assert sha256_file(out) == sha256_file(fixture_npz)
     assert json.loads(out.with_suffix(".json").read_text())["sha256"] == sidecar["sha256"]
 
 

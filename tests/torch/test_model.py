@@ -96,7 +96,7 @@ def test_lightning_step_returns_a_finite_loss_with_gradients():
     model_config = ModelConfig(N=16, gridsize=2)
     module = PtychoPINN_Lightning(
         model_config=model_config,
-        data_config=DataConfig(N=16, gridsize=2),
+        data_config=DataConfig(C=4),
         training_config=TrainingConfig(model=model_config),
         inference_config=None,
     )
@@ -110,10 +110,10 @@ def test_lightning_step_returns_a_finite_loss_with_gradients():
 
 
 def test_lightning_module_refuses_mismatched_gridsizes():
-    with pytest.raises(ValueError, match="gridsize=1 but the model has gridsize=2"):
+    with pytest.raises(ValueError, match="C=1 patches per group but the model has gridsize=2"):
         PtychoPINN_Lightning(
             model_config=ModelConfig(gridsize=2),
-            data_config=DataConfig(N=64, gridsize=1),
+            data_config=DataConfig(C=1),
             training_config=TrainingConfig(),
             inference_config=None,
         )

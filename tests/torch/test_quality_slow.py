@@ -19,7 +19,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from bench.metrics import scanned_region, score  # noqa: E402
-from bench.quality import reconstruct_pinn  # noqa: E402
+from bench.quality_runs import reconstruct_pinn  # noqa: E402
 from ptycho.config import ExecutionConfig, ModelConfig, TrainingConfig  # noqa: E402
 from ptycho.raw_data import RawData  # noqa: E402
 from ptycho.simulation import simulate_dataset  # noqa: E402

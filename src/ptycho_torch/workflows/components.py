@@ -18,7 +18,6 @@ import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, Logger
 
-from ptycho import params
 from ptycho.config import ExecutionConfig, InferenceConfig, TrainingConfig
 from ptycho_torch import model as model_module
 from ptycho_torch.bundle import load_inference_bundle_torch
@@ -88,19 +87,8 @@ def _train_with_lightning(
     _check_container("train", train_container, config)
     if test_container is not None:
         _check_container("test", test_container, config)
-    params.update_legacy_dict(params.cfg, config)
 
     model_config = config.model
-    data_config = DataConfig(
-        N=model_config.N,
-        gridsize=model_config.gridsize,
-        neighbor_count=model_config.neighbor_count,
-        n_groups=config.n_groups,
-        batch_size=config.batch_size,
-        num_workers=execution.num_workers,
-        seed=config.seed,
-        probe=train_container.probe,
-    )
     inference_config = None
     if config.output_dir is not None and config.test_data_file is not None:
         inference_config = InferenceConfig(
@@ -114,7 +102,7 @@ def _train_with_lightning(
     L.seed_everything(config.seed, workers=True, verbose=False)
     module = model_module.PtychoPINN_Lightning(
         model_config=model_config,
-        data_config=data_config,
+        data_config=DataConfig.of(train_container),
         training_config=config,
         inference_config=inference_config,
     )

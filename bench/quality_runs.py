@@ -1,0 +1,164 @@
+"""The runs of the quality benchmark: cost budgets, a PINN trained and scored, rPIE run and scored.
+
+Why apart from ``bench/quality.py``: that file is the command and its report; this one is
+what gets measured, so the slow test and the diagnostics can reuse a run without the report.
+Both methods see the same simulated scan and are scored by the same code (``bench.metrics``)
+in the same region; the PINN's patches are predicted and stitched by
+``ptycho_torch.reconstruct``, exactly as the inference CLI does.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from bench.epie import rpie
+from bench.metrics import Region, Scores, score
+from ptycho.config import ExecutionConfig, ModelConfig, TrainingConfig
+from ptycho.raw_data import RawData
+from ptycho.simulation import simulate_dataset
+from ptycho_torch.data import PtychoDataContainerTorch, build_container
+from ptycho_torch.reconstruct import predict_patches, stitch_container
+from ptycho_torch.stitching import WEIGHTINGS
+from ptycho_torch.workflows.components import _train_with_lightning
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Everything that sets the cost of a run; recorded in the JSON so numbers can be compared."""
+
+    name: str
+    n_patterns: int
+    epochs_gs1: int
+    epochs_gs2: int
+    low_dose_epochs_gs2: int
+    epie_epochs: int
+    nphotons: float = 1e9
+    low_nphotons: float = 1e6
+    n_filters_scale: int = 2
+    batch_size: int = 16
+    learning_rate: float = 1e-3
+    seed: int = 0
+    stitch_weighting: str = "probe"  # stitch_patches weight: "probe" (|P|^2 / max) or "uniform"
+
+    def __post_init__(self) -> None:
+        side = math.isqrt(self.n_patterns)
+        if side * side != self.n_patterns:
+            raise ValueError(
+                f"n_patterns={self.n_patterns} leaves the simulator's raster with an incomplete last row, so the "
+                f"scanned bounding box would include unscanned object; use a square number such as {side * side} "
+                f"or {(side + 1) ** 2}"
+            )
+        if self.stitch_weighting not in WEIGHTINGS:
+            raise ValueError(f"stitch_weighting={self.stitch_weighting!r} is unknown; use one of {WEIGHTINGS}")
+
+
+# n_filters_scale=1 (0.5 M parameters) and batch 4: on 2 CPU cores the default 2 M-parameter
+# network gets 4x fewer optimiser steps in the same time, and steps are what the PINN lacks.
+# 529 patterns (23 x 23, the square nearest 512): at a fixed number of steps the PINN scores
+# higher on a smaller scan, because each pattern is revisited more often (docs/performance.md);
+# the epochs fill about 10 minutes of training per model on a quiet core.
+BUDGETS = {
+    "full": Budget("full", n_patterns=529, epochs_gs1=95, epochs_gs2=70, low_dose_epochs_gs2=23, epie_epochs=150,
+                   n_filters_scale=1, batch_size=4),
+    # A small scan that is revisited often: the PINN visibly learns within a few minutes.
+    "quick": Budget("quick", n_patterns=64, epochs_gs1=60, epochs_gs2=100, low_dose_epochs_gs2=30, epie_epochs=60,
+                    n_filters_scale=1, batch_size=4),
+}
+
+
+@dataclass
+class PinnRun:
+    """One trained PINN: its stitched object, scores and timings."""
+
+    gridsize: int
+    nphotons: float
+    epochs: int
+    n_groups: int
+    train_seconds: float
+    infer_seconds: float
+    network_seconds: float
+    final_train_loss: float | None
+    loss_history: list[float]
+    scores: Scores
+    obj: np.ndarray
+    weights: dict[str, torch.Tensor]
+
+
+@dataclass
+class EpieRun:
+    """rPIE on the same data: final scores, compute time and the SSIM-vs-time trajectory."""
+
+    nphotons: float
+    epochs: int
+    seconds: float
+    scores: Scores
+    trajectory: list[tuple[float, float]]  # (compute seconds, amplitude SSIM) after each epoch
+    obj: np.ndarray
+
+    def seconds_to(self, ssim_amp: float) -> float | None:
+        """Compute time until the amplitude SSIM first reached ``ssim_amp`` (None: never)."""
+        for seconds, value in self.trajectory:
+            if value >= ssim_amp:
+                return seconds
+        return None
+
+
+def simulate(budget: Budget, nphotons: float) -> RawData:
+    """The scan to reconstruct: ``n_patterns`` N=64 patterns at ``nphotons`` (same object/scan for every dose)."""
+    dataset = simulate_dataset(n_patterns=budget.n_patterns, N=64, nphotons=nphotons, seed=budget.seed)
+    return RawData.from_arrays(dataset.arrays)
+
+
+def reconstruct_pinn(container: PtychoDataContainerTorch, model: torch.nn.Module, canvas: tuple[int, int],
+                     chunk: int = 64, weighting: str = "probe") -> tuple[np.ndarray, float, float, np.ndarray]:
+    """Predict every group and stitch, timed (``ptycho_torch.reconstruct``, as the inference CLI does).
+
+    Returns (object, total seconds, network-only seconds, stitch weight map (H, W)).
+    """
+    start = time.perf_counter()
+    patches = predict_patches(model, container, batch_size=chunk)
+    network = time.perf_counter() - start
+    obj, weights = stitch_container(container, patches, canvas, weighting=weighting)
+    return obj, time.perf_counter() - start, network, weights
+
+
+def train_and_score(raw: RawData, region: Region, budget: Budget, gridsize: int, nphotons: float,
+                    epochs: int) -> PinnRun:
+    """Train a fresh PINN for ``epochs`` on ``raw`` and score its stitched reconstruction."""
+    config = TrainingConfig(
+        model=ModelConfig(N=raw.N, gridsize=gridsize, n_filters_scale=budget.n_filters_scale, nphotons=nphotons),
+        max_epochs=epochs, batch_size=budget.batch_size, learning_rate=budget.learning_rate, seed=budget.seed,
+    )
+    container = build_container(raw, config)
+    start = time.perf_counter()
+    result = _train_with_lightning(container, None, config, ExecutionConfig(logger="none"))
+    train_seconds = time.perf_counter() - start
+    obj, infer_seconds, network_seconds, weights = reconstruct_pinn(
+        container, result["models"]["diffraction_to_obj"], raw.objectGuess.shape, weighting=budget.stitch_weighting)
+    uncovered = int(np.count_nonzero(weights[region.slices] <= 1e-6))
+    if uncovered:
+        raise ValueError(f"{uncovered} pixels of the scored region {region} got no stitched patch; "
+                         "shrink the region margin or check coords_nn")
+    losses = result["history"].get("train_loss") or []
+    return PinnRun(gridsize, nphotons, epochs, len(container), train_seconds, infer_seconds, network_seconds,
+                   losses[-1] if losses else None, losses, score(obj, raw.objectGuess, region), obj,
+                   result["models"]["diffraction_to_obj"].state_dict())
+
+
+def epie_and_score(raw: RawData, region: Region, nphotons: float, epochs: int, seed: int) -> EpieRun:
+    """rPIE for ``epochs`` from a flat object, scored after every epoch (outside the timed part)."""
+    ssim_per_epoch: list[float] = []
+
+    def record(epoch: int, obj: np.ndarray) -> bool:
+        ssim_per_epoch.append(score(obj, raw.objectGuess, region).ssim_amp)
+        return False
+
+    result = rpie(raw.diffraction, raw.probeGuess, raw.xcoords, raw.ycoords, raw.objectGuess.shape,
+                  epochs=epochs, seed=seed, callback=record)
+    return EpieRun(nphotons, result.epochs, result.seconds, score(result.obj, raw.objectGuess, region),
+                   list(zip(result.elapsed, ssim_per_epoch)), result.obj)
