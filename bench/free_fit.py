@@ -33,7 +33,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 import numpy as np
 import torch
 
-from bench.metrics import scanned_region, score
+from bench.metrics import score, stitched_region
 from ptycho.config import ModelConfig, TrainingConfig
 from ptycho.raw_data import RawData
 from ptycho.simulation import extract_patches, simulate_dataset
@@ -76,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     torch.manual_seed(args.seed)
     dataset = simulate_dataset(n_patterns=args.n_patterns, nphotons=args.nphotons, seed=args.seed)
     raw = RawData.from_arrays(dataset.arrays)
-    region = scanned_region(raw.xcoords, raw.ycoords, raw.objectGuess.shape, margin=raw.N // 4 - 2)
+    region = stitched_region(raw.xcoords, raw.ycoords, raw.objectGuess.shape, raw.N)
     config = ModelConfig(N=raw.N, gridsize=args.gridsize, nphotons=args.nphotons, neighbor_count=args.neighbor_count)
     container = build_container(raw, TrainingConfig(model=config, seed=args.seed))
 

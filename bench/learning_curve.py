@@ -26,7 +26,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 
 import torch
 
-from bench.metrics import scanned_region, score
+from bench.metrics import score, stitched_region
 from ptycho.config import ModelConfig, TrainingConfig
 from ptycho.raw_data import RawData
 from ptycho.simulation import simulate_dataset
@@ -58,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     raw = RawData.from_arrays(simulate_dataset(n_patterns=args.n_patterns, nphotons=args.nphotons, seed=args.seed).arrays)
-    region = scanned_region(raw.xcoords, raw.ycoords, raw.objectGuess.shape, margin=raw.N // 4 - 2)
+    region = stitched_region(raw.xcoords, raw.ycoords, raw.objectGuess.shape, raw.N)
     model_config = ModelConfig(N=raw.N, gridsize=args.gridsize, n_filters_scale=args.n_filters_scale,
                                nphotons=args.nphotons)
     container = build_container(raw, TrainingConfig(model=model_config, seed=args.seed))

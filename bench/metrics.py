@@ -58,6 +58,15 @@ def scanned_region(xcoords: np.ndarray, ycoords: np.ndarray, shape: tuple[int, i
     return Region(y0, y1, x0, x1)
 
 
+def stitched_region(xcoords: np.ndarray, ycoords: np.ndarray, shape: tuple[int, int], N: int) -> Region:
+    """The region a stitched reconstruction of N x N patches is scored on.
+
+    Stitching keeps each patch's central N/2 square, so every pixel within N/4 of the scan's
+    bounding box is covered; 2 px less absorbs the +-0.5 px jitter of the edge rows.
+    """
+    return scanned_region(xcoords, ycoords, shape, margin=N // 4 - 2)
+
+
 def global_phase_offset(recon: np.ndarray, truth: np.ndarray) -> float:
     """The constant c minimising ||recon * exp(-i c) - truth||² (amplitude-weighted phase offset)."""
     return float(np.angle(np.vdot(truth, recon)))

@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from tabulate import tabulate
 
-from bench.metrics import Region, Scores, align, scanned_region
+from bench.metrics import Region, Scores, align, stitched_region
 from bench.quality_runs import BUDGETS, EpieRun, PinnRun, epie_and_score, simulate, train_and_score
 from ptycho_torch.stitching import WEIGHTINGS
 
@@ -128,9 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     began = time.perf_counter()
 
     raw = simulate(budget, budget.nphotons)
-    # Stitching keeps each patch's central N/2 square, so every pixel within N/4 of the scan's
-    # bounding box is covered; 2 px less absorbs the +-0.5 px jitter of the edge rows.
-    region = scanned_region(raw.xcoords, raw.ycoords, raw.objectGuess.shape, margin=raw.N // 4 - 2)
+    region = stitched_region(raw.xcoords, raw.ycoords, raw.objectGuess.shape, raw.N)
     print(f"[quality] budget={budget.name} n_patterns={budget.n_patterns} object={raw.objectGuess.shape} "
           f"region={region}", file=sys.stderr, flush=True)
     pinn = {}

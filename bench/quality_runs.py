@@ -1,10 +1,10 @@
 """The runs of the quality benchmark: cost budgets, a PINN trained and scored, rPIE run and scored.
 
-Why apart from ``bench/quality.py``: that file is the command and its report; this one is
-what gets measured, so the slow test and the diagnostics can reuse a run without the report.
-Both methods see the same simulated scan and are scored by the same code (``bench.metrics``)
-in the same region; the PINN's patches are predicted and stitched by
-``ptycho_torch.reconstruct``, exactly as the inference CLI does.
+Why apart from ``bench/quality.py``: that file is the command and its report (table, JSON,
+panel); this one is what gets measured, which the slow test reuses without the report. Both
+methods see the same simulated scan and are scored by the same code (``bench.metrics``) in the
+same region; the PINN's patches are predicted and stitched by ``ptycho_torch.reconstruct``,
+exactly as the inference CLI does.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ from bench.metrics import (
     register_subpixel,
     scanned_region,
     score,
+    stitched_region,
 )
 
 
@@ -99,6 +100,11 @@ def test_frc_is_one_for_identical_images_and_low_for_independent_noise():
 def test_scanned_region_is_the_grown_and_clipped_bounding_box():
     region = scanned_region(np.array([40.0, 70.5]), np.array([33.0, 60.0]), (100, 80), margin=16)
     assert region == Region(17, 77, 24, 80)  # x1 clipped to the width
+
+
+def test_stitched_region_keeps_n_over_4_minus_jitter_around_the_scan():
+    region = stitched_region(np.array([40.0, 70.5]), np.array([33.0, 60.0]), (100, 100), N=64)
+    assert region == Region(33 - 14, 60 + 14 + 1, 40 - 14, 71 + 14 + 1)
 
 
 def test_region_too_small_for_ssim_is_an_error():

@@ -18,7 +18,7 @@ import torch
 # bench/ is a script folder at the repository root, not an installed package.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench.metrics import scanned_region, score  # noqa: E402
+from bench.metrics import score, stitched_region  # noqa: E402
 from bench.quality_runs import reconstruct_pinn  # noqa: E402
 from ptycho.config import ExecutionConfig, ModelConfig, TrainingConfig  # noqa: E402
 from ptycho.raw_data import RawData  # noqa: E402
@@ -46,7 +46,7 @@ def single_thread():
 
 def test_brief_training_clearly_improves_ssim_over_the_untrained_network(single_thread):
     raw = RawData.from_arrays(simulate_dataset(n_patterns=N_PATTERNS, nphotons=1e9, seed=0).arrays)
-    region = scanned_region(raw.xcoords, raw.ycoords, raw.objectGuess.shape, margin=raw.N // 4 - 2)
+    region = stitched_region(raw.xcoords, raw.ycoords, raw.objectGuess.shape, raw.N)
     config = TrainingConfig(model=ModelConfig(N=raw.N, gridsize=2, n_filters_scale=1), max_epochs=EPOCHS,
                             batch_size=4, seed=0)
     container = build_container(raw, config)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from ptycho_torch.stitching import canvas_shape_for, probe_intensity_weight, stitch_patches
+from ptycho_torch.stitching import WEIGHTINGS, canvas_shape_for, probe_intensity_weight, stitch_patches, stitch_weight
 
 N = 16
 
@@ -175,27 +175,16 @@ def test_probe_intensity_weight_is_normalised_intensity():
         probe_intensity_weight(np.zeros((N, N)))
 
 
-def test_ground_truth_patches_at_coords_nn_restitch_to_the_fixture_object():
-    """Ties stitching to the data contract: the simulator's patches, placed at the container's
-    absolute ``coords_nn`` (gridsize 2, as inference does it), rebuild ``objectGuess``."""
-    from pathlib import Path
+@pytest.mark.parametrize("weighting", WEIGHTINGS)
+def test_stitch_weight_names_the_probe_weight_or_none(weighting):
+    probe = np.sqrt(_gaussian_weight()).astype(np.complex64)
+    weight = stitch_weight(probe, weighting)
+    if weighting == "uniform":
+        assert weight is None
+    else:
+        np.testing.assert_allclose(weight, np.abs(probe) ** 2 / (np.abs(probe) ** 2).max())
 
-    from ptycho.config import ModelConfig, TrainingConfig
-    from ptycho.raw_data import RawData
-    from ptycho.simulation import extract_patches
-    from ptycho_torch.data import build_container
 
-    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "pytorch_integration" / "minimal_dataset_v1.npz"
-    raw = RawData.from_file(fixture)
-    container = build_container(raw, TrainingConfig(model=ModelConfig(N=raw.N, gridsize=2)))
-    positions = container.coords_nn.reshape(-1, 2).numpy().astype(np.float64)  # (B*C, 2) xy
-    patches = extract_patches(raw.objectGuess, positions[:, 0], positions[:, 1], raw.N)
-    canvas, weights = stitch_patches(
-        patches, positions, raw.objectGuess.shape, inner_size=raw.N // 2, return_weights=True
-    )
-    covered = weights >= 1.0
-    assert covered.mean() > 0.3
-    error = np.abs(canvas[covered] - raw.objectGuess[covered])
-    assert np.median(error) < 0.02 and error.max() < 0.2, f"median {np.median(error):.3g}, max {error.max():.3g}"
-    swapped = stitch_patches(patches, positions[:, ::-1], raw.objectGuess.shape, inner_size=raw.N // 2)
-    assert np.median(np.abs(swapped[covered] - raw.objectGuess[covered])) > 5 * np.median(error)
+def test_stitch_weight_refuses_an_unknown_name():
+    with pytest.raises(ValueError, match="use one of"):
+        stitch_weight(np.ones((N, N)), "gaussian")
