@@ -1,1 +1,1 @@
-"""Configuration, legacy params bridge, data loading/validation, grouping and the simulator (NumPy/SciPy only)."""
+"""Configuration, legacy params bridge, data loading/validation, grouping, the simulator and file checksums (NumPy/SciPy only)."""

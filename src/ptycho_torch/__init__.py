@@ -1,1 +1,1 @@
-"""Embedded PtychoPINN PyTorch backend: physics, model, data, Lightning training, bundles and CLIs."""
+"""Embedded PtychoPINN PyTorch backend: physics, model, data, Lightning training, reconstruction, bundles and CLIs."""

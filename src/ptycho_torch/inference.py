@@ -2,7 +2,7 @@
 
 Loads ``{model_path}/wts.h5.zip``, groups the test data with the bundle's gridsize, runs
 ``diffraction_to_obj`` and stitches the patches into the full object (translate-and-average,
-``ptycho_torch.stitching``; by default weighted by the probe intensity |P|^2 / max, so
+``ptycho_torch.reconstruct``; by default weighted by the probe intensity |P|^2 / max, so
 pixels the probe barely lit count less; ``--weighting uniform`` for the plain average). Writes ``reconstructed_amplitude.png``,
 ``reconstructed_phase.png`` and ``reconstruction.npz`` (complex object + metadata) to
 ``--output_dir``; the last stdout line is ``INFERENCE_RECORD {json}``.

@@ -1,7 +1,8 @@
 """Stitch reconstructed patches into one object: translate-and-average on a canvas.
 
-Why here and not in the model: stitching is post-processing shared by the inference CLI
-and the benchmarks; it needs only NumPy/SciPy and the absolute patch positions.
+Why here and not in the model: stitching is post-processing; it needs only NumPy/SciPy and the
+absolute patch positions. ``ptycho_torch.reconstruct.stitch_container`` applies it to a
+container for the inference CLI and the benchmarks.
 
 Convention (BRIEF §5, DATA-001): a patch centred at scan point (x, y) covers
 ``canvas[y - N/2 : y + N/2, x - N/2 : x + N/2]`` (x = column, y = row). Sub-pixel parts

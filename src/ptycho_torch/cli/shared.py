@@ -16,9 +16,9 @@ from pathlib import Path
 
 import torch
 
+from ptycho.config import ACCELERATORS, LOGGERS, ExecutionConfig
+
 EXIT_BAD_INPUT = 2
-ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
-LOGGERS = ("none", "csv", "mlflow")
 
 
 def warn_deprecated(old_flag: str, new_flag: str) -> None:
@@ -102,10 +102,8 @@ def add_execution_arguments(parser: argparse.ArgumentParser) -> None:
                        help="seeded, deterministic algorithms (default: on)")
 
 
-def build_execution_config(args: argparse.Namespace, accelerator: str, logger: str = "none"):
+def build_execution_config(args: argparse.Namespace, accelerator: str, logger: str = "none") -> ExecutionConfig:
     """ExecutionConfig from parsed CLI flags; ``accelerator`` comes from ``resolve_accelerator``."""
-    from ptycho.config import ExecutionConfig
-
     if args.num_workers < 0:
         raise ValueError(f"--num-workers must be >= 0, got {args.num_workers}")
     return ExecutionConfig(
