@@ -1,111 +1,95 @@
-"""Evidence sessions, generated from the evidence plan; logic lives in `harness/` (tested there).
+"""Evidence sessions, generated from the evidence plan; the logic lives in `harness/` (tested there).
 
-`nox -l` lists them. One shared venv (`evidence_env`, built from constraints.txt, reinstalled only
-when its stamp changes) serves every session, so a cold run pays for torch once. Each plan target
-becomes a session that runs `python -m harness run-target` in that venv; all targets of one nox
-invocation share one hub (EVIDENCE_HUB, or one created on first use). See docs/environments.md.
+`nox -l` lists them. Each plan target is a session (`nox -s cli_smoke_gs2`) that runs
+`python -m harness run-target` from nox's own interpreter; the target itself runs in the
+project's evidence venv (`python -m harness env` builds or reuses it). The sessions of one nox
+invocation share one hub: this file sets EVIDENCE_INVOCATION once in nox's process, every
+session inherits it, and `harness.hub.invocation_hub` keeps a pointer file per invocation
+(docs/architecture.md, "One hub per nox invocation"). Each target session collates the hub
+(ledger untouched), so the hub is complete after every session. `make phase-c4d-b3` does not go
+through nox: `harness pipeline` runs the targets itself, in parallel where the plan allows.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
-sys.path.insert(0, str(ROOT))  # nox's interpreter imports the stdlib-only harness.plan/envstamp/hub
+sys.path.insert(0, str(ROOT))  # nox's interpreter imports the stdlib-only harness
 
 import nox  # noqa: E402
 
-from harness import envstamp  # noqa: E402
-from harness.hub import create_hub, relative_to_root  # noqa: E402
-from harness.plan import DEFAULT_PLAN, Target, load_plan  # noqa: E402
+from harness.context import PLAN_ENV, resolve_plan  # noqa: E402
+from harness.hub import INVOCATION_ENV  # noqa: E402
+from harness.plan import load_plan  # noqa: E402
 
 nox.needs_version = ">=2026.10"
-nox.options.default_venv_backend = "virtualenv"
+nox.options.default_venv_backend = "none"
 nox.options.sessions = ["tests"]  # a bare `nox` runs the test suite; `nox -l` lists the rest
 
-PLAN_PATH = Path(os.environ.get("EVIDENCE_PLAN") or ROOT / DEFAULT_PLAN)
-PLAN = load_plan(PLAN_PATH if PLAN_PATH.is_absolute() else ROOT / PLAN_PATH)
-_STATE: dict[str, str] = {}  # evidence venv python + this invocation's hub
-# GPU hidden; idle OpenMP threads sleep (spinning made torch 15-90x slower on a shared 2-core box).
-CPU_ENV = {"CUDA_VISIBLE_DEVICES": "", "OMP_WAIT_POLICY": "PASSIVE"}
+PLAN = load_plan(resolve_plan(os.environ.get(PLAN_ENV)))
+os.environ.setdefault(INVOCATION_ENV, uuid.uuid4().hex)  # one id per nox invocation, inherited by its sessions
+HARNESS = [sys.executable, "-m", "harness"]
+HARNESS_ENV = {"PYTHONPATH": str(ROOT)}
+CPU_ENV = {"CUDA_VISIBLE_DEVICES": "", "OMP_WAIT_POLICY": "PASSIVE"}  # GPU hidden; idle threads sleep
 
 
-@nox.session(python=None, venv_backend="virtualenv", reuse_venv=True)
+def _evidence_python(session: nox.Session) -> str:
+    """The project's evidence venv interpreter (built or reused by `python -m harness env`)."""
+    out = session.run(*HARNESS, "env", external=True, silent=True, env=HARNESS_ENV)
+    return str(out).strip().splitlines()[-1]
+
+
+@nox.session
 def evidence_env(session: nox.Session) -> None:
-    """Build (or reuse) the shared evidence venv from constraints.txt; installs only when stale."""
-    venv = Path(session.virtualenv.location)
-    stamp = envstamp.compute_stamp(ROOT)
-    if envstamp.is_current(venv, stamp):
-        session.log(f"evidence env is current (stamp {stamp[:12]}): skipping install")
-    else:
-        session.log(f"evidence env stamp {stamp[:12]} differs from {str(envstamp.read_stamp(venv))[:12]}: installing")
-        session.install(*envstamp.install_args())
-        envstamp.write_stamp(venv, stamp)
-    _STATE["python"] = str(Path(session.virtualenv.bin) / "python")
+    """Build (or reuse) the project's evidence venv; installs only when its recipe changed."""
+    session.log(f"evidence python: {_evidence_python(session)}")
 
 
-def _python(session: nox.Session) -> str:
-    if "python" not in _STATE:
-        session.error("the evidence venv is unknown: run this session through nox (it requires evidence_env)")
-    return _STATE["python"]
-
-
-def _hub() -> str:
-    """EVIDENCE_HUB (made by `harness pipeline`), else one hub made on first use and shared."""
-    if os.environ.get("EVIDENCE_HUB"):
-        return os.environ["EVIDENCE_HUB"]
-    if "hub" not in _STATE:
-        hub = create_hub(PLAN, ROOT)
-        _STATE["hub"] = relative_to_root(hub.path, ROOT)
-    return _STATE["hub"]
-
-
-def _target_session(target: Target) -> None:
+def _target_session(name: str, summary: str) -> None:
     def run(session: nox.Session) -> None:
-        session.run(_python(session), "-m", "harness", "run-target", "--plan", str(PLAN.path),
-                    "--target", target.name, "--hub", _hub(), "--project-root", str(ROOT), external=True)
+        session.run(*HARNESS, "run-target", "--target", name, "--collate", *session.posargs, external=True,
+                    env=HARNESS_ENV)
 
-    run.__doc__ = target.summary
-    run.__name__ = target.session
-    nox.session(name=target.session, tags=list(PLAN.tags), requires=["evidence_env"], venv_backend="none")(run)
+    run.__doc__ = summary
+    nox.session(name=PLAN.target(name).session, tags=list(PLAN.tags), allow_parallel=False)(run)
 
 
 for _target in PLAN.targets:
-    _target_session(_target)
+    _target_session(_target.name, _target.summary)
 
 
-@nox.session(tags=list(PLAN.tags), requires=["evidence_env"], venv_backend="none")
+@nox.session(tags=list(PLAN.tags), allow_parallel=False)
 def collate(session: nox.Session) -> None:
-    """Summarise the hub (summary.md, manifest.json, ledger); `-- <hub>` when run on its own."""
-    hub = os.environ.get("EVIDENCE_HUB") or _STATE.get("hub")
-    ledger = []
-    if not os.environ.get("EVIDENCE_HUB") and "--no-ledger" not in session.posargs:
-        # Only `harness pipeline` (make phase-c4d-b3) runs the whole plan; a hand-picked set of
-        # sessions must not mark the plan row or append an attempt.
-        session.log("hub not made by `harness pipeline`: collating with --no-ledger")
-        ledger = ["--no-ledger"]
-    session.run(_python(session), "-m", "harness", "collate", *([hub] if hub else []), *ledger,
-                *session.posargs, external=True)
+    """Collate this invocation's hub (ledger untouched), or `-- <hub> [--no-ledger]`."""
+    args = list(session.posargs)
+    if not args:
+        from harness.hub import known_invocation_hub
+
+        hub = known_invocation_hub(ROOT, os.environ[INVOCATION_ENV])
+        if hub is None:
+            session.error("no target ran in this nox invocation; pass a hub: nox -s collate -- <hub>")
+        args = [str(hub), "--no-ledger"]
+    session.run(*HARNESS, "collate", *args, external=True, env=HARNESS_ENV)
 
 
-@nox.session(requires=["evidence_env"], venv_backend="none")
+@nox.session
 def tests(session: nox.Session) -> None:
     """The project's own test suite (not slow) in the evidence venv; posargs go to pytest."""
-    # no path given: pytest uses pyproject's testpaths (tests/); `-- tests/harness` narrows it
-    session.run(_python(session), "-m", "pytest", "-m", "not slow", *session.posargs,
+    session.run(_evidence_python(session), "-m", "pytest", "-m", "not slow", *session.posargs,
                 external=True, env=CPU_ENV)
 
 
-@nox.session(requires=["evidence_env"], venv_backend="none")
+@nox.session
 def compare(session: nox.Session) -> None:
     """Compare two hubs: `nox -s compare -- <hub A> <hub B>`."""
-    session.run(_python(session), "-m", "harness", "compare", *session.posargs, external=True)
+    session.run(*HARNESS, "compare", *session.posargs, external=True, env=HARNESS_ENV)
 
 
-@nox.session(requires=["evidence_env"], venv_backend="none")
+@nox.session
 def quality(session: nox.Session) -> None:
     """Science benchmark (bench/quality.py) on CPU in the evidence venv; posargs go to it."""
-    session.run(_python(session), "bench/quality.py", *session.posargs, external=True,
-                env=CPU_ENV)
+    session.run(_evidence_python(session), "bench/quality.py", *session.posargs, external=True, env=CPU_ENV)

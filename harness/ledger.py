@@ -6,24 +6,25 @@ validated hub marks the plan row `[x]` and appends the next numbered attempt to
 the row back to `[P]` and appends a blocker attempt linking `blocker.log`. Each hub adds
 exactly one attempt: the attempt carries an HTML comment `<!-- hub: <path> -->` and a hub whose
 comment is already present is skipped (row included), so collating twice changes nothing.
-All writes go through `harness.hub.atomic_write_text`.
+All writes are atomic; concurrent collates are serialised by a lock file (the pinned filelock).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING
 
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - not on Windows: no cross-process lock there
-    fcntl = None  # type: ignore[assignment]
+from filelock import FileLock
 
-from harness.hub import atomic_write_text
+from harness.fsio import atomic_write_text
+from harness.reporting import fmt_duration
+from harness.schema import HubFiles, Verdict
+
+if TYPE_CHECKING:
+    from harness.collate import Collation
 
 STATE_DONE = "[x]"
 STATE_PENDING = "[P]"
@@ -181,25 +182,6 @@ def _initiative(plan_file_rel: str) -> str | None:
     return None
 
 
-@contextlib.contextmanager
-def _ledger_lock(folder: Path) -> Iterator[None]:
-    """Serialise ledger updates of concurrent collates (read-modify-write of fix_plan.md).
-
-    The lock is taken on the folder holding the fix plan, not on the file: atomic writes
-    replace the file's inode, so a lock on the file would not be seen by the next writer.
-    """
-    if fcntl is None:
-        yield
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
-
-
 def record_attempt(
     project_root: Path,
     *,
@@ -224,7 +206,8 @@ def record_attempt(
     for path, what in ((plan_path, "plan file"), (fix_path, "fix plan")):
         if not path.is_file():
             raise FileNotFoundError(f"{path}: {what} named by the evidence plan's [ledger] table does not exist")
-    with _ledger_lock(fix_path.parent):  # concurrent collates each get their own attempt number
+    # Lock a file beside the fix plan, not the plan itself: atomic writes replace its inode.
+    with FileLock(str(fix_path.parent / f".{fix_path.name}.lock")):  # each collate gets its own number
         state = STATE_DONE if green else STATE_PENDING
         fix_text = fix_path.read_text(encoding="utf-8")
         marker = hub_marker(hub_rel)
@@ -252,3 +235,50 @@ def record_attempt(
         atomic_write_text(plan_path, new_plan)
         atomic_write_text(fix_path, new_fix)
         return LedgerUpdate(plan_path, fix_path, row, state, number)
+
+
+def _ledger_text(c: Collation) -> tuple[str, list[str]]:
+    """The attempt's headline and one detail line per target."""
+    n_green = sum(t.verdict == Verdict.GREEN for t in c.targets)
+    headline = (f"{c.ctx.plan.id} evidence: **GREEN** ({n_green}/{len(c.targets)} targets)." if c.green
+                else f"{c.ctx.plan.id} evidence: **BLOCKED** ({c.overall}: {c.overall_reason})")
+    details = []
+    for t in c.targets:
+        part = f"`{t.name}` {t.verdict}"
+        if t.counts is not None:
+            part += f", {t.counts.passed}/{t.counts.tests} passed"
+        part += f", {fmt_duration(t.duration_s)}"
+        rec = (t.record.record if t.record else None) or {}
+        if isinstance(rec.get("final_train_loss"), (int, float)):
+            part += f"; final loss {rec['final_train_loss']:.6g} after {rec.get('epochs')} epoch(s)"
+        if isinstance((rec.get("shapes") or {}).get("diffraction"), list):
+            part += f", diffraction {tuple(rec['shapes']['diffraction'])}"
+        details.append(part + ("" if t.verdict == Verdict.GREEN else f" — {t.reason}") + ".")
+    run = c.hub.run
+    details.append(f"Code `{(run.project_commit or 'unknown')[:12]}` ({'dirty' if run.git.dirty else 'clean'} tree "
+                   f"at start); hub `{c.hub_rel}`.")
+    return headline, details
+
+
+def apply_ledger(c: Collation, blocker: Path | None) -> tuple[LedgerUpdate | None, str]:
+    """The ledger step of collate, or one line saying why it was left alone."""
+    spec = c.ctx.plan.ledger
+    if c.interrupted:
+        return None, "ledger untouched: the run was interrupted (hub stays INCOMPLETE)"
+    if c.partial_run:
+        return None, "ledger untouched: this run selected only part of the plan"
+    if not spec.complete:
+        return None, f"ledger untouched: {c.ctx.plan_label} has no complete [ledger] table (plan_file, row, fix_plan)"
+    absent = [p for p in (spec.plan_file, spec.fix_plan) if not c.ctx.path(str(p)).is_file()]
+    if absent:
+        return None, f"ledger untouched: {', '.join(absent)} not found in {c.ctx.project} (nothing was created)"
+    headline, details = _ledger_text(c)
+    links = AttemptLinks(summary=f"{c.hub_rel}/{HubFiles.SUMMARY}",
+                         logs=tuple(f"{c.hub_rel}/{t.log}" for t in c.targets if t.log_present),
+                         blocker=f"{c.hub_rel}/{HubFiles.BLOCKER}" if blocker else None)
+    update = record_attempt(c.ctx.project, plan_file=str(spec.plan_file), fix_plan=str(spec.fix_plan), row=str(spec.row),
+                            hub_rel=c.hub_rel, timestamp=c.hub.timestamp, green=c.green, headline=headline,
+                            details=details, links=links)
+    if update.skipped_reason:
+        return update, f"ledger unchanged: {update.skipped_reason}"
+    return update, f"ledger: row {update.row} → {update.state}, Attempt #{update.attempt} appended to {spec.fix_plan}"

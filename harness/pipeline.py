@@ -1,92 +1,179 @@
-"""`python -m harness pipeline`: one hub, every plan target through nox, then collate.
+"""`python -m harness pipeline`: one hub, every plan target, then collate (`make phase-c4d-b3`).
 
-This is what `make phase-c4d-b3` runs. It creates the hub first (so all targets share one
-timestamp, and an explicit existing `--hub` is refused before anything runs), runs nox once
-with the target sessions in plan order plus `collate` (nox carries on after a failing session,
-so collate always runs), and ends with two lines scripts can rely on:
-`hub: <path relative to the project root>` and `verdict: <overall>` (from manifest.json, or
-INCOMPLETE when collate wrote none). Exit code 0 only when the overall verdict is GREEN.
+It builds (or reuses) the project's evidence venv, creates the hub first (so all targets share
+one timestamp, and an existing `--hub` is refused before anything runs), then runs the targets
+itself: each in its own fresh interpreter, as many at once as the plan's `after` order and the
+cores allow, with the threads split so that two children do not oversubscribe the CPU. The GPU
+probe runs beside the first target. It prints `[2/4] bundle_loader GREEN 6.4 s` lines, then a
+compact table, then `hub: <path>` and `verdict: <overall>` last. Exit 0 only when GREEN.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import shutil
-import subprocess
+import signal
 import sys
-from pathlib import Path
+import threading
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Callable
 
-from harness.hub import HubExistsError, create_hub, relative_to_root
-from harness.plan import DEFAULT_PLAN, EvidencePlan, load_plan
-
-MANIFEST = "manifest.json"
-INCOMPLETE = "INCOMPLETE"
-
-
-def find_nox() -> str:
-    """The nox next to this interpreter (a tool venv) or on PATH; FileNotFoundError says how to get it."""
-    beside = Path(sys.executable).parent / "nox"
-    if beside.is_file() and os.access(beside, os.X_OK):
-        return str(beside)
-    found = shutil.which("nox")
-    if found:
-        return found
-    raise FileNotFoundError(
-        f"nox is not installed next to {sys.executable} nor on PATH; run `make phase-c4d-b3` "
-        "(it bootstraps .venv-tools) or `pip install -c constraints.txt nox`"
-    )
+from harness.collate import CollateResult, collate
+from harness.context import RunContext, add_context_arguments, make_context
+from harness.envs import EnvBuildError, ensure_env
+from harness.hub import Hub, HubExistsError, create_hub
+from harness.plan import Target
+from harness.process import Children, Interrupted
+from harness.reporting import emit, fmt_duration, md_table
+from harness.runner import RunSetup, finish_environment, prepare_setup, run_target
+from harness.schema import VerdictRecord
 
 
-def nox_command(nox: str, plan: EvidencePlan, project_root: Path, no_ledger: bool) -> list[str]:
-    """nox once: every target session in plan order, then collate (which gets the posargs)."""
-    sessions = [t.session for t in plan.targets] + ["collate"]
-    command = [nox, "-f", str(project_root / "noxfile.py"), "-s", *sessions]
-    if no_ledger:
-        command += ["--", "--no-ledger"]
-    return command
+def ready(targets: list[Target], done: set[str], started: set[str]) -> list[Target]:
+    """Targets not started whose `after` targets (those selected) have all finished, in plan order."""
+    selected = {t.name for t in targets}
+    return [t for t in targets if t.name not in started and set(t.after) & selected <= done]
 
 
-def overall_verdict(hub: Path) -> str:
-    """The overall verdict collate wrote to manifest.json; INCOMPLETE when there is none."""
-    try:
-        manifest = json.loads((hub / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return INCOMPLETE
-    verdict = manifest.get("overall_verdict") if isinstance(manifest, dict) else None
-    return str(verdict) if verdict else INCOMPLETE
+def schedule(targets: list[Target], run_one: Callable[[Target, int], VerdictRecord], jobs: int, threads: int,
+             on_start: Callable[[Target], None] = lambda t: None,
+             on_interrupt: Callable[[], None] = lambda: None) -> dict[str, VerdictRecord]:
+    """Run every target once its `after` targets are done, at most `jobs` at a time.
+
+    A target started while k targets run gets `threads // k` threads (at least 1), so parallel
+    children share the cores instead of fighting over them.
+    """
+    results: dict[str, VerdictRecord] = {}
+    running: dict[Future, Target] = {}
+    started: set[str] = set()
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        try:
+            while len(results) < len(targets):
+                batch = ready(targets, set(results), started)[: max(0, jobs - len(running))]
+                share = max(1, threads // max(1, len(running) + len(batch)))
+                for target in batch:
+                    started.add(target.name)
+                    on_start(target)
+                    running[pool.submit(run_one, target, share)] = target
+                if not running:
+                    raise RuntimeError(f"cannot schedule {[t.name for t in targets if t.name not in started]}")
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    results[running.pop(future).name] = future.result()
+        except BaseException:
+            on_interrupt()  # stop the children first: the pool waits for its threads on the way out
+            for future in running:
+                future.cancel()
+            raise
+    return results
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def run_pipeline(ctx: RunContext, setup: RunSetup, *, jobs: int, verbose: bool, children: Children) -> None:
+    """Run every target of the plan into `setup.hub`, printing a line as each starts and ends."""
+    targets = [t for t in ctx.plan.targets if t.name in (setup.hub.run.targets or ())]
+    index = {t.name: i + 1 for i, t in enumerate(targets)}
+    lock = threading.Lock()
+
+    def say(text: str) -> None:
+        with lock:
+            print(text, flush=True)
+
+    def run_one(target: Target, threads: int) -> VerdictRecord:
+        echo = (lambda line: say(f"  {target.name} | {line.rstrip()}")) if verbose else None
+        record = run_target(setup, target, threads=threads, echo=echo, children=children)
+        say(f"[{index[target.name]}/{len(targets)}] {target.name} {record.verdict} {fmt_duration(record.duration_s)}")
+        return record
+
+    schedule(targets, run_one, jobs, ctx.plan.environment.threads,
+             on_start=lambda t: say(f"[{index[t.name]}/{len(targets)}] {t.name} started"), on_interrupt=children.stop_all)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--plan", type=Path, default=DEFAULT_PLAN, help=f"evidence plan TOML (default: {DEFAULT_PLAN})")
-    parser.add_argument("--hub", type=Path, help="explicit hub folder; refused if it exists (default: timestamped)")
-    parser.add_argument("--no-ledger", action="store_true", help="collate without touching plan.md / fix_plan.md")
-    parser.add_argument("--project-root", type=Path, default=Path.cwd(),
-                        help="the project holding noxfile.py (default: the current folder)")
+    parser.add_argument("--hub", help="explicit hub folder; refused if it exists (default: timestamped)")
+    parser.add_argument("--no-ledger", action="store_true", help="collate without touching the plan row / fix plan")
+    parser.add_argument("--targets", nargs="+", metavar="NAME", help="run only these plan targets (ledger untouched)")
+    parser.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 1, help="targets at once (default: cores)")
+    parser.add_argument("--verbose", "-v", action="store_true", help="show every child's output and the venv step")
+    parser.add_argument("--format", choices=("text", "json"), default="text")
+    add_context_arguments(parser)
+
+
+@dataclass(frozen=True)
+class PipelineRun:
+    """What a finished (or interrupted) pipeline left: the collate result."""
+
+    result: CollateResult
+    interrupted: bool
+
+    @property
+    def exit_code(self) -> int:
+        c = self.result.collation
+        return 130 if self.interrupted else 0 if c.green and self.result.exit_code == 0 else 1
+
+
+def execute(ctx: RunContext, hub: Hub, python: str, *, jobs: int, verbose: bool, ledger: bool) -> PipelineRun:
+    """Run the hub's targets, then collate it (also after an interrupt: the hub then says INCOMPLETE)."""
+    children, interrupted = Children(), False
+    with ThreadPoolExecutor(max_workers=1) as probe:
+        try:
+            setup = prepare_setup(ctx, hub, python, background=probe)
+            run_pipeline(ctx, setup, jobs=jobs, verbose=verbose, children=children)
+            finish_environment(setup)
+        except (KeyboardInterrupt, Interrupted):
+            interrupted = True
+            children.stop_all()
+    return PipelineRun(collate(ctx, hub, ledger=ledger), interrupted)
+
+
+def start(args: argparse.Namespace) -> tuple[RunContext, Hub, str]:
+    """The context, a new hub and the evidence venv's python; raises with a user-facing message."""
+    ctx = make_context(args.project, args.plan, args.project_commit)
+    names = tuple(args.targets or (t.name for t in ctx.plan.targets))
+    for name in names:
+        ctx.plan.target(name)
+    python = ensure_env(ctx, log=(lambda line: print(f"pipeline: {line}", flush=True)) if args.verbose else
+                        (lambda line: None))
+    return ctx, create_hub(ctx, explicit=args.hub, targets=names), str(python)
+
+
+def report(run: PipelineRun, fmt: str) -> None:
+    """The compact table, the ledger line, then `hub:` and `verdict:` last (or one JSON object)."""
+    c = run.result.collation
+    rows = [[t.name, str(t.verdict), fmt_duration(t.duration_s), t.reason] for t in c.targets]
+    verdict = f"{c.overall}" + (f" (interrupted; hub {c.hub_rel})" if run.interrupted else "")
+    emit(fmt, "pipeline", {"hub": c.hub_rel, "verdict": str(c.overall), "interrupted": run.interrupted,
+                           "targets": [{"name": r[0], "verdict": r[1], "duration": r[2], "reason": r[3]} for r in rows],
+                           "ledger": run.result.ledger_note, "exit_code": run.exit_code},
+         "\n".join(["", md_table(rows, ["target", "verdict", "duration", "reason"], 100), "",
+                    run.result.ledger_note, f"hub: {c.hub_rel}", f"verdict: {verdict}"]))
+
+
+USER_ERRORS = (ValueError, KeyError, FileNotFoundError, HubExistsError, EnvBuildError, OSError)
 
 
 def main(args: argparse.Namespace) -> int:
-    root = args.project_root.resolve()
-    plan_path = args.plan if args.plan.is_absolute() else root / args.plan
+    signal.signal(signal.SIGTERM, _raise_interrupt)  # SIGTERM stops the run like Ctrl-C: no traceback
     try:
-        plan = load_plan(plan_path)
-        nox = find_nox()
-        hub = create_hub(plan, root, explicit=args.hub.resolve() if args.hub else None)
-    except (ValueError, FileNotFoundError, HubExistsError) as exc:
-        print(f"pipeline: {exc}", file=sys.stderr)
+        ctx, hub, python = start(args)
+    except USER_ERRORS as exc:
+        print(f"error: pipeline: {exc.args[0] if isinstance(exc, KeyError) else exc}", file=sys.stderr)
         return 2
-    rel = relative_to_root(hub.path, root)
-    print(f"pipeline: hub {rel}; running {len(plan.targets)} target(s) then collate", flush=True)
-    env = dict(os.environ, EVIDENCE_HUB=str(hub.path), EVIDENCE_PLAN=str(plan.path))
-    command = nox_command(nox, plan, root, args.no_ledger)
-    try:
-        nox_status = subprocess.run(command, cwd=root, env=env).returncode
     except KeyboardInterrupt:
-        nox_status = 130
-    verdict = overall_verdict(hub.path)
-    if nox_status and verdict == "GREEN":
-        verdict = INCOMPLETE  # collate said GREEN but a session failed: do not trust it
-    print(f"hub: {rel}")
-    print(f"verdict: {verdict}")
-    return 0 if verdict == "GREEN" else 1
+        print("interrupted before any target ran; nothing was recorded", file=sys.stderr)
+        return 130
+    if args.format != "json":
+        print(f"pipeline: hub {ctx.rel(hub.path)}; {len(hub.run.targets or ())} target(s), "
+              f"up to {args.jobs} at a time", flush=True)
+    try:
+        run = execute(ctx, hub, python, jobs=args.jobs, verbose=args.verbose,
+                      ledger=not args.no_ledger and not args.targets)
+    except USER_ERRORS as exc:  # e.g. the hub's disk filled up while collating
+        print(f"error: pipeline: {exc}\nhub: {ctx.rel(hub.path)}\nverdict: INCOMPLETE", file=sys.stderr)
+        return 2
+    report(run, args.format)
+    return run.exit_code

@@ -10,8 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from harness.records import GREEN, Collation, DatasetNote, fmt_duration
+from harness.reporting import fmt_duration
+from harness.schema import GREEN
+
+if TYPE_CHECKING:
+    from harness.collate import Collation
 
 BLOCKER = "blocker"
 WARNING = "warning"
@@ -56,65 +61,52 @@ def scan_deprecations(log_path: Path) -> WarningScan | None:
     return WarningScan(log_path.name, count, first)
 
 
-def derive_risks(collation: Collation, datasets: list[DatasetNote] | None = None) -> list[Risk]:
+def derive_risks(c: Collation) -> list[Risk]:
     """All risks of a hub, blockers first, in a stable order."""
     risks: list[Risk] = []
-    c = collation
+    run = c.hub.run
     if c.interrupted:
         risks.append(Risk(BLOCKER, "The run was interrupted: a target left its log as `.partial`; "
                                    "the hub stays INCOMPLETE and the ledger was not touched."))
     if c.partial_run:
-        selected = ", ".join(c.run.targets or ())
-        risks.append(Risk(BLOCKER, f"Only part of the plan was selected for this run ({selected}); "
-                                   "a partial run never updates the ledger."))
+        ran = [t.name for t in c.targets if t.reason != "not selected in this run"]
+        risks.append(Risk(BLOCKER, f"Only part of the plan ran ({', '.join(ran)}); a partial run never updates the ledger."))
     for t in c.targets:
         if t.verdict != GREEN:
             risks.append(Risk(BLOCKER, f"`{t.name}` is {t.verdict}: {t.reason}", t.name))
-    src_files = sorted({f for files in c.src_changes.values() for f in files})
-    if src_files:
-        phases = ", ".join(phase for phase, files in c.src_changes.items() if files)
-        risks.append(Risk(BLOCKER, f"Files under src/ differ from HEAD ({phases}): "
-                                   f"{', '.join(f'`{f}`' for f in src_files)}; evidence-only runs must not "
-                                   "change production code."))
-    for problem in c.validation_problems:
-        risks.append(Risk(BLOCKER, f"validate: {problem}"))
-    for error in c.record_errors:
-        risks.append(Risk(BLOCKER, f"Unreadable verdict record: {error}"))
-    for extra in c.extra_records:
-        risks.append(Risk(WARNING, f"Verdict record for `{extra}`, which is not a target of the plan (ignored)."))
+    changed = sorted({f for files in c.production_changes.values() for f in files})
+    if changed:
+        phases = ", ".join(phase for phase, files in c.production_changes.items() if files)
+        risks.append(Risk(BLOCKER, f"Production files differ from HEAD ({phases}): {', '.join(f'`{f}`' for f in changed)}; "
+                                   "evidence-only runs must not change production code."))
+    if not run.git.known:
+        risks.append(Risk(BLOCKER, f"The checkout is not a git repository: commit {run.project_commit or 'unknown'} "
+                                   f"({run.commit_source}); the production-code guard was not checked."))
+    risks += [Risk(BLOCKER, f"validate: {p}") for p in c.validation_problems]
+    risks += [Risk(BLOCKER, f"Unreadable verdict record: {e}") for e in c.record_errors]
+    risks += [Risk(WARNING, f"Verdict record for `{x}`, which is not a target of the plan (ignored).") for x in c.extra_records]
     if c.plan_changed:
-        risks.append(Risk(WARNING, f"The plan file `{c.plan_rel}` changed since the run started "
+        risks.append(Risk(WARNING, f"The plan file `{c.ctx.plan_label}` changed since the run started "
                                    "(sha256 differs from run.json); the summary uses the current file."))
-
-    dirty = sorted(set(c.run.git.dirty_files).union(*(t.record.provenance.dirty_files for t in c.targets if t.record)))
+    records = [t.record for t in c.targets if t.record]
+    dirty = sorted(set(run.git.dirty_files).union(*(r.provenance.git.dirty_files for r in records)))
     if dirty:
         risks.append(Risk(WARNING, f"The working tree was dirty (tracked files differ from HEAD): "
                                    f"{', '.join(f'`{f}`' for f in dirty[:10])}"
                                    + (f" and {len(dirty) - 10} more" if len(dirty) > 10 else "") + "."))
-    shas = sorted({t.record.provenance.git_sha for t in c.targets if t.record and t.record.provenance.git_sha}
-                  | ({c.run.git.sha} if c.run.git.sha else set()))
+    shas = sorted({r.provenance.git.sha for r in records if r.provenance.git.known} | ({run.git.sha} if run.git.known else set()))
     if len(shas) > 1:
-        risks.append(Risk(WARNING,
-                          f"Targets ran on different commits ({', '.join(s[:12] for s in shas)}): HEAD moved during the run."))
+        risks.append(Risk(WARNING, f"Targets ran on different commits ({', '.join(s[:12] for s in shas)}): HEAD moved."))
     for t in c.targets:
-        prov = t.record.provenance if t.record else None
-        if prov and (prov.cuda_available or (prov.cuda_visible_devices not in ("", None))):
-            risks.append(Risk(WARNING, f"`{t.name}`: GPU not hidden (CUDA_VISIBLE_DEVICES="
-                                       f"{prov.cuda_visible_devices!r}, cuda_available={prov.cuda_available}).", t.name))
-
+        r = t.record.provenance.runtime if t.record else None
+        if r and (r.cuda_available or r.cuda_visible_devices not in ("", None)):
+            risks.append(Risk(WARNING, f"`{t.name}`: GPU not hidden (CUDA_VISIBLE_DEVICES={r.cuda_visible_devices!r}, "
+                                       f"cuda_available={r.cuda_available}).", t.name))
     for t in c.targets:
-        scan = scan_deprecations(c.hub / t.log) if t.log_present else None
+        scan = scan_deprecations(c.hub.path / t.log) if t.log_present else None
         if scan:
             risks.append(Risk(WARNING, f"`{scan.log}`: {scan.count} DeprecationWarning line(s); first: `{scan.first}`", t.name))
-    for t in c.targets:
-        if t.duration_s is not None and t.timeout and t.duration_s >= SLOW_FRACTION * t.timeout:
-            risks.append(Risk(WARNING, f"`{t.name}` took {fmt_duration(t.duration_s)}, {t.duration_s / t.timeout:.0%} of its "
-                                       f"{fmt_duration(t.timeout)} timeout: a slower machine may time out.", t.name))
-    for note in datasets or []:
-        if note.sha256 is None:
-            risks.append(Risk(WARNING, f"Dataset `{note.file}` of `{note.target}` has no sha256 and is not on disk to hash."))
-        elif note.sidecar_matches is False:
-            risks.append(Risk(WARNING,
-                              f"Dataset `{note.name}` sha256 {note.sha256[:12]}… does not match its sidecar "
-                              f"({note.sidecar_sha256[:12]}…): the fixture changed."))
+        if t.duration_s is not None and t.duration_s >= SLOW_FRACTION * t.target.timeout:
+            risks.append(Risk(WARNING, f"`{t.name}` took {fmt_duration(t.duration_s)}, {t.duration_s / t.target.timeout:.0%} "
+                                       f"of its {fmt_duration(t.target.timeout)} timeout: a slower machine may time out.", t.name))
     return sorted(risks, key=lambda r: 0 if r.severity == BLOCKER else 1)

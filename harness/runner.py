@@ -1,10 +1,9 @@
-"""Run one plan target: hidden GPU, fixed seed/threads, teed log with provenance, time limit.
+"""Run one plan target into a hub: hidden GPU, fixed seed and threads, teed log, verdict record.
 
-`python -m harness run-target --plan P --target NAME [--hub H]` runs the target in a child
-process (its own session, so a hung target's whole process group can be killed), tees its
-output line by line to the console and to `<hub>/<log>.partial`, frames it with a provenance
-header and footer, renames the log when done, and writes `verdicts/<target>.json`.
-Exit code: 0 when GREEN, 1 otherwise, 2 on bad usage.
+The child runs in the project's evidence venv with the project as working folder. Its output is
+teed to `<hub>/<log>.partial`, framed by a provenance header and footer; the log is renamed and
+`verdicts/<target>.json` written when it ends. A target whose declared inputs are missing is
+BLOCKED before anything runs. `python -m harness run-target` is what a nox target session calls.
 """
 
 from __future__ import annotations
@@ -13,307 +12,281 @@ import argparse
 import json
 import os
 import shlex
-import signal
-import subprocess
+import shutil
 import sys
-import threading
 import time
-from dataclasses import dataclass
-from importlib.util import find_spec
+from concurrent.futures import Executor, Future
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import IO, Any, Mapping
+from typing import IO, Callable
 
-from harness.hub import Hub, atomic_write_json, create_hub, open_hub, relative_to_root, utc_now_iso
-from harness.plan import DEFAULT_PLAN, EvidencePlan, Target, expand, load_plan
-from harness.provenance import Provenance, git_state, probe_runtime
-from harness.verdict import GREEN, command_verdict, load_junit, pytest_verdict
+from harness.context import HUB_ENV, RunContext, add_context_arguments, make_context
+from harness.envs import ensure_env
+from harness.hub import INVOCATION_ENV, Hub, create_hub, invocation_hub, open_hub, reopen_for_target, utc_now_iso
+from harness.plan import Target, expand
+from harness.process import ChildResult, Children, Interrupted, run_child
+from harness.provenance import git_state, probe_cuda, probe_versions
+from harness.reporting import fmt_duration
+from harness.schema import EnvironmentRecord, HubFiles, Provenance, Verdict, VerdictRecord
+from harness.verdict import command_verdict, load_outcomes, pytest_verdict
 
-VERDICT_SCHEMA = "evidence-verdict/1"
 RECORD_PREFIX = "TRAIN_RECORD "
-KILL_GRACE_S = 5.0
 # A pytest target's per-test limit is its timeout; the whole process gets this much more for
 # interpreter start-up, collection and teardown before the wall-clock kill.
 PYTEST_WALL_GRACE_S = 60.0
+PLUGIN_DIR = Path(__file__).resolve().parent / "pytest_plugin"
 
 
-def child_env(plan: EvidencePlan, base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The target's environment: GPU hidden, seed and threads fixed, repo root off sys.path."""
+@dataclass(frozen=True)
+class RunSetup:
+    """What every target of one run shares: context, hub, interpreter, probed environment."""
+
+    ctx: RunContext
+    hub: Hub
+    python: str
+    environment: EnvironmentRecord
+    cuda_available: Callable[[], bool | None] = lambda: None  # may wait for the run's GPU probe
+    pending: Future | None = None  # the background GPU probe, when one runs
+
+
+def child_env(ctx: RunContext, threads: int | None = None, base: dict[str, str] | None = None) -> dict[str, str]:
+    """A target's environment: GPU hidden, seed and threads fixed, the checkout off sys.path."""
     env = dict(os.environ if base is None else base)
-    threads = str(plan.environment.threads)
+    threads_text = str(threads or ctx.plan.environment.threads)
     env.update({
         "CUDA_VISIBLE_DEVICES": "",
-        "PYTHONHASHSEED": str(plan.environment.seed),
-        "OMP_NUM_THREADS": threads,
-        "MKL_NUM_THREADS": threads,
+        "PYTHONHASHSEED": str(ctx.plan.environment.seed),
+        "OMP_NUM_THREADS": threads_text,
+        "MKL_NUM_THREADS": threads_text,
         # Idle OpenMP threads sleep instead of spinning: on a shared 2-core machine spinning made
         # torch 15-90x slower (measured); results do not depend on it.
         "OMP_WAIT_POLICY": "PASSIVE",
         "PYTHONSAFEPATH": "1",
         "PYTHONUNBUFFERED": "1",
     })
+    for key in ("EVIDENCE_HUB", "EVIDENCE_INVOCATION"):
+        env.pop(key, None)
     return env
 
 
-def placeholders(hub: Hub, python: str) -> dict[str, str]:
-    return {
-        "python": python,
-        "artifacts": relative_to_root(hub.artifacts, hub.project_root),
-        "hub": relative_to_root(hub.path, hub.project_root),
-        "project_root": str(hub.project_root),
-    }
+def placeholders(setup: RunSetup) -> dict[str, str]:
+    ctx, hub = setup.ctx, setup.hub
+    return {"python": setup.python, "artifacts": ctx.rel(hub.artifacts), "hub": ctx.rel(hub.path),
+            "project_root": str(ctx.project)}
 
 
-def junit_path(hub: Hub, target: Target) -> Path:
-    return hub.artifacts / "junit" / f"{target.name}.xml"
+def outcomes_path(hub: Hub, target: Target) -> Path:
+    return hub.artifacts / "pytest" / f"{target.name}.json"
 
 
-def build_argv(target: Target, hub: Hub, python: str = sys.executable) -> list[str]:
+def build_argv(target: Target, setup: RunSetup) -> list[str]:
     """The exact child command line of a target."""
     if target.kind == "pytest":
-        return [
-            python, "-m", "pytest", str(target.selector), "-vv", "-p", "no:cacheprovider",
-            "--junitxml", str(junit_path(hub, target)),
-            "--timeout", _num(target.timeout), "--timeout-method", "signal",
-            "-o", "junit_family=xunit2",
-        ]
-    values = placeholders(hub, python)
-    return [expand(arg, **values) for arg in target.argv]
+        timeout = str(int(target.timeout)) if float(target.timeout).is_integer() else str(target.timeout)
+        return [setup.python, "-m", "pytest", str(target.selector), "-vv", "-p", "no:cacheprovider",
+                "-p", "harness_outcomes", "--harness-outcomes", str(outcomes_path(setup.hub, target)),
+                "--timeout", timeout, "--timeout-method", "signal"]
+    return [expand(arg, **placeholders(setup)) for arg in target.argv]
 
 
 def wall_limit(target: Target) -> float:
     return target.timeout + (PYTEST_WALL_GRACE_S if target.kind == "pytest" else 0.0)
 
 
-def _num(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else str(value)
-
-
-def require_pytest_timeout(python: str) -> None:
-    """pytest targets depend on pytest-timeout; say how to get it instead of failing obscurely."""
-    if python == sys.executable:
-        ok = find_spec("pytest_timeout") is not None
-    else:
-        ok = subprocess.run([python, "-c", "import pytest_timeout"], capture_output=True).returncode == 0
-    if not ok:
-        raise RuntimeError(
-            f"pytest-timeout is not installed for {python}; install the test extra: "
-            "pip install -c constraints.txt -e .[test] (nox's evidence_env does this)"
-        )
-
-
-@dataclass
-class _Outcome:
-    exit_code: int | None
-    timed_out: bool
-    record: dict | None
-
-
-class _Tee(threading.Thread):
-    """Copy the child's output line by line to the console and the log; remember TRAIN_RECORD."""
-
-    def __init__(self, stream: IO[str], log: IO[str], console: IO[str] | None) -> None:
-        super().__init__(daemon=True)
-        self.stream, self.log, self.console = stream, log, console
-        self.record_line: str | None = None
-
-    def run(self) -> None:
-        for line in self.stream:
-            self.log.write(line)
-            self.log.flush()
-            if self.console is not None:
-                self.console.write(line)
-                self.console.flush()
-            if line.startswith(RECORD_PREFIX):
-                self.record_line = line[len(RECORD_PREFIX):]
-
-
-def _kill_group(proc: subprocess.Popen) -> None:
-    """SIGTERM the child's process group, then SIGKILL whatever is left."""
-    for sig, wait in ((signal.SIGTERM, KILL_GRACE_S), (signal.SIGKILL, KILL_GRACE_S)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=wait)
-        except subprocess.TimeoutExpired:
-            continue
-        _reap_strays(proc)  # the leader is gone; no grandchild of the group may survive
-        return
-
-
-def _reap_strays(proc: subprocess.Popen) -> None:
-    """Kill processes the target left behind in its group (they would hold the log pipe open)."""
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _execute(argv: list[str], env: dict[str, str], cwd: Path, limit: float,
-             log: IO[str], console: IO[str] | None) -> _Outcome:
-    try:
-        proc = subprocess.Popen(
-            argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, text=True, errors="replace", bufsize=1, start_new_session=True,
-        )
-    except OSError as exc:
-        message = f"could not start {argv[0]!r}: {exc}\n"
-        log.write(message)
-        if console is not None:
-            console.write(message)
-        return _Outcome(None, False, None)
-    tee = _Tee(proc.stdout, log, console)
-    tee.start()
-    timed_out = False
-    try:
-        proc.wait(timeout=limit)
-        _reap_strays(proc)
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        _kill_group(proc)
-        proc.wait()
-    except BaseException:
-        _kill_group(proc)
-        raise
-    tee.join(timeout=30)
-    record = None
-    if tee.record_line is not None:
-        try:
-            parsed = json.loads(tee.record_line)
-            record = parsed if isinstance(parsed, dict) else None
-        except json.JSONDecodeError:
-            record = None
-    return _Outcome(proc.returncode, timed_out, record)
+def missing_pytest_plugins(packages: dict[str, str]) -> list[str]:
+    """What a pytest target needs in the evidence venv and it lacks."""
+    return [name for name in ("pytest", "pytest-timeout") if name not in packages]
 
 
 def _frame(lines: list[str]) -> str:
     return "".join(f"# {line}\n" for line in lines)
 
 
-def run_target(plan: EvidencePlan, name: str, hub: Hub, console: IO[str] | None = sys.stdout,
-               python: str = sys.executable) -> dict[str, Any]:
-    """Run `name` into `hub`; return (and write) its verdict record."""
-    target = plan.target(name)
-    root = hub.project_root
+def _header(target: Target, setup: RunSetup, argv: list[str], env: dict[str, str], prov: Provenance) -> str:
+    g, r, ctx = prov.git, prov.runtime, setup.ctx
+    commit = g.sha if g.known else f"{setup.hub.run.project_commit or 'unknown'} ({setup.hub.run.commit_source})"
+    return _frame([
+        f"evidence log: target {target.name} ({target.kind}) of plan {ctx.plan.id}",
+        f"command: CUDA_VISIBLE_DEVICES= PYTHONHASHSEED={env['PYTHONHASHSEED']} {shlex.join(argv)}",
+        f"cwd: {ctx.project}",
+        f"started_utc: {utc_now_iso()}",
+        f"time limit: {wall_limit(target):g} s",
+        f"git: sha={commit} dirty={'unknown' if g.dirty is None else g.dirty}" + (f" ({g.note})" if g.note else ""),
+        f"dirty files (tracked): {', '.join(g.dirty_files) or 'none'}",
+        f"production code ({', '.join(ctx.plan.project.production)}) differing from HEAD: "
+        f"{', '.join(g.production_changed) or ('none' if g.known else 'not checked (no git)')}",
+        f"python {r.python} ({r.executable}) | torch {r.torch} | lightning {r.lightning} | numpy {r.numpy}",
+        f'CUDA_VISIBLE_DEVICES="{env["CUDA_VISIBLE_DEVICES"]}" (GPU hidden); torch.cuda.is_available() is in the footer',
+        f"platform: {r.platform}",
+        f"seed: {prov.seed}  PYTHONHASHSEED={env['PYTHONHASHSEED']}  threads: {prov.threads}",
+        "----- output -----",
+    ])
+
+
+def _outputs(target: Target, setup: RunSetup) -> list[tuple[str, int | None]]:
+    found = []
+    for pattern in target.expected_outputs:
+        path = setup.ctx.path(expand(pattern, **placeholders(setup)))
+        found.append((setup.ctx.rel(path), path.stat().st_size if path.is_file() else None))
+    return found
+
+
+def copy_figures(target: Target, setup: RunSetup) -> tuple[str, ...]:
+    """Copy the pictures a target declares into `<hub>/figures/<target>/`; hub-relative paths."""
+    copied = []
+    for pattern in target.figures:
+        source = setup.ctx.path(expand(pattern, **placeholders(setup)))
+        if source.is_file():
+            dest = setup.hub.path / HubFiles.FIGURES / target.name / source.name
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, dest)
+            copied.append(dest.relative_to(setup.hub.path).as_posix())
+    return tuple(copied)
+
+
+def _judge(target: Target, setup: RunSetup, result: ChildResult, cuda: bool | None) -> tuple[Verdict, str, dict]:
+    """The verdict, its reason, and the record fields that depend on the kind."""
+    if target.kind == "pytest":
+        outcomes = load_outcomes(outcomes_path(setup.hub, target))
+        verdict, reason = pytest_verdict(outcomes, result.exit_code, result.timed_out, cuda)
+        tests = tuple({k: t[k] for k in ("nodeid", "outcome", "duration_s")} for t in outcomes.tests) if outcomes else ()
+        return verdict, reason, {"counts": outcomes.counts if outcomes else None, "tests": tests}
+    found = _outputs(target, setup)
+    verdict, reason = command_verdict(result.exit_code, result.timed_out, found, cuda)
+    record = None
+    if result.marked_line is not None:
+        try:
+            record = json.loads(result.marked_line)
+        except json.JSONDecodeError:
+            record = None
+    return verdict, reason, {"outputs": tuple({"path": p, "bytes": s} for p, s in found),
+                             "record": record if isinstance(record, dict) else None}
+
+
+def run_target(setup: RunSetup, target: Target, *, threads: int | None = None,
+               echo: Callable[[str], None] | None = None, children: Children | None = None) -> VerdictRecord:
+    """Run `target` into the hub; write and return its verdict record."""
+    hub, ctx = setup.hub, setup.ctx
     log_path = hub.path / target.log
     partial = log_path.with_name(log_path.name + ".partial")
-    verdict_path = hub.verdicts / f"{target.name}.json"
-    for existing in (log_path, partial, verdict_path):
+    for existing in (log_path, partial, hub.verdict_path(target.name)):
         if existing.exists():
             raise FileExistsError(f"{existing} exists: target {target.name!r} already ran in this hub; "
                                   "hubs are never overwritten, start a new one")
-    if target.kind == "pytest":
-        require_pytest_timeout(python)
-        junit_path(hub, target).parent.mkdir(parents=True, exist_ok=True)
-    env = child_env(plan)
-    argv = build_argv(target, hub, python)
-    provenance = Provenance(git_state(root), probe_runtime(python, env, root),
-                            plan.environment.seed, plan.environment.threads)
-    started = utc_now_iso()
-    header = _frame([
-        f"evidence log: target {target.name} ({target.kind}) of plan {plan.id}",
-        f"command: CUDA_VISIBLE_DEVICES= PYTHONHASHSEED={env['PYTHONHASHSEED']} {shlex.join(argv)}",
-        f"cwd: {root}",
-        f"started_utc: {started}",
-        f"time limit: {_num(wall_limit(target))} s",
-        *provenance.header_lines(),
-        "----- output -----",
-    ])
-    hub.path.mkdir(parents=True, exist_ok=True)
-    t0 = time.monotonic()
+    if target.kind == "pytest" and missing_pytest_plugins(setup.environment.packages):
+        raise RuntimeError(f"{', '.join(missing_pytest_plugins(setup.environment.packages))} not installed in the "
+                           f"evidence venv ({setup.python}); add it to the plan's [project] install steps")
+    env = child_env(ctx, threads)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PLUGIN_DIR), env.get("PYTHONPATH")]))
+    argv = build_argv(target, setup)
+    prov = Provenance(git_state(ctx.project, ctx.plan.project.production), setup.environment.runtime,
+                      ctx.plan.environment.seed, int(env["OMP_NUM_THREADS"]))
+    missing = [p for p in target.inputs if not ctx.path(p).exists()]
+    started, t0 = utc_now_iso(), time.monotonic()
     with partial.open("x", encoding="utf-8") as log:
-        log.write(header)
+        log.write(_header(target, setup, argv, env, prov))
         log.flush()
-        if console is not None:
-            console.write(header)
-            console.flush()
-        outcome = _execute(argv, env, root, wall_limit(target), log, console)
+        if missing:
+            log.write(f"BLOCKED: missing input(s): {', '.join(missing)} (declared in the plan's `inputs`); not run\n")
+            result = ChildResult(None, False)
+        else:
+            if target.kind == "pytest":
+                outcomes_path(hub, target).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                result = run_child(argv, env=env, cwd=ctx.project, limit=wall_limit(target), log=log, echo=echo,
+                                   mark=RECORD_PREFIX, children=children)
+            except (KeyboardInterrupt, Interrupted):
+                log.write(f"# interrupted at {utc_now_iso()}: the log stays .partial and no verdict is recorded\n")
+                raise
         duration = time.monotonic() - t0
-        ended = utc_now_iso()
-        record = _verdict_record(target, hub, argv, python, outcome, provenance, started, ended, duration)
-        footer = _frame([
-            "----- end of output -----",
-            f"ended_utc: {ended}",
-            f"duration_s: {duration:.2f}",
-            f"exit_code: {outcome.exit_code}" + (" (killed at the time limit)" if outcome.timed_out else ""),
-            f"verdict: {record['verdict']} - {record['reason']}",
-        ])
-        log.write(footer)
-        if console is not None:
-            console.write(footer)
-            console.flush()
+        cuda = setup.cuda_available()
+        if missing:
+            verdict, reason, fields = Verdict.BLOCKED, f"missing input(s): {', '.join(missing)}", {}
+        else:
+            verdict, reason, fields = _judge(target, setup, result, cuda)
+        record = VerdictRecord(
+            target=target.name, kind=target.kind, log=target.log, verdict=verdict, reason=reason,
+            session=target.session, selector=target.selector, argv=tuple(argv), exit_code=result.exit_code,
+            timed_out=result.timed_out, started_utc=started, ended_utc=utc_now_iso(), duration_s=round(duration, 3),
+            figures=copy_figures(target, setup) if not missing else (),
+            provenance=replace(prov, runtime=replace(prov.runtime, cuda_available=cuda)), **fields)
+        log.write(_frame([
+            "----- end of output -----", f"ended_utc: {record.ended_utc}", f"duration_s: {duration:.2f}",
+            f"exit_code: {result.exit_code}" + (" (killed at the time limit)" if result.timed_out else ""),
+            f"torch.cuda.is_available(): {cuda}", f"verdict: {verdict} - {reason}"]))
     os.replace(partial, log_path)
-    atomic_write_json(verdict_path, record)
+    record.write(hub.verdict_path(target.name))
     return record
 
 
-def _verdict_record(target: Target, hub: Hub, argv: list[str], python: str, outcome: _Outcome,
-                    provenance: Provenance, started: str, ended: str, duration: float) -> dict[str, Any]:
-    root = hub.project_root
-    cuda = provenance.runtime.cuda_available
-    counts = tests = junit_rel = None
-    outputs: list[dict[str, Any]] = []
-    if target.kind == "pytest":
-        xml = junit_path(hub, target)
-        junit = load_junit(xml, root)
-        verdict, reason = pytest_verdict(junit, outcome.exit_code, outcome.timed_out, cuda)
-        if junit is not None:
-            counts = junit.counts
-            tests = [t.as_record() for t in junit.tests]
-        junit_rel = relative_to_root(xml, root) if xml.exists() else None
-    else:
-        values = placeholders(hub, python)
-        found: list[tuple[str, int | None]] = []
-        for pattern in target.expected_outputs:
-            rel = expand(pattern, **values)
-            path = Path(rel) if Path(rel).is_absolute() else root / rel
-            size = path.stat().st_size if path.is_file() else None
-            found.append((relative_to_root(path, root), size))
-        outputs = [{"path": p, "bytes": size} for p, size in found]
-        verdict, reason = command_verdict(outcome.exit_code, outcome.timed_out, found, cuda)
-    return {
-        "schema": VERDICT_SCHEMA,
-        "target": target.name,
-        "session": target.session,
-        "kind": target.kind,
-        "selector": target.selector,
-        "argv": argv,
-        "log": target.log,
-        "verdict": verdict,
-        "reason": reason,
-        "exit_code": outcome.exit_code,
-        "timed_out": outcome.timed_out,
-        "started_utc": started,
-        "ended_utc": ended,
-        "duration_s": round(duration, 3),
-        "counts": counts,
-        "tests": tests,
-        "junit_xml": junit_rel,
-        "outputs": outputs,
-        "record": outcome.record,
-        "provenance": provenance.as_record(),
-    }
+def prepare_setup(ctx: RunContext, hub: Hub, python: str, background: Executor | None = None) -> RunSetup:
+    """The run's shared setup; the environment is probed once per hub and kept in environment.json.
+
+    With `background`, the slow GPU probe (it imports torch) runs there, beside the first target,
+    and `finish_environment` writes environment.json once it answered.
+    """
+    known = EnvironmentRecord.load(hub.path)
+    if known is not None and known.runtime.cuda_available is not None:
+        return RunSetup(ctx, hub, python, known, lambda: known.runtime.cuda_available)
+    env, cwd = child_env(ctx), ctx.project
+    versions = probe_versions(python, env, cwd)
+    if background is None:
+        full = probe_cuda(python, env, cwd, versions)
+        full.write(hub.path)
+        return RunSetup(ctx, hub, python, full, lambda: full.runtime.cuda_available)
+    future = background.submit(probe_cuda, python, env, cwd, versions)
+    return RunSetup(ctx, hub, python, versions, lambda: future.result().runtime.cuda_available, future)
+
+
+def finish_environment(setup: RunSetup) -> None:
+    """Write environment.json once the background probe has answered (no-op when already written)."""
+    if setup.pending is not None:
+        setup.pending.result().write(setup.hub.path)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--plan", type=Path, default=DEFAULT_PLAN, help=f"evidence plan TOML (default: {DEFAULT_PLAN})")
     parser.add_argument("--target", required=True, help="target name from the plan")
-    parser.add_argument("--hub", type=Path, help="existing hub folder (default: create a fresh one)")
-    parser.add_argument("--project-root", type=Path, default=Path.cwd(),
-                        help="where targets run and relative paths start (default: the current folder)")
+    parser.add_argument("--hub", type=Path, help="existing hub folder (default: $EVIDENCE_HUB, the nox "
+                                                 "invocation's hub, else a fresh one)")
+    parser.add_argument("--collate", action="store_true", help="collate the hub afterwards (ledger untouched)")
+    parser.add_argument("--verbose", "-v", action="store_true", help="echo the target's output to the console")
+    add_context_arguments(parser)
+
+
+def _hub_for(args: argparse.Namespace, ctx: RunContext) -> Hub:
+    chosen = args.hub or (Path(os.environ[HUB_ENV]) if os.environ.get(HUB_ENV) else None)
+    if chosen is not None:
+        hub = open_hub(chosen, ctx)
+        reopen_for_target(hub, args.target)
+        return hub
+    if os.environ.get(INVOCATION_ENV):
+        hub = invocation_hub(ctx, os.environ[INVOCATION_ENV])
+        reopen_for_target(hub, args.target)
+        return hub
+    return create_hub(ctx)
 
 
 def main(args: argparse.Namespace) -> int:
-    root = args.project_root.resolve()
-    plan_path = args.plan if args.plan.is_absolute() else root / args.plan
+    """Exit 0 when GREEN, 1 otherwise, 2 on bad usage; the last line names the hub."""
+    from harness.collate import collate  # the nox session's hub is collated after each target
+
     try:
-        plan = load_plan(plan_path)
-        plan.target(args.target)
-        hub = open_hub(args.hub.resolve(), root) if args.hub else create_hub(plan, root)
-        record = run_target(plan, args.target, hub)
-    except (ValueError, KeyError, FileNotFoundError, FileExistsError, RuntimeError) as exc:
-        print(f"run-target: {exc.args[0] if isinstance(exc, KeyError) else exc}", file=sys.stderr)
+        ctx = make_context(args.project, args.plan, args.project_commit)
+        target = ctx.plan.target(args.target)
+        python = ensure_env(ctx, log=lambda line: print(f"run-target: {line}", flush=True))
+        hub = _hub_for(args, ctx)
+        setup = prepare_setup(ctx, hub, str(python))
+        echo = (lambda line: print(line, end="", flush=True)) if args.verbose else None
+        print(f"[{target.name}] started in {ctx.rel(hub.path)}", flush=True)
+        record = run_target(setup, target, echo=echo)
+        if args.collate:
+            collate(ctx, hub, ledger=False)
+    except (KeyboardInterrupt, Interrupted):
+        print(f"interrupted: the hub stays INCOMPLETE: {locals().get('hub') and ctx.rel(hub.path)}", file=sys.stderr)
+        return 130
+    except (ValueError, KeyError, FileNotFoundError, FileExistsError, RuntimeError, OSError) as exc:
+        print(f"error: run-target: {exc.args[0] if isinstance(exc, KeyError) else exc}", file=sys.stderr)
         return 2
-    print(f"{record['target']}: {record['verdict']} - {record['reason']} (hub: {relative_to_root(hub.path, root)})")
-    return 0 if record["verdict"] == GREEN else 1
+    print(f"[{target.name}] {record.verdict} {fmt_duration(record.duration_s)} - {record.reason}")
+    print(f"hub: {ctx.rel(hub.path)}")
+    return 0 if record.verdict == Verdict.GREEN else 1

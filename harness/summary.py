@@ -1,233 +1,209 @@
-"""Render a hub's `summary.md`: the page a reviewer reads in ten seconds.
+"""The reviewer's files of a collated hub: `summary.md`, `blocker.log` and `junit.xml`.
 
-It answers, in order: did everything really run and pass (targets table, overall verdict), how
-long did it take, what did the CLI smoke produce (loss, epochs, tensor shapes), with which data
-(fixture, sha256), on what code and environment (git SHA, dirty, versions, GPU hidden), what is
-at risk, and how to reproduce it. Tables are GitHub-flavoured (tabulate); links are relative to
-summary.md so the file reads correctly on a code host.
+summary.md answers, within its first screen: the overall verdict, a short table of targets
+(full commands go below it, in code blocks), and the pictures the run made. Then: what the CLI
+smoke produced, with which data (fixture and sha256), on what code and environment, what is at
+risk, how to reproduce. Links are relative to the hub, so the hub reads anywhere it is copied.
 """
 
 from __future__ import annotations
 
-import os
+import json
 import shlex
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any
 
-from tabulate import tabulate
+from harness.fsio import atomic_write_bytes, sha256_file
+from harness.reporting import fmt_duration, md_table
+from harness.risks import BLOCKER, derive_risks
+from harness.schema import EnvironmentRecord, HubFiles, Verdict
 
-from harness.records import GREEN, Collation, DatasetNote, TargetResult, fmt_duration
-from harness.risks import BLOCKER, Risk
+if TYPE_CHECKING:
+    from harness.collate import Collation, TargetResult
 
-
-def _cell(value: Any) -> str:
-    """A table cell: None → '—', pipes escaped so they do not split the markdown row."""
-    if value is None or value == "":
-        return "—"
-    return str(value).replace("|", "\\|").replace("\n", " ")
-
-
-def _code(value: str | None) -> str:
-    return "—" if not value else f"`{value}`"
+BLOCKER_TAIL_LINES = 40
+_ENV_KEYS = ("python", "torch", "lightning", "numpy", "platform")
 
 
-def _table(rows: Iterable[Iterable[Any]], headers: list[str]) -> str:
-    return tabulate([[_cell(v) for v in row] for row in rows], headers=headers, tablefmt="github",
-                    disable_numparse=True)
+@dataclass(frozen=True)
+class DatasetNote:
+    """The data a command target trained on, from its TRAIN_RECORD (hashed here if the record lacks it)."""
+
+    target: str
+    file: str
+    sha256: str | None
+    computed: bool
+    sidecar_sha256: str | None
+    record: dict[str, Any]
 
 
-def _link(collation: Collation, rel_to_root: str | Path) -> str:
-    """Path relative to the hub (where summary.md lives), as POSIX."""
-    return Path(os.path.relpath(collation.abs_path(rel_to_root), collation.hub)).as_posix()
+def dataset_notes(c: Collation) -> list[DatasetNote]:
+    notes = []
+    for t in c.targets:
+        rec = (t.record.record if t.record else None) or {}
+        if not rec.get("train_data_file"):
+            continue
+        path = c.ctx.path(rec["train_data_file"])
+        sha = rec.get("train_data_sha256") or (sha256_file(path) if path.is_file() else None)
+        try:
+            sidecar = json.loads(path.with_suffix(".json").read_text(encoding="utf-8")).get("sha256")
+        except (OSError, ValueError, AttributeError):
+            sidecar = None
+        notes.append(DatasetNote(t.name, str(rec["train_data_file"]), sha, not rec.get("train_data_sha256"), sidecar, rec))
+    return notes
 
 
-def display_command(collation: Collation, t: TargetResult) -> str:
-    """Selector, or the command line with the interpreter and project root shortened."""
+def display_command(c: Collation, t: TargetResult) -> str:
+    """The selector, or the command line with the interpreter and project root shortened."""
     if t.kind == "pytest":
-        return (t.record.selector if t.record and t.record.selector else t.command) or ""
-    argv = list(t.record.argv) if t.record and t.record.argv else shlex.split(t.command)
-    root = str(collation.project_root) + os.sep
-    shown = []
-    for i, arg in enumerate(argv):
-        if i == 0 and Path(arg).name.startswith("python"):
-            arg = "python"
-        shown.append(arg.replace(root, ""))
-    return shlex.join(shown)
+        return t.target.selector or ""
+    argv = list(t.record.argv) if t.record and t.record.argv else list(t.target.argv)
+    root = str(c.ctx.project) + "/"
+    return shlex.join(["python" if i == 0 and Path(a).name.startswith("python") else a.replace(root, "")
+                       for i, a in enumerate(argv)])
 
 
 def _counts(t: TargetResult) -> str:
     c = t.counts
-    if t.record is None or c is None:
-        return "—"
-    if t.kind != "pytest":
-        return "n/a (command)"
+    if c is None:
+        return "n/a (command)" if t.kind == "command" and t.record else "—"
     text = f"{c.passed} / {c.failed + c.errors} / {c.skipped + c.xfailed}"
-    return text + (f" ({c.errors} errors)" if c.errors else "")
+    return text + (f" ({c.xpassed} XPASS)" if c.xpassed else "") + (f" ({c.errors} errors)" if c.errors else "")
 
 
-def _targets_section(c: Collation) -> list[str]:
-    rows = []
-    for t in c.targets:
-        if t.log_present:
-            log = f"[{t.log}]({t.log})"
-        elif (c.hub / f"{t.log}.partial").is_file():
-            log = f"[{t.log}.partial]({t.log}.partial) (unfinished)"
-        else:
-            log = f"{t.log} (missing)"
-        rows.append([t.name, _code(display_command(c, t)), f"**{t.verdict}**", _counts(t),
-                     fmt_duration(t.duration_s), log, t.reason])
-    headers = ["Target", "Selector / command", "Verdict", "Passed / failed / skipped", "Duration", "Log", "Reason"]
-    return ["## Targets", "", _table(rows, headers), ""]
+def _log_link(c: Collation, t: TargetResult) -> str:
+    if t.log_present:
+        return f"[{t.log}]({t.log})"
+    if (c.hub.path / f"{t.log}.partial").is_file():
+        return f"[{t.log}.partial]({t.log}.partial) (unfinished)"
+    return f"{t.log} (missing)"
 
 
-def _shape(value: Any) -> str:
-    return "(" + ", ".join(str(v) for v in value) + ")" if isinstance(value, (list, tuple)) else str(value)
+def figures_section(c: Collation) -> list[str]:
+    """The pictures every target copied into the hub, inline; or why there are none."""
+    pictures = [(t.name, f) for t in c.targets if t.record for f in t.record.figures]
+    if pictures:
+        return [" ".join(f"![{name}: {Path(f).stem}]({f})" for name, f in pictures), ""]
+    declared = [t.name for t in c.targets if t.target.figures]
+    why = f"declared by {', '.join(declared)} but not produced" if declared else "the plan declares none"
+    return [f"_No pictures: {why}._", ""]
 
 
-def _smoke_section(c: Collation) -> list[str]:
-    out: list[str] = []
-    for t in c.targets:
-        if t.kind != "command":
-            continue
-        out += [f"## CLI smoke: `{t.name}`", ""]
-        rec = t.record.record if t.record else None
-        if not rec:
-            why = "no verdict record" if t.record is None else "the command printed no `TRAIN_RECORD` line"
-            out += [f"No training record ({why}); see [{t.log}]({t.log})." if t.log_present
-                    else f"No training record ({why}) and no log.", ""]
-            continue
-        loss = rec.get("final_train_loss")
-        rows = [
-            ["Verdict", f"**{t.verdict}** (exit code {t.record.exit_code})"],
-            ["Wall time (target)", fmt_duration(t.duration_s)],
-            ["Training time (CLI)", fmt_duration(rec.get("wall_seconds"))],
-            ["Epochs", rec.get("epochs")],
+def _smoke_rows(t: TargetResult, rec: dict[str, Any]) -> list[list[Any]]:
+    loss = rec.get("final_train_loss")
+    rows = [["Verdict", f"**{t.verdict}** (exit code {t.record.exit_code if t.record else None})"],
+            ["Training time (CLI)", fmt_duration(rec.get("wall_seconds"))], ["Epochs", rec.get("epochs")],
             ["Final train loss", f"{loss:.6g}" if isinstance(loss, (int, float)) else loss],
-            ["Loss per epoch", ", ".join(f"{v:.6g}" if isinstance(v, (int, float)) else str(v)
-                                         for v in rec.get("train_loss_history") or []) or None],
-            ["Batch size", rec.get("batch_size")],
-        ]
-        for key in ("bundle", "checkpoint"):
-            if rec.get(key):
-                rows.append([key.capitalize(), f"[{Path(rec[key]).name}]({_link(c, rec[key])})"])
-        out += [_table(rows, ["Quantity", "Value"]), ""]
-        shapes = rec.get("shapes") or {}
-        if shapes:
-            out += [_table([[_code(k), _code(_shape(v))] for k, v in shapes.items()], ["Tensor", "Shape"]), ""]
+            ["Batch size", rec.get("batch_size")]]
+    rows += [[k.capitalize(), f"`{rec[k]}`"] for k in ("bundle", "checkpoint") if rec.get(k)]
+    rows += [[f"`{k}` shape", "(" + ", ".join(map(str, v)) + ")"] for k, v in (rec.get("shapes") or {}).items()]
+    return rows
+
+
+def _details(c: Collation) -> list[str]:
+    out = ["## Commands", ""]
+    for t in c.targets:
+        out += [f"`{t.name}` ({t.kind}, timeout {t.target.timeout:g} s):", "", "```", display_command(c, t), "```", ""]
+    for t in c.targets:
+        rec = t.record.record if t.record else None
+        if t.kind == "command" and rec:
+            out += [f"## CLI smoke: `{t.name}`", "", md_table(_smoke_rows(t, rec), ["Quantity", "Value"]), ""]
+    notes = dataset_notes(c)
+    if notes:
+        rows = [[d.target, f"`{d.file}`", f"`{d.sha256}`" + (" (computed)" if d.computed else "") if d.sha256
+                 else "file missing", {True: "yes", False: "**NO**"}.get(d.sidecar_sha256 == d.sha256)
+                 if d.sidecar_sha256 else "no sidecar", d.record.get("n_patterns"), d.record.get("n_groups"),
+                 d.record.get("gridsize")] for d in notes]
+        out += ["## Dataset", "", md_table(rows, ["Target", "File", "sha256", "Matches sidecar", "Patterns",
+                                                  "Groups", "gridsize"], limit=200), ""]
     return out
 
 
-def _dataset_section(datasets: list[DatasetNote]) -> list[str]:
-    if not datasets:
-        return []
-    rows = []
-    for d in datasets:
-        match = {True: "yes", False: "**NO**", None: "no sidecar"}[d.sidecar_matches]
-        sha = f"`{d.sha256}`" + (" (computed)" if d.sha256_source == "computed" else "") if d.sha256 else d.sha256_source
-        rows.append([d.target, _code(d.file), sha, match, d.n_patterns, d.n_groups, d.gridsize])
-    headers = ["Target", "Fixture", "sha256", "Matches sidecar", "Patterns", "Groups (n_images)", "gridsize"]
-    return ["## Dataset", "", _table(rows, headers), ""]
+def _environment(c: Collation) -> list[str]:
+    run = c.hub.run
+    env = EnvironmentRecord.load(c.hub.path)
+    runtime = env.runtime if env else (c.targets[0].record.provenance.runtime if c.targets[0].record else None)
+    commit = run.git.sha if run.git.known else f"{run.project_commit or 'unknown'} ({run.commit_source})"
+    changed = sorted({f for fs in c.production_changes.values() for f in fs})
+    rows = [["Commit", f"`{commit}`"], ["Dirty tree (tracked files)", "unknown" if run.git.dirty is None
+            else ", ".join(run.git.dirty_files) or "no"],
+            [f"Production code ({', '.join(c.ctx.plan.project.production)}) changed", ", ".join(changed) or "no"]]
+    if runtime:
+        rows += [[k, getattr(runtime, k)] for k in _ENV_KEYS]
+        rows += [["GPU hidden", f'CUDA_VISIBLE_DEVICES="{runtime.cuda_visible_devices}", '
+                                f"torch.cuda.is_available() = {runtime.cuda_available}"]]
+    if env:
+        rows.append(["Installed distributions", f"{len(env.packages)} (in `{HubFiles.ENVIRONMENT}`)"])
+    return ["## Environment", "", md_table(rows, ["Field", "Value"], limit=200), ""]
 
 
-def _merged(c: Collation, getter) -> str:
-    """One value when all targets agree, else `value (targets)` per distinct value."""
-    seen: dict[str, list[str]] = {}
-    for t in c.targets:
-        if t.record is None:
-            continue
-        seen.setdefault(str(getter(t.record.provenance)), []).append(t.name)
-    if not seen:
-        return "—"
-    if len(seen) == 1:
-        return next(iter(seen))
-    return "; ".join(f"{v} ({', '.join(names)})" for v, names in seen.items())
-
-
-def _environment_section(c: Collation) -> list[str]:
-    g = c.run.git
-    dirty_files = sorted(set(g.dirty_files).union(*(t.record.provenance.dirty_files for t in c.targets if t.record)))
-    dirty = "unknown" if g.dirty is None else ("yes" if g.dirty or dirty_files else "no")
-    if dirty_files:
-        dirty += ": " + ", ".join(dirty_files[:8]) + (f" (+{len(dirty_files) - 8})" if len(dirty_files) > 8 else "")
-    src_files = sorted({f for files in c.src_changes.values() for f in files})
-    phases = [phase for phase, files in c.src_changes.items() if files]
-    src = [f"yes: {', '.join(src_files)} (seen {', '.join(phases)})"] if src_files else []
-    rows = [
-        ["Git SHA (run start)", _code(g.sha)],
-        ["Git SHA (targets)", _merged(c, lambda p: p.git_sha)],
-        ["Dirty tree (tracked files)", dirty],
-        ["src/ differs from HEAD", "; ".join(src) if src else "no (checked at start, per target and at collate)"],
-        ["Python", _merged(c, lambda p: p.python)],
-        ["torch", _merged(c, lambda p: p.torch)],
-        ["lightning", _merged(c, lambda p: p.lightning)],
-        ["numpy", _merged(c, lambda p: p.numpy)],
-        ["Platform", _merged(c, lambda p: p.platform)],
-        ["GPU hidden (CUDA_VISIBLE_DEVICES)", _merged(c, lambda p: f'"{p.cuda_visible_devices}"'
-                                                     if p.cuda_visible_devices is not None else "not recorded")],
-        ["torch.cuda.is_available()", _merged(c, lambda p: p.cuda_available)],
-        ["Seed / PYTHONHASHSEED / threads", _merged(c, lambda p: f"{p.seed} / {p.pythonhashseed} / {p.threads}")],
-    ]
-    return ["## Environment", "", _table(rows, ["Field", "Value"]), ""]
-
-
-def _risks_section(risks: list[Risk]) -> list[str]:
-    out = ["## Remaining risks", ""]
-    if not risks:
-        out += ["None found: every target GREEN, no DeprecationWarning in the logs, clean tree, "
-                "no target near its timeout.", ""]
-        return out
-    for r in risks:
-        out.append(f"- {'**Blocker:**' if r.severity == BLOCKER else 'Warning:'} {r.text}")
-    return out + [""]
-
-
-def _wall_span(c: Collation) -> str:
-    starts = [t.record.started_utc for t in c.targets if t.record and t.record.started_utc]
-    ends = [t.record.ended_utc for t in c.targets if t.record and t.record.ended_utc]
-    if not starts or not ends:
-        return "—"
-    return f"{min(starts)} → {max(ends)}"
-
-
-def _code_line(c: Collation) -> str:
-    """One line: commit, tree state, src/ guard, versions, GPU hidden (details in Environment)."""
-    sha = (c.run.git.sha or "unknown")[:12]
-    dirty = "dirty tree" if c.run.git.dirty else "clean tree"
-    src = "src/ changed" if any(c.src_changes.values()) else "src/ unchanged"
-    provs = [t.record.provenance for t in c.targets if t.record]
-    versions = ""
-    if provs:
-        p = provs[0]
-        versions = f", Python {p.python}, torch {p.torch}, lightning {p.lightning}"
-    hidden = [p.cuda_visible_devices == "" and p.cuda_available is False for p in provs]
-    gpu = ", CPU only (GPU hidden in every target)" if hidden and all(hidden) else ", GPU NOT hidden in every target" if provs else ""
-    return f"`{sha}` ({dirty}, {src}){versions}{gpu}"
-
-
-def render_summary(c: Collation, risks: list[Risk], datasets: list[DatasetNote], *, blocker_written: bool) -> str:
-    """The full markdown text of summary.md."""
-    n_green = sum(t.verdict == GREEN for t in c.targets)
-    total = sum(t.duration_s or 0.0 for t in c.targets)
-    plan_link = f"[{Path(c.plan_rel).name}]({_link(c, c.plan_rel)})"
-    lines = [
-        f"# Evidence summary: {c.plan_id} — {c.timestamp}",
-        "",
-        f"**Overall verdict: {c.overall}** — {c.overall_reason}",
-        "",
-        f"- Targets: {n_green}/{len(c.targets)} GREEN; summed target time {fmt_duration(total)} "
-        f"(UTC {_wall_span(c)}).",
-        f"- Plan: {plan_link} (sha256 `{c.plan_sha256[:16]}…`); hub `{c.hub_rel}`; collated {c.collated_utc}.",
-    ]
-    lines.append(f"- Code and environment: {_code_line(c)}.")
+def render_summary(c: Collation, *, blocker_written: bool) -> str:
+    """The full Markdown text of summary.md."""
+    n_green = sum(t.verdict == Verdict.GREEN for t in c.targets)
+    rows = [[t.name, f"**{t.verdict}**", _counts(t), fmt_duration(t.duration_s), _log_link(c, t),
+             (t.record.derived_from + ": " if t.record and t.record.derived_from else "") + t.reason] for t in c.targets]
+    lines = [f"# Evidence summary: {c.ctx.plan.id} — {c.hub.timestamp}", "",
+             f"**Overall verdict: {c.overall}** — {c.overall_reason}", "",
+             md_table(rows, ["Target", "Verdict", "Passed / failed / skipped", "Duration", "Log", "Reason"]), ""]
+    lines += figures_section(c)
+    lines += [f"- Targets: {n_green}/{len(c.targets)} GREEN; summed target time "
+              f"{fmt_duration(sum(t.duration_s or 0 for t in c.targets))}.",
+              f"- Plan: `{c.ctx.plan_label}` (sha256 `{c.ctx.plan.sha256[:16]}…`); hub `{c.hub_rel}`; "
+              f"collated {c.collated_utc}."]
     if blocker_written:
-        lines.append("- Blocker details: [blocker.log](blocker.log).")
-    lines += ["- Integrity: [manifest.json](manifest.json) lists every file with its sha256; "
+        lines.append(f"- Blocker details: [{HubFiles.BLOCKER}]({HubFiles.BLOCKER}).")
+    lines += [f"- Integrity: [{HubFiles.MANIFEST}]({HubFiles.MANIFEST}) lists every file with its sha256; "
               f"re-check with `python -m harness validate {c.hub_rel}`.", ""]
-    lines += _targets_section(c)
-    lines += _smoke_section(c)
-    lines += _dataset_section(datasets)
-    lines += _environment_section(c)
-    lines += _risks_section(risks)
-    lines += ["## Reproduce", "", f"`make reproduce FROM={c.hub_rel}` reruns this plan into a new hub and "
-              "compares the two.", ""]
+    lines += _details(c) + _environment(c)
+    risks = derive_risks(c)
+    lines += ["## Remaining risks", ""] + ([f"- {'**Blocker:**' if r.severity == BLOCKER else 'Warning:'} {r.text}"
+                                           for r in risks] or ["None found."]) + [""]
+    lines += ["## Reproduce", "", f"`make reproduce FROM={c.hub_rel}` reruns this plan into a new hub and compares.", ""]
     return "\n".join(lines)
+
+
+def render_blocker(c: Collation) -> str:
+    """blocker.log: what failed (selector or command), why, and the tail of its log."""
+    out = [f"BLOCKED: {c.ctx.plan.id} {c.hub.timestamp}: overall {c.overall}", f"reason: {c.overall_reason}",
+           f"hub: {c.hub_rel}", f"collated: {c.collated_utc}", ""]
+    for t in c.targets:
+        if t.verdict == Verdict.GREEN:
+            continue
+        out += [f"== {t.name}: {t.verdict} ==", f"{'selector' if t.kind == 'pytest' else 'command'}: "
+                f"{display_command(c, t)}", f"reason: {t.reason}"]
+        rec = t.record
+        if rec is not None:
+            out.append(f"exit code: {rec.exit_code}  timed out: {rec.timed_out}  duration: {fmt_duration(rec.duration_s)}")
+            failed = [str(x.get("nodeid")) for x in rec.tests if x.get("outcome") != "passed"]
+            out += ["not passed: " + ", ".join(failed)] if failed else []
+        log = c.hub.path / (t.log if t.log_present else f"{t.log}.partial")
+        tail = log.read_text(encoding="utf-8", errors="replace").splitlines()[-BLOCKER_TAIL_LINES:] if log.is_file() else []
+        out += [f"--- last {len(tail)} lines of {log.name} ---", *tail, f"--- end of {log.name} ---"] if tail \
+            else [f"(no log: {t.log} not found)"]
+        out.append("")
+    for title, items in (("production code differs from HEAD (evidence-only loop)",
+                          [f"{k}: {', '.join(v)}" for k, v in c.production_changes.items() if v]),
+                         ("validate", list(c.validation_problems)), ("unreadable verdict records", list(c.record_errors))):
+        out += [f"== {title} ==", *items, ""] if items else []
+    return "\n".join(out)
+
+
+def write_junit(c: Collation) -> Path:
+    """`junit.xml`: one test case per target, so any CI shows the evidence targets as tests."""
+    bad = [t for t in c.targets if t.verdict != Verdict.GREEN]
+    suite = ET.Element("testsuite", name=c.ctx.plan.id, tests=str(len(c.targets)), failures=str(len(bad)),
+                       errors="0", skipped="0", time=f"{sum(t.duration_s or 0 for t in c.targets):.3f}",
+                       timestamp=c.hub.timestamp)
+    for t in c.targets:
+        case = ET.SubElement(suite, "testcase", classname=f"evidence.{c.ctx.plan.id}", name=t.name,
+                             time=f"{t.duration_s or 0:.3f}")
+        if t.verdict != Verdict.GREEN:  # a skip is not evidence: every non-GREEN verdict fails
+            ET.SubElement(case, "failure", type=str(t.verdict), message=t.reason).text = f"{t.verdict}: {t.reason}"
+        ET.SubElement(case, "system-out").text = f"verdict: {t.verdict}; log: {t.log}"
+    data = ET.tostring(ET.ElementTree(ET.Element("testsuites")).getroot(), encoding="unicode")
+    root = ET.Element("testsuites")
+    root.append(suite)
+    data = b'<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="utf-8") + b"\n"
+    return atomic_write_bytes(c.hub.path / HubFiles.JUNIT, data)

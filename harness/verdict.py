@@ -1,99 +1,22 @@
-"""Decide a target's verdict from facts: JUnit XML counts, exit code, timeout, outputs.
+"""Decide a target's verdict from facts: the outcome record, exit code, time limit, outputs.
 
-The verdict must not lie: GREEN only when at least one test ran and every one passed (no skip,
-xfail, error), and pytest agreed by exiting 0. Counts come from the JUnit XML (xunit2), never
-from scraping text. Pure functions, stdlib-only.
+The verdict must not lie: a pytest target is GREEN only when at least one test ran and every
+one passed (no skip, xfail, XPASS, error) and pytest agreed by exiting 0. Outcomes come from
+the record the `harness_outcomes` plugin writes inside the target's own pytest, never from
+scraping text, and JUnit XML is not used (it writes an XPASS as a pass). Pure functions.
 """
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
-from dataclasses import dataclass, field
+import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
-GREEN, RED, TIMEOUT, SKIPPED = "GREEN", "RED", "TIMEOUT", "SKIPPED"
-VERDICTS = (GREEN, RED, TIMEOUT, SKIPPED)
-COUNT_KEYS = ("tests", "passed", "failed", "errors", "skipped", "xfailed")
-_PYTEST_TIMEOUT_MARK = "Timeout"  # pytest-timeout fails a test with "Failed: Timeout (>Ns) from pytest-timeout."
+from harness.schema import COUNT_KEYS, Counts, Verdict
 
-
-@dataclass(frozen=True)
-class TestResult:
-    nodeid: str
-    outcome: str  # passed | failed | error | skipped | xfailed
-    duration_s: float
-    message: str = ""
-
-    def as_record(self) -> dict:
-        return {"nodeid": self.nodeid, "outcome": self.outcome, "duration_s": round(self.duration_s, 3)}
-
-
-@dataclass(frozen=True)
-class JUnitResult:
-    tests: tuple[TestResult, ...] = ()
-    counts: dict = field(default_factory=lambda: dict.fromkeys(COUNT_KEYS, 0))
-
-    @property
-    def timed_out(self) -> tuple[TestResult, ...]:
-        """Tests that pytest-timeout stopped."""
-        return tuple(t for t in self.tests if t.outcome == "failed" and _PYTEST_TIMEOUT_MARK in t.message
-                     and "pytest-timeout" in t.message)
-
-
-def classname_to_nodeid(classname: str, name: str, is_file: Callable[[str], bool]) -> str:
-    """Turn JUnit's dotted `classname` back into a pytest node id.
-
-    `tests.torch.test_x.TestY` + `test_z` → `tests/torch/test_x.py::TestY::test_z`, using
-    `is_file(relative_path)` to find where the module path ends.
-    """
-    parts = [p for p in classname.split(".") if p]
-    if not parts:  # a collection error: `name` is the dotted module path
-        module = name.replace(".", "/") + ".py"
-        return module if is_file(module) else name
-    for cut in range(len(parts), 0, -1):
-        candidate = "/".join(parts[:cut]) + ".py"
-        if is_file(candidate):
-            return "::".join([candidate, *parts[cut:], name])
-    return "::".join([*parts, name]) if parts else name
-
-
-def parse_junit(text: str, is_file: Callable[[str], bool] = lambda _: False) -> JUnitResult:
-    """Per-test outcomes and counts from a pytest xunit2 report.
-
-    xfail appears as <skipped type="pytest.xfail">; a collection error as a testcase with <error>.
-    """
-    root = ET.fromstring(text)
-    results: list[TestResult] = []
-    counts = dict.fromkeys(COUNT_KEYS, 0)
-    for case in root.iter("testcase"):
-        children = {child.tag: child for child in case}
-        if "error" in children:
-            outcome, node = "error", children["error"]
-        elif "failure" in children:
-            outcome, node = "failed", children["failure"]
-        elif "skipped" in children:
-            node = children["skipped"]
-            outcome = "xfailed" if node.get("type") == "pytest.xfail" else "skipped"
-        else:
-            outcome, node = "passed", None
-        message = "" if node is None else f"{node.get('message') or ''}\n{node.text or ''}"
-        nodeid = classname_to_nodeid(case.get("classname", ""), case.get("name", ""), is_file)
-        results.append(TestResult(nodeid, outcome, float(case.get("time") or 0.0), message))
-        counts["tests"] += 1
-        counts[{"error": "errors"}.get(outcome, outcome)] += 1
-    return JUnitResult(tuple(results), counts)
-
-
-def load_junit(path: Path, project_root: Path) -> JUnitResult | None:
-    """`parse_junit` of a file; None when pytest wrote no (or an unreadable) report."""
-    try:
-        text = path.read_text(encoding="utf-8")
-        return parse_junit(text, lambda rel: (project_root / rel).is_file())
-    except (OSError, ET.ParseError):
-        return None
-
-
+OUTCOMES = ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
+_TIMEOUT_MARK = "from pytest-timeout"
 _EXIT_MEANING = {
     2: "interrupted, e.g. by a collection error",
     3: "pytest internal error",
@@ -102,67 +25,95 @@ _EXIT_MEANING = {
 }
 
 
-def _names(tests: Sequence[TestResult], outcome: str, limit: int = 3) -> str:
-    chosen = [t.nodeid for t in tests if t.outcome == outcome]
-    more = f" (+{len(chosen) - limit} more)" if len(chosen) > limit else ""
-    return ", ".join(chosen[:limit]) + more
+@dataclass(frozen=True)
+class PytestOutcomes:
+    """What the plugin recorded: each test's outcome, pytest's exit status, GPU visibility."""
+
+    tests: tuple[dict, ...]
+    exitstatus: int | None = None
+    cuda_available: bool | None = None
+    pytest_version: str | None = None
+
+    @property
+    def counts(self) -> Counts:
+        tally = dict.fromkeys(COUNT_KEYS, 0)
+        for test in self.tests:
+            tally["tests"] += 1
+            tally["errors" if test["outcome"] == "error" else test["outcome"]] += 1
+        return Counts(**tally)
+
+    def named(self, outcome: str, limit: int = 3) -> str:
+        chosen = [t["nodeid"] for t in self.tests if t["outcome"] == outcome]
+        return ", ".join(chosen[:limit]) + (f" (+{len(chosen) - limit} more)" if len(chosen) > limit else "")
 
 
-def pytest_verdict(
-    junit: JUnitResult | None, exit_code: int | None, timed_out: bool, cuda_available: bool | None
-) -> tuple[str, str]:
+def load_outcomes(path: Path) -> PytestOutcomes | None:
+    """The plugin's record; None when pytest wrote none (it never started, or was killed)."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        tests = tuple({"nodeid": str(t["nodeid"]), "outcome": str(t["outcome"]),
+                       "duration_s": float(t.get("duration_s") or 0.0), "message": str(t.get("message") or "")}
+                      for t in data["tests"] if t.get("outcome") in OUTCOMES)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return PytestOutcomes(tests, data.get("exitstatus"), data.get("cuda_available"), data.get("pytest"))
+
+
+def pytest_verdict(outcomes: PytestOutcomes | None, exit_code: int | None, timed_out: bool,
+                   cuda_available: bool | None) -> tuple[Verdict, str]:
     """(verdict, one-sentence reason) of a pytest target."""
     if timed_out:
-        return TIMEOUT, "killed at the target's wall-clock limit before pytest finished"
-    if cuda_available:
-        return RED, "torch.cuda.is_available() was True in the child: the GPU was not hidden"
-    if junit is None:
-        return RED, (f"pytest wrote no JUnit XML (exit code {exit_code}): the selector may not exist "
-                     "or pytest failed to start; see the log")
-    c = junit.counts
-    if junit.timed_out:
-        return TIMEOUT, f"pytest-timeout stopped {_names(junit.tests, 'failed')}"
-    if c["tests"] == 0:
+        return Verdict.TIMEOUT, "killed at the target's wall-clock limit before pytest finished"
+    if cuda_available or (outcomes and outcomes.cuda_available):
+        return Verdict.RED, "torch.cuda.is_available() was True in the child: the GPU was not hidden"
+    if outcomes is None:
+        why = _EXIT_MEANING.get(exit_code, "pytest failed to start or was killed")
+        return Verdict.RED, f"pytest wrote no outcome record (exit code {exit_code}: {why}); see the log"
+    c, tests = outcomes.counts, outcomes.tests
+    stopped = [t["nodeid"] for t in tests if t["outcome"] == "failed" and _TIMEOUT_MARK in t["message"]]
+    if stopped:
+        return Verdict.TIMEOUT, f"pytest-timeout stopped {', '.join(stopped[:3])}"
+    if c.tests == 0:
         why = _EXIT_MEANING.get(exit_code, "the selector matched nothing")
-        return RED, f"no tests ran (pytest exit code {exit_code}: {why})"
-    if c["failed"] or c["errors"]:
-        parts = []
-        if c["failed"]:
-            parts.append(f"{c['failed']} failed ({_names(junit.tests, 'failed')})")
-        if c["errors"]:
-            parts.append(f"{c['errors']} error(s) ({_names(junit.tests, 'error')})")
-        return RED, " and ".join(parts)
-    not_run = c["skipped"] + c["xfailed"]
-    if not_run and not c["passed"]:
-        return SKIPPED, f"no test passed: {c['skipped']} skipped, {c['xfailed']} xfailed; a skip is not evidence"
-    if not_run:
-        return RED, (f"{c['passed']} passed but {c['skipped']} skipped and {c['xfailed']} xfailed: "
-                     "every selected test must pass")
+        return Verdict.RED, f"no tests ran (pytest exit code {exit_code}: {why})"
+    if c.failed or c.errors:
+        parts = [f"{c.failed} failed ({outcomes.named('failed')})"] if c.failed else []
+        parts += [f"{c.errors} error(s) ({outcomes.named('error')}: {_first(tests, 'error')})"] if c.errors else []
+        return Verdict.RED, " and ".join(parts)
+    if c.xpassed:
+        return Verdict.RED, (f"{c.xpassed} XPASS ({outcomes.named('xpassed')}): a test marked xfail passed, "
+                             "so the mark or the test is wrong; an XPASS is not evidence")
+    if c.skipped + c.xfailed and not c.passed:
+        return Verdict.SKIPPED, (f"no test passed: {c.skipped} skipped, {c.xfailed} xfailed "
+                                 f"({_first(tests, 'skipped') or _first(tests, 'xfailed')}); a skip is not evidence")
+    if c.skipped + c.xfailed:
+        return Verdict.RED, (f"{c.passed} passed but {c.skipped} skipped and {c.xfailed} xfailed: "
+                             "every selected test must pass")
     if exit_code != 0:
-        return RED, f"pytest exited with code {exit_code} although {c['passed']} test(s) passed"
-    return GREEN, f"{c['passed']} of {c['tests']} test(s) passed, none skipped"
+        return Verdict.RED, f"every test passed but pytest exited with code {exit_code}"
+    return Verdict.GREEN, f"{c.passed} of {c.tests} selected test(s) passed, none skipped"
 
 
-def command_verdict(
-    exit_code: int | None,
-    timed_out: bool,
-    outputs: Sequence[tuple[str, int | None]],
-    cuda_available: bool | None,
-) -> tuple[str, str]:
+def _first(tests: Sequence[dict], outcome: str) -> str:
+    return next((t["message"] for t in tests if t["outcome"] == outcome and t["message"]), "")
+
+
+def command_verdict(exit_code: int | None, timed_out: bool, outputs: Sequence[tuple[str, int | None]],
+                    cuda_available: bool | None) -> tuple[Verdict, str]:
     """(verdict, reason) of a command target; `outputs` = (path, bytes or None when missing)."""
     if timed_out:
-        return TIMEOUT, "killed at the target's wall-clock limit"
+        return Verdict.TIMEOUT, "killed at the target's wall-clock limit"
     if cuda_available:
-        return RED, "torch.cuda.is_available() was True in the child: the GPU was not hidden"
+        return Verdict.RED, "torch.cuda.is_available() was True in the evidence venv: the GPU was not hidden"
     if exit_code is None:
-        return RED, "the command could not be started (see the log)"
+        return Verdict.RED, "the command could not be started (see the log)"
     if exit_code != 0:
-        return RED, f"the command exited with code {exit_code}"
+        return Verdict.RED, f"the command exited with code {exit_code}"
     missing = [p for p, size in outputs if size is None]
     if missing:
-        return RED, f"expected output missing: {', '.join(missing)}"
+        return Verdict.RED, f"expected output missing: {', '.join(missing)}"
     empty = [p for p, size in outputs if size == 0]
     if empty:
-        return RED, f"expected output is empty: {', '.join(empty)}"
+        return Verdict.RED, f"expected output is empty: {', '.join(empty)}"
     produced = f"; outputs present: {', '.join(p for p, _ in outputs)}" if outputs else ""
-    return GREEN, f"exited 0 within its time limit{produced}"
+    return Verdict.GREEN, f"exited 0 within its time limit{produced}"

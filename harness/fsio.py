@@ -1,0 +1,58 @@
+"""Write files so that no reader ever sees half of one, and hash them.
+
+Every hub file goes through `atomic_write_*`: a temp file in the same folder, fsync, then
+`os.replace`. A full disk or an unwritable folder raises `HubWriteError` naming the file, and
+leaves the old file (if any) untouched. Stdlib-only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+class HubWriteError(OSError):
+    """A hub file could not be written (disk full, read-only folder); nothing was half-written."""
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write `data` to `path` all at once, or not at all."""
+    path = Path(path)
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        if tmp:
+            Path(tmp).unlink(missing_ok=True)
+        raise HubWriteError(exc.errno, f"cannot write {path}: {exc.strerror or exc}; "
+                            "free some disk space or pick a writable folder (nothing was changed)") from exc
+    except BaseException:
+        if tmp:
+            Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | Path, data: Any) -> Path:
+    """Pretty JSON with a trailing newline; enums and tuples serialise as their values and lists."""
+    return atomic_write_text(path, json.dumps(data, indent=2, default=str) + "\n")
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex sha256 of a file, streamed (bundles can be large)."""
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()

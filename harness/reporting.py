@@ -1,0 +1,55 @@
+"""How the harness speaks: durations, sizes, Markdown tables, and `--format json` output.
+
+Every command that accepts `--format json` prints one JSON object through `emit`, with the
+same envelope (`schema`, `command`, `exit_code`, then the command's own fields; documented in
+docs/harness.md, "Machine-readable output"), so a CI step can parse any of them the same way.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Iterable
+
+CLI_SCHEMA = "evidence-cli/1"
+
+
+def fmt_duration(seconds: float | None) -> str:
+    """`12.3 s`, or `2 min 05.0 s` beyond a minute; `—` when unknown."""
+    if seconds is None:
+        return "—"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(seconds, 60)
+    return f"{int(minutes)} min {rest:04.1f} s"
+
+
+def fmt_bytes(size: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"
+
+
+def cell(value: Any, limit: int = 120) -> str:
+    """A Markdown table cell: None → '—', pipes escaped, newlines flattened, long text clipped."""
+    if value is None or value == "":
+        return "—"
+    text = str(value).replace("|", "\\|").replace("\n", " ")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def md_table(rows: Iterable[Iterable[Any]], headers: list[str], limit: int = 120) -> str:
+    """A GitHub-flavoured table (tabulate) whose cells stay readable."""
+    from tabulate import tabulate  # imported when rendering: nox imports the harness without it
+
+    return tabulate([[cell(v, limit) for v in row] for row in rows], headers=headers, tablefmt="github",
+                    disable_numparse=True)
+
+
+def emit(fmt: str, command: str, payload: dict[str, Any], text: str) -> None:
+    """Print `text`, or with `--format json` one JSON object: the envelope plus `payload`."""
+    if fmt == "json":
+        print(json.dumps({"schema": CLI_SCHEMA, "command": command, **payload}, indent=2, default=str))
+    elif text:
+        print(text)

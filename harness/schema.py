@@ -1,0 +1,367 @@
+"""One owner for every record a hub holds: file names, verdicts and the JSON formats.
+
+Whatever writes a hub file and whatever reads it goes through the classes here (`to_dict` /
+`from_dict`), so a format cannot drift between the runner, collate, compare and the tests.
+Files of the older format 1 are upgraded on reading by `harness.legacy`. Stdlib-only.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from harness import legacy
+from harness.fsio import atomic_write_json
+
+
+class Verdict(str, Enum):
+    """Every verdict the harness gives; a target is evidence only when GREEN."""
+
+    GREEN = "GREEN"
+    RED = "RED"
+    TIMEOUT = "TIMEOUT"
+    SKIPPED = "SKIPPED"
+    BLOCKED = "BLOCKED"  # a declared input is missing: nothing ran
+    UNKNOWN = "UNKNOWN"  # a hand-made log that does not say how it ended
+    MISSING = "MISSING"  # collate: no record or no finished log
+    INTERRUPTED = "INTERRUPTED"  # collate: the log is still <log>.partial
+    INCOMPLETE = "INCOMPLETE"  # a hub whose run did not finish
+
+    def __str__(self) -> str:
+        return self.value
+
+
+GREEN = Verdict.GREEN
+#: Verdicts a target's own record may carry (the others are assigned by collate or to hubs).
+RECORD_VERDICTS = (Verdict.GREEN, Verdict.RED, Verdict.TIMEOUT, Verdict.SKIPPED, Verdict.BLOCKED, Verdict.UNKNOWN)
+
+
+class HubFiles:
+    """The names of a hub's files, relative to the hub folder."""
+
+    RUN, ENVIRONMENT, MANIFEST = "run.json", "environment.json", "manifest.json"
+    SUMMARY, BLOCKER, INCOMPLETE = "summary.md", "blocker.log", "INCOMPLETE"
+    VERDICTS, JUNIT, FIGURES = "verdicts", "junit.xml", "figures"
+    NOX_REPORT = "nox-report.json"
+
+    @staticmethod
+    def verdict(target: str) -> str:
+        return f"{HubFiles.VERDICTS}/{target}.json"
+
+
+class SchemaError(ValueError):
+    """A hub file is unreadable or lacks a required field; the message names the file."""
+
+
+def read_json(path: Path, schema: str) -> dict[str, Any]:
+    """A JSON object of `schema`, format-1 files upgraded; FileNotFoundError passes through."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SchemaError(f"{path}: not readable JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise SchemaError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    found = data.get("schema")
+    if found == legacy.V1.get(schema):
+        return legacy.upgrade(schema, data)
+    if found != schema:
+        raise SchemaError(f"{path}: schema {found!r}, expected {schema!r} (written by another harness version)")
+    return data
+
+
+def _build(cls: type, data: dict[str, Any], **given: Any) -> Any:
+    """`cls(**data)` keeping only its fields, lists turned into tuples where the field is one."""
+    values = dict(given)
+    for f in fields(cls):
+        if f.name in values or f.name not in data:
+            continue
+        value = data[f.name]
+        values[f.name] = tuple(value) if isinstance(value, list) and str(f.type).startswith("tuple") else value
+    return cls(**values)
+
+
+# --------------------------------------------------------------------------- provenance
+
+@dataclass(frozen=True)
+class GitState:
+    """The checkout's git state; `production_changed` lists guarded files that differ from HEAD."""
+
+    sha: str | None = None
+    dirty: bool | None = None
+    dirty_files: tuple[str, ...] = ()
+    production_changed: tuple[str, ...] = ()
+    note: str = ""
+
+    @property
+    def known(self) -> bool:
+        return bool(self.sha) and self.sha != "unknown"
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What a target's interpreter sees: versions, GPU visibility, platform."""
+
+    python: str | None = None
+    platform: str | None = None
+    executable: str | None = None
+    torch: str | None = None
+    lightning: str | None = None
+    numpy: str | None = None
+    cuda_available: bool | None = None
+    cuda_visible_devices: str | None = None
+    pythonhashseed: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where and on what one target ran."""
+
+    git: GitState = field(default_factory=GitState)
+    runtime: Runtime = field(default_factory=Runtime)
+    seed: int | None = None
+    threads: int | None = None
+
+    def value(self, key: str) -> Any:
+        """A field by its flat name (`git_sha`, `torch`, `seed`), as compare and the summary show them."""
+        if key in ("seed", "threads"):
+            return getattr(self, key)
+        return getattr(self.git, key[4:]) if key.startswith("git_") else getattr(self.runtime, key)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> Provenance:
+        data = data or {}
+        return _build(cls, data, git=_build(GitState, data.get("git") or {}),
+                      runtime=_build(Runtime, data.get("runtime") or {}))
+
+
+# --------------------------------------------------------------------------- verdict record
+
+COUNT_KEYS = ("tests", "passed", "failed", "errors", "skipped", "xfailed", "xpassed")
+
+
+@dataclass(frozen=True)
+class Counts:
+    """Outcome counts of a pytest target (an XPASS is counted apart from a pass)."""
+
+    tests: int = 0
+    passed: int = 0
+    failed: int = 0
+    errors: int = 0
+    skipped: int = 0
+    xfailed: int = 0
+    xpassed: int = 0
+
+
+@dataclass(frozen=True)
+class VerdictRecord:
+    """`verdicts/<target>.json`: what one target did and the verdict it earned.
+
+    Paths (`outputs`, `figures`) are relative to the project root, except figures copied into
+    the hub, which are relative to the hub.
+    """
+
+    target: str
+    kind: str
+    log: str
+    verdict: Verdict
+    reason: str = ""
+    session: str | None = None
+    selector: str | None = None
+    argv: tuple[str, ...] = ()
+    exit_code: int | None = None
+    timed_out: bool = False
+    started_utc: str | None = None
+    ended_utc: str | None = None
+    duration_s: float | None = None
+    counts: Counts | None = None
+    tests: tuple[dict[str, Any], ...] = ()
+    outputs: tuple[dict[str, Any], ...] = ()
+    figures: tuple[str, ...] = ()
+    record: dict[str, Any] | None = None
+    provenance: Provenance = field(default_factory=Provenance)
+    derived_from: str | None = None  # e.g. "hand-made log": read from a hub the harness did not make
+
+    SCHEMA = "evidence-verdict/2"
+
+    @property
+    def command(self) -> str:
+        return self.selector or " ".join(self.argv)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema": self.SCHEMA, **asdict(self), "verdict": self.verdict.value}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: Path | str = "verdict record") -> VerdictRecord:
+        missing = [k for k in ("target", "kind", "log", "verdict") if k not in data]
+        if missing:
+            raise SchemaError(f"{source}: missing field(s) {', '.join(missing)}")
+        if data["verdict"] not in {v.value for v in RECORD_VERDICTS}:
+            raise SchemaError(f"{source}: verdict {data['verdict']!r} is not one of {[v.value for v in RECORD_VERDICTS]}")
+        counts = data.get("counts")
+        return _build(cls, data, verdict=Verdict(data["verdict"]), provenance=Provenance.from_dict(data.get("provenance")),
+                      counts=None if not counts else _build(Counts, counts))
+
+    @classmethod
+    def load(cls, path: Path) -> VerdictRecord:
+        return cls.from_dict(read_json(path, cls.SCHEMA), path)
+
+    def write(self, path: Path) -> Path:
+        return atomic_write_json(path, self.to_dict())
+
+
+def load_verdicts(hub: Path) -> tuple[dict[str, VerdictRecord], list[str]]:
+    """Every readable record of `<hub>/verdicts/` by target, and one message per bad file."""
+    records: dict[str, VerdictRecord] = {}
+    errors: list[str] = []
+    folder = Path(hub) / HubFiles.VERDICTS
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            rec = VerdictRecord.load(path)
+        except SchemaError as exc:
+            errors.append(f"{exc}; rerun the target")
+            continue
+        if rec.target in records:
+            errors.append(f"{path}: second record for target {rec.target!r}")
+            continue
+        records[rec.target] = rec
+    return records, errors
+
+
+# --------------------------------------------------------------------------- run.json, environment.json
+
+@dataclass(frozen=True)
+class PlanRef:
+    """Which plan file a run used: its path as given, sha256 and id."""
+
+    path: str | None = None
+    sha256: str | None = None
+    id: str | None = None
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """`run.json`: what a run started from. Paths are relative to the project root."""
+
+    plan: PlanRef
+    timestamp: str
+    hub: str
+    artifacts: str
+    git: GitState
+    created_utc: str | None = None
+    targets: tuple[str, ...] | None = None  # None: open to whatever nox sessions add
+    project_root: str | None = None  # informational: no reader needs it
+    project_commit: str | None = None
+    commit_source: str = "git"  # git | --project-commit | unknown
+    production: tuple[str, ...] = ("src",)
+
+    SCHEMA = "evidence-run/2"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema": self.SCHEMA, **asdict(self)}
+
+    @classmethod
+    def load(cls, hub: Path) -> RunRecord:
+        path = Path(hub) / HubFiles.RUN
+        try:
+            data = read_json(path, cls.SCHEMA)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{path}: no run.json, so {hub} is not a hub the harness created") from None
+        return _build(cls, data, plan=_build(PlanRef, data.get("plan") or {}), git=_build(GitState, data.get("git") or {}))
+
+    def write(self, hub: Path) -> Path:
+        return atomic_write_json(Path(hub) / HubFiles.RUN, self.to_dict())
+
+
+@dataclass(frozen=True)
+class EnvironmentRecord:
+    """`environment.json`: the evidence interpreter, probed once per run, and every distribution in it."""
+
+    runtime: Runtime
+    packages: dict[str, str] = field(default_factory=dict)
+
+    SCHEMA = "evidence-environment/1"
+
+    @classmethod
+    def load(cls, hub: Path) -> EnvironmentRecord | None:
+        try:
+            data = read_json(Path(hub) / HubFiles.ENVIRONMENT, cls.SCHEMA)
+        except FileNotFoundError:
+            return None
+        return cls(_build(Runtime, data.get("runtime") or {}), dict(data.get("packages") or {}))
+
+    def write(self, hub: Path) -> Path:
+        return atomic_write_json(Path(hub) / HubFiles.ENVIRONMENT, {"schema": self.SCHEMA, **asdict(self)})
+
+
+# --------------------------------------------------------------------------- manifest.json
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One file a manifest vouches for: hub files relative to the hub, external ones to the project."""
+
+    path: str
+    bytes: int | None
+    sha256: str | None
+    role: str = "other"
+    target: str | None = None
+    verdict: str | None = None
+    missing: bool = False
+
+
+@dataclass(frozen=True)
+class TargetSummary:
+    """One plan target as collate judged it."""
+
+    name: str
+    kind: str | None = None
+    verdict: str | None = None
+    reason: str = ""
+    log: str | None = None
+    duration_s: float | None = None
+    counts: dict[str, int] | None = None
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """`manifest.json`: every byte a run produced and collate's verdicts; relocatable (format 2)."""
+
+    plan: PlanRef
+    hub: str  # the hub relative to its project root at collate time: finds external files again
+    timestamp: str
+    collated_utc: str
+    overall_verdict: str
+    overall_reason: str
+    complete: bool
+    partial_run: bool
+    src_changes: dict[str, list[str]]
+    git: dict[str, Any]
+    targets: tuple[TargetSummary, ...]
+    files: tuple[FileEntry, ...]
+    external: tuple[FileEntry, ...] = ()
+    format: int = 2
+
+    SCHEMA = "evidence-manifest/2"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema": self.SCHEMA, **asdict(self)}
+
+    @classmethod
+    def load(cls, hub: Path) -> Manifest:
+        data = read_json(Path(hub) / HubFiles.MANIFEST, cls.SCHEMA)
+        entries = {}
+        for key in ("files", "external"):
+            bad = [e for e in data.get(key) or () if not isinstance(e, dict) or not e.get("path")]
+            if bad:
+                raise SchemaError(f"{Path(hub) / HubFiles.MANIFEST}: {key} entry without a path: {bad[0]!r}")
+            entries[key] = tuple(_build(FileEntry, e) for e in data.get(key) or ())
+        targets = tuple(_build(TargetSummary, t) for t in data.get("targets") or () if isinstance(t, dict) and t.get("name"))
+        return _build(cls, data, plan=_build(PlanRef, data.get("plan") or {}), targets=targets, **entries)
+
+    def write(self, hub: Path) -> Path:
+        return atomic_write_json(Path(hub) / HubFiles.MANIFEST, self.to_dict())

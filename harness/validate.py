@@ -1,0 +1,231 @@
+"""`python -m harness validate <hub>`: re-check a collated hub at any later time, wherever it is.
+
+Every file the manifest lists inside the hub must be there with its recorded size and sha256,
+and nothing may have been added; the records, the manifest and its overall verdict must agree.
+Paths are relative to the hub (format 2), so a copied, moved or cloned hub validates by itself.
+Bulky files outside the hub are checked when present; when absent (a fresh clone has no
+`artifacts/`) they are reported as "not present here" unless `--require-artifacts`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.context import HOME, resolve_plan
+from harness.fsio import sha256_file
+from harness.manifest import UNLISTED
+from harness.plan import load_plan
+from harness.reporting import emit, fmt_bytes
+from harness.schema import FileEntry, HubFiles, Manifest, SchemaError, Verdict, VerdictRecord
+
+NOT_FINISHED = (str(Verdict.MISSING), str(Verdict.INTERRUPTED))
+
+
+@dataclass
+class ValidationResult:
+    """Problems make a hub invalid; warnings are printed but do not fail it."""
+
+    hub: Path
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    manifest: Manifest | None = None
+    unreadable: bool = False  # no manifest, bad JSON or another schema: nothing else was checked
+    verdict_problems: list[str] = field(default_factory=list)  # "X is not GREEN": sound hub, failed run
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def integrity_problems(self) -> list[str]:
+        """Problems with the hub itself (files, hashes, consistency), verdicts aside: what compare gates on."""
+        return [p for p in self.problems if p not in self.verdict_problems]
+
+    def not_green(self, message: str) -> None:
+        self.problems.append(message)
+        self.verdict_problems.append(message)
+
+
+def _check_file(path: Path, entry: FileEntry, shown: str, result: ValidationResult) -> None:
+    size = path.stat().st_size
+    if size != entry.bytes:
+        result.problems.append(f"{shown}: size changed ({entry.bytes} bytes in manifest.json, {size} now)")
+    elif sha256_file(path) != entry.sha256:
+        result.problems.append(f"{shown}: content changed (sha256 differs from manifest.json)")
+
+
+def project_root_of(hub: Path, manifest: Manifest) -> Path | None:
+    """The checkout the hub sits in: the hub path minus the project-relative path it was collated at."""
+    parts = Path(manifest.hub).parts
+    if parts and not Path(manifest.hub).is_absolute() and hub.parts[-len(parts):] == parts:
+        return Path(*hub.parts[: -len(parts)]) if len(hub.parts) > len(parts) else Path("/")
+    return None
+
+
+def _check_external(hub: Path, m: Manifest, mode: str, result: ValidationResult) -> None:
+    """Bulky files outside the hub: hashed when present; absent ones summed up, or problems if required."""
+    if mode == "hub-only" or not m.external:
+        return
+    root = project_root_of(hub, m)
+    absent: list[FileEntry] = []
+    for entry in m.external:
+        path = root / entry.path if root is not None else None
+        if entry.missing:
+            result.problems.append(f"{entry.path}: was already missing when the hub was collated")
+        elif path is None or not path.is_file():
+            absent.append(entry)
+        else:
+            _check_file(path, entry, entry.path, result)
+    if absent:
+        size = fmt_bytes(sum(e.bytes or 0 for e in absent))
+        text = f"{len(absent)} file(s) outside the hub, {size}, not present here (e.g. {absent[0].path})"
+        if mode == "require":
+            result.problems.append(text + "; --require-artifacts needs them")
+        else:
+            result.warnings.append(text + "; they are git-ignored bulky artifacts (--require-artifacts to insist)")
+
+
+def _expected_targets(m: Manifest, hub: Path, home: Path, result: ValidationResult) -> list[tuple[str, str | None, str | None]]:
+    """(name, log, verdict) of every target that must be in the hub: the plan's, when it is unchanged."""
+    listed = {t.name: (t.name, t.log, t.verdict) for t in m.targets}
+    plan_path = resolve_plan(m.plan.path, home, project_root_of(hub, m)) if m.plan.path else None
+    if plan_path is None or not plan_path.is_file():
+        result.warnings.append(f"{m.plan.path}: plan file not found here; checking the targets the manifest lists")
+        return list(listed.values())
+    if sha256_file(plan_path) != m.plan.sha256:
+        result.warnings.append(f"{m.plan.path}: plan file changed since this run; checking the targets the manifest lists")
+        return list(listed.values())
+    try:
+        planned = load_plan(plan_path).targets
+    except (ValueError, OSError) as exc:
+        result.warnings.append(f"{m.plan.path}: plan does not load ({exc}); checking the targets the manifest lists")
+        return list(listed.values())
+    for t in planned:
+        if t.name not in listed:
+            result.problems.append(f"manifest.json: plan target {t.name!r} is not listed (manifest edited by hand?)")
+    return [listed.get(t.name, (t.name, t.log, None)) for t in planned]
+
+
+def _check_hub_files(hub: Path, m: Manifest, expected: list[tuple[str, str | None, str | None]],
+                     result: ValidationResult) -> None:
+    listed = {e.path: e for e in m.files}
+    for entry in m.files:
+        if entry.missing:
+            result.problems.append(f"{entry.path}: was already missing when the hub was collated")
+        elif (hub / entry.path).is_file():
+            _check_file(hub / entry.path, entry, entry.path, result)
+        else:
+            result.problems.append(f"{entry.path}: missing (listed in manifest.json with {entry.bytes} bytes)")
+    required = {HubFiles.SUMMARY: None, HubFiles.RUN: None}
+    for name, log, verdict in expected:
+        for rel in [HubFiles.verdict(name)] + ([log] if log else []):
+            required[rel] = verdict
+    for rel, verdict in required.items():
+        path = hub / rel
+        if not path.is_file() and rel not in listed:
+            message = f"{rel}: expected file missing"
+            if verdict in NOT_FINISHED:  # honest about it: the run failed, the hub is not damaged
+                result.not_green(message + " (its target is recorded as not finished)")
+            else:
+                result.problems.append(message)
+        elif path.is_file() and path.stat().st_size == 0:
+            result.problems.append(f"{rel}: expected file is empty")
+        elif path.is_file() and rel not in listed:
+            result.problems.append(f"{rel}: expected file not listed in manifest.json")
+    for path in sorted(p for p in hub.rglob("*") if p.is_file()):
+        rel = path.relative_to(hub).as_posix()
+        if rel not in UNLISTED and rel not in listed and rel not in required:
+            result.problems.append(f"{rel}: in the hub but not listed in manifest.json (added after collate?)")
+
+
+def _check_verdicts(hub: Path, m: Manifest, expected: list[tuple[str, str | None, str | None]],
+                    result: ValidationResult) -> None:
+    verdict_of = {name: verdict for name, _, verdict in expected}
+    for name, _, verdict in expected:
+        if verdict != Verdict.GREEN:
+            result.not_green(f"manifest.json: target {name!r} is {verdict}, not GREEN")
+        record_path = hub / HubFiles.verdict(name)
+        if record_path.is_file() and record_path.stat().st_size:
+            try:
+                record = VerdictRecord.load(record_path)
+            except SchemaError as exc:
+                result.problems.append(str(exc))
+                continue
+            downgraded = verdict in NOT_FINISHED or (verdict == Verdict.RED and record.verdict == Verdict.GREEN)
+            if record.verdict != verdict and not downgraded:  # collate may only downgrade a record
+                result.problems.append(f"manifest.json: target {name!r} is {verdict} but {HubFiles.verdict(name)} "
+                                       f"says {record.verdict} (manifest edited by hand?)")
+    green = bool(expected) and all(v == Verdict.GREEN for v in verdict_of.values()) and m.complete \
+        and not any(m.src_changes.values()) and not m.partial_run
+    if m.overall_verdict != Verdict.GREEN:
+        result.not_green(f"manifest.json: overall verdict is {m.overall_verdict}, not GREEN")
+    elif not green:
+        result.problems.append(f"manifest.json: overall verdict GREEN contradicts its targets/production-code checks")
+    for entry in m.files + m.external:
+        if entry.target in verdict_of and entry.verdict != verdict_of[entry.target]:
+            result.problems.append(f"manifest.json: {entry.path} has verdict {entry.verdict} but its target "
+                                   f"{entry.target!r} is {verdict_of[entry.target]}")
+
+
+def validate(hub: str | Path, *, mode: str = "default", ignore_incomplete: bool = False, home: Path = HOME) -> ValidationResult:
+    """Re-check a collated hub; every problem names a path and what is wrong with it.
+
+    `mode`: "default" (absent external files are a warning), "require" (a problem) or
+    "hub-only" (external files are not looked at). `ignore_incomplete` is for collate itself.
+    """
+    hub = Path(hub).expanduser().resolve()
+    result = ValidationResult(hub=hub)
+    if not hub.is_dir():
+        result.problems.append(f"{hub}: not a folder (pass the hub folder that holds manifest.json)")
+        result.unreadable = True
+        return result
+    if (hub / HubFiles.INCOMPLETE).exists() and not ignore_incomplete:
+        result.problems.append(f"{HubFiles.INCOMPLETE}: the run was interrupted or never collated")
+    try:
+        m = Manifest.load(hub)
+    except FileNotFoundError:
+        result.problems.append(f"{HubFiles.MANIFEST}: missing — the hub was not collated, or was made by hand; "
+                               f"run `python -m harness collate {hub}` if its targets finished")
+        result.unreadable = True
+        return result
+    except SchemaError as exc:
+        result.problems.append(f"{exc}; recollate with `python -m harness collate {hub}`")
+        result.unreadable = True
+        return result
+    result.manifest = m
+    expected = _expected_targets(m, hub, home, result)
+    _check_hub_files(hub, m, expected, result)
+    _check_external(hub, m, mode, result)
+    _check_verdicts(hub, m, expected, result)
+    return result
+
+
+def integrity_problems(hub: Path) -> list[str]:
+    """What is wrong with a hub's files and records, its verdicts aside (compare's and re-collate's gate)."""
+    return validate(hub, mode="hub-only", ignore_incomplete=True).integrity_problems
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = "Re-check a collated hub: every file present with its recorded size and sha256, all GREEN."
+    parser.add_argument("hub", type=Path, help="hub folder (holds manifest.json)")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--require-artifacts", action="store_true",
+                       help="bulky files outside the hub (git-ignored artifacts/) must be present too")
+    group.add_argument("--hub-only", action="store_true", help="check only the files inside the hub")
+    parser.add_argument("--format", choices=("text", "json"), default="text")
+
+
+def main(args: argparse.Namespace) -> int:
+    """Exit 0 when valid, 1 when problems were found, 2 when the hub has no readable manifest."""
+    mode = "require" if args.require_artifacts else "hub-only" if args.hub_only else "default"
+    result = validate(args.hub, mode=mode)
+    code = 0 if result.ok else 2 if result.unreadable else 1
+    n = len(result.manifest.files) + len(result.manifest.external) if result.manifest else 0
+    status = f"valid ({n} files, overall GREEN)" if result.ok else f"INVALID ({len(result.problems)} problem(s))"
+    lines = [f"warning: {w}" for w in result.warnings] + [f"problem: {p}" for p in result.problems]
+    emit(args.format, "validate", {"hub": str(result.hub), "valid": result.ok, "problems": result.problems,
+                                   "warnings": result.warnings, "exit_code": code},
+         "\n".join(lines + [f"{result.hub}: {status}"]))
+    return code
