@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import subprocess
 from dataclasses import replace
@@ -212,3 +213,25 @@ def row_state(root: Path, row: str = "B3") -> str:
         if line.startswith("|") and cells and cells[0] == row:
             return cells[2]
     raise AssertionError(f"row {row} not found in {PLAN_MD}")
+
+
+def with_git(**changes: Any) -> Callable[[VerdictRecord], VerdictRecord]:
+    """A change that updates fields of a record's git state (`provenance.git`)."""
+    return lambda r: replace(r, provenance=replace(r.provenance, git=replace(r.provenance.git, **changes)))
+
+
+def section(markdown: str, title: str) -> str:
+    """The body of `## title` in a Markdown text, up to the next `## ` heading."""
+    assert f"## {title}" in markdown, f"expected a '## {title}' section in:\n{markdown}"
+    return markdown.split(f"## {title}", 1)[1].split("\n## ", 1)[0]
+
+
+def table_rows(markdown: str) -> list[list[str]]:
+    """The body rows of the first Markdown table in `markdown`, cells stripped (escaped pipes kept)."""
+    lines: list[str] = []
+    for line in markdown.splitlines():
+        if line.startswith("|"):
+            lines.append(line)
+        elif lines:
+            break
+    return [[c.strip() for c in re.split(r"(?<!\\)\|", line.strip()[1:-1])] for line in lines[2:]]

@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import re
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from collatehub import FIX_PLAN, LEDGER_BASELINE, PLAN_MD, REPO
+from factory import FIX_PLAN, LEDGER_BASELINE, PLAN, PLAN_MD, context, make_hub, make_project
 
-from harness.ledger import (
-    AttemptLinks,
-    LedgerError,
-    append_attempt,
-    hub_marker,
-    next_attempt_number,
-    record_attempt,
-    set_row_state,
-)
+from harness.collate import build_collation
+from harness.context import HOME
+from harness.hub import open_hub
+from harness.ledger import (AttemptLinks, LedgerError, LedgerUpdate, append_attempt, apply_ledger, hub_marker,
+                            next_attempt_number, record_attempt, set_row_state)
 
 TABLE = """# Plan
 
@@ -46,13 +43,21 @@ FIX = """# Ledger
 
 Notes.
 """
+HUB_A = "plans/active/ADR-003-BACKEND-API/reports/T1/phase_c4d_at_parallel"
+HUB_B = "plans/active/ADR-003-BACKEND-API/reports/T2/phase_c4d_at_parallel"
 
+
+# --------------------------------------------------------------------------- text edits
 
 def test_set_row_state_changes_only_the_row_and_its_evidence_cell() -> None:
     out = set_row_state(TABLE, "B3", "[x]", "[summary.md](s.md)")
     changed = [(a, b) for a, b in zip(TABLE.splitlines(), out.splitlines()) if a != b]
     assert changed == [("| B3 | evidence for B3 | [P] | pending |", "| B3 | evidence for B3 | [x] | [summary.md](s.md) |")]
-    assert set_row_state(out, "B3", "[P]").count("| B3 | evidence for B3 | [P] |") == 1
+
+
+def test_set_row_state_without_evidence_keeps_the_evidence_cell() -> None:
+    done = set_row_state(TABLE, "B3", "[x]", "[summary.md](s.md)")
+    assert set_row_state(done, "B3", "[P]").count("| B3 | evidence for B3 | [P] | [summary.md](s.md) |") == 1
 
 
 def test_set_row_state_on_a_checklist_line() -> None:
@@ -67,9 +72,17 @@ def test_set_row_state_needs_exactly_one_row(text: str, found: str) -> None:
         set_row_state(text, "B3", "[x]", source="plan.md")
 
 
-def test_next_attempt_number_is_per_initiative() -> None:
-    assert next_attempt_number(FIX, "ADR-003-BACKEND-API") == 35
-    assert next_attempt_number(FIX, "OTHER-001") == 8
+def test_set_row_state_rejects_an_unknown_state() -> None:
+    with pytest.raises(ValueError, match="must be one of"):
+        set_row_state(TABLE, "B3", "[?]")
+
+
+@pytest.mark.parametrize(("initiative", "number"), [("ADR-003-BACKEND-API", 35), ("OTHER-001", 8)])
+def test_next_attempt_number_is_per_initiative(initiative: str, number: int) -> None:
+    assert next_attempt_number(FIX, initiative) == number
+
+
+def test_next_attempt_number_needs_an_initiative_when_there_are_several_histories() -> None:
     with pytest.raises(LedgerError, match="several 'Attempts History'"):
         next_attempt_number(FIX, None)
 
@@ -78,8 +91,8 @@ def test_append_attempt_lands_at_the_end_of_its_section() -> None:
     out = append_attempt(FIX, "- [2026] Attempt #35 — new.\n  - detail", "ADR-003-BACKEND-API")
     lines = out.splitlines()
     i = lines.index("- [2026] Attempt #35 — new.")
-    assert lines[i - 1] == "- [2025-10-20] Attempt #34 — b."
-    assert lines[i + 1] == "  - detail" and lines[i + 2] == "" and lines[i + 3] == "## [LATER-002] Next item"
+    assert lines[i - 1] == "- [2025-10-20] Attempt #34 — b.", lines[i - 1]
+    assert lines[i + 1:i + 4] == ["  - detail", "", "## [LATER-002] Next item"], lines[i + 1:i + 4]
 
 
 def test_append_attempt_without_history_heading_is_an_error() -> None:
@@ -87,54 +100,126 @@ def test_append_attempt_without_history_heading_is_an_error() -> None:
         append_attempt("# Ledger\n", "- x", None, source="fix_plan.md")
 
 
-def _project(tmp_path: Path) -> Path:
+# --------------------------------------------------------------------------- record_attempt
+
+@pytest.fixture
+def ledger_root(tmp_path: Path) -> Path:
+    """A project holding only the two ledger files (TABLE and FIX)."""
     for rel, text in ((PLAN_MD, TABLE), (FIX_PLAN, FIX)):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text(text)
     return tmp_path
 
 
-def _record(root: Path, hub: str, green: bool):
+def record(root: Path, hub: str, green: bool) -> LedgerUpdate:
     links = AttemptLinks(summary=f"{hub}/summary.md", logs=(f"{hub}/a.log",),
                          blocker=None if green else f"{hub}/blocker.log")
-    return record_attempt(root, plan_file=PLAN_MD, fix_plan=FIX_PLAN, row="B3", hub_rel=hub, timestamp=hub.split("/")[-2] if "/" in hub else hub,
-                          green=green, headline="headline.", details=["d1"], links=links)
+    return record_attempt(root, plan_file=PLAN_MD, fix_plan=FIX_PLAN, row="B3", hub_rel=hub,
+                          timestamp=hub.split("/")[-2] if "/" in hub else hub, green=green, headline="headline.",
+                          details=["d1"], links=links)
 
 
-def test_record_attempt_green_then_blocked_then_idempotent(tmp_path: Path) -> None:
-    root = _project(tmp_path)
-    hub_a = "plans/active/ADR-003-BACKEND-API/reports/T1/phase_c4d_at_parallel"
-    hub_b = "plans/active/ADR-003-BACKEND-API/reports/T2/phase_c4d_at_parallel"
-
-    first = _record(root, hub_a, green=True)
-    assert (first.state, first.attempt) == ("[x]", 35)
+def test_green_attempt_marks_the_row_done_and_links_the_summary(ledger_root: Path) -> None:
+    update = record(ledger_root, HUB_A, green=True)
+    assert (update.state, update.attempt) == ("[x]", 35)
     assert "| B3 | evidence for B3 | [x] | [summary.md](../../T1/phase_c4d_at_parallel/summary.md) (GREEN, T1) |" \
-        in (root / PLAN_MD).read_text()
-
-    second = _record(root, hub_b, green=False)
-    assert (second.state, second.attempt) == ("[P]", 36)
-    plan = (root / PLAN_MD).read_text()
-    assert "| B3 | evidence for B3 | [P] | [blocker.log](../../T2/phase_c4d_at_parallel/blocker.log) (blocked, T2) |" in plan
-    fix = (root / FIX_PLAN).read_text()
-    assert fix.count(hub_marker(hub_a)) == 1 and fix.count(hub_marker(hub_b)) == 1
-    assert f"[blocker.log](../{hub_b}/blocker.log)" in fix
-
-    again = _record(root, hub_a, green=True)  # re-collating the older GREEN hub changes nothing
-    assert again.attempt is None and "already recorded" in (again.skipped_reason or "")
-    assert (root / FIX_PLAN).read_text() == fix and (root / PLAN_MD).read_text() == plan
+        in (ledger_root / PLAN_MD).read_text()
 
 
-def test_missing_ledger_file_names_it(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="fix_plan.md"):
-        (tmp_path / PLAN_MD).parent.mkdir(parents=True)
-        (tmp_path / PLAN_MD).write_text(TABLE)
-        _record(tmp_path, "hub", green=True)
+def test_blocked_attempt_sets_the_row_pending_and_links_the_blocker(ledger_root: Path) -> None:
+    record(ledger_root, HUB_A, green=True)
+    update = record(ledger_root, HUB_B, green=False)
+    assert (update.state, update.attempt) == ("[P]", 36)
+    assert "| B3 | evidence for B3 | [P] | [blocker.log](../../T2/phase_c4d_at_parallel/blocker.log) (blocked, T2) |" \
+        in (ledger_root / PLAN_MD).read_text()
+    fix = (ledger_root / FIX_PLAN).read_text()
+    assert fix.count(hub_marker(HUB_A)) == 1 and fix.count(hub_marker(HUB_B)) == 1
+    assert f"[blocker.log](../{HUB_B}/blocker.log)" in fix
 
+
+def test_recording_a_hub_again_changes_nothing(ledger_root: Path) -> None:
+    record(ledger_root, HUB_A, green=True)
+    record(ledger_root, HUB_B, green=False)
+    before = (ledger_root / PLAN_MD).read_text(), (ledger_root / FIX_PLAN).read_text()
+
+    again = record(ledger_root, HUB_A, green=True)  # re-collating the older GREEN hub
+
+    assert again.attempt is None and "already recorded" in (again.skipped_reason or ""), again
+    assert ((ledger_root / PLAN_MD).read_text(), (ledger_root / FIX_PLAN).read_text()) == before, \
+        "a hub already in the fix plan must not change the row back"
+
+
+@pytest.mark.parametrize(("absent", "named"), [(FIX_PLAN, "fix plan"), (PLAN_MD, "plan file")])
+def test_missing_ledger_file_is_named_and_not_created(ledger_root: Path, absent: str, named: str) -> None:
+    (ledger_root / absent).unlink()
+    with pytest.raises(FileNotFoundError, match=f"{Path(absent).name}: {named} named by"):
+        record(ledger_root, HUB_A, green=True)
+    assert not (ledger_root / absent).exists(), f"record_attempt must not create {absent}"
+
+
+def test_concurrent_collates_each_get_their_own_attempt(ledger_root: Path) -> None:
+    hubs = [f"plans/active/ADR-003-BACKEND-API/reports/T{i}/phase_c4d_at_parallel" for i in range(8)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        updates = list(pool.map(lambda hub: record(ledger_root, hub, green=True), hubs))
+    assert sorted(u.attempt for u in updates) == list(range(35, 43)), [u.attempt for u in updates]
+    fix = (ledger_root / FIX_PLAN).read_text()
+    assert all(fix.count(hub_marker(h)) == 1 for h in hubs), "each hub must be recorded exactly once"
+
+
+def test_the_lock_file_sits_beside_the_fix_plan(ledger_root: Path) -> None:
+    record(ledger_root, HUB_A, green=True)
+    assert (ledger_root / FIX_PLAN).with_name(f".{Path(FIX_PLAN).name}.lock").exists(), \
+        "the filelock must lock a file beside the fix plan (atomic writes replace the fix plan's inode)"
+
+
+# --------------------------------------------------------------------------- apply_ledger (collate's step)
+
+def absent_ledger_plan(*absent: str) -> str:
+    plan = PLAN
+    for rel in absent:
+        plan = plan.replace(f'"{rel}"', f'"{rel}.absent"')
+    return plan
+
+
+NO_LEDGER_TABLE = PLAN.split("[ledger]")[0] + "[[targets]]" + PLAN.split("[[targets]]", 1)[1]
+
+
+@pytest.mark.parametrize(("plan", "hub", "note"), [
+    (PLAN, {"partial": ("smoke",)}, "ledger untouched: the run was interrupted"),
+    (PLAN, {"targets": ("unit",)}, "ledger untouched: this run selected only part of the plan"),
+    (NO_LEDGER_TABLE, {}, "has no complete [ledger] table"),
+    (absent_ledger_plan(PLAN_MD), {}, f"ledger untouched: {PLAN_MD}.absent not found in"),
+    (absent_ledger_plan(FIX_PLAN), {}, f"ledger untouched: {FIX_PLAN}.absent not found in"),
+    (absent_ledger_plan(PLAN_MD, FIX_PLAN), {}, f"ledger untouched: {PLAN_MD}.absent, {FIX_PLAN}.absent not found in"),
+], ids=["interrupted", "partial", "no-ledger-table", "no-plan-file", "no-fix-plan", "neither"])
+def test_apply_ledger_leaves_the_ledger_alone_with_one_line(tmp_path: Path, plan: str, hub: dict, note: str) -> None:
+    root = make_project(tmp_path / "proj", plan)
+    ctx = context(root)
+    before = {p: p.read_bytes() for p in (root / PLAN_MD, root / FIX_PLAN)}
+    c = build_collation(ctx, open_hub(make_hub(ctx, **hub), ctx))
+
+    update, text = apply_ledger(c, None)
+
+    assert update is None and note in text, f"expected no update and a note containing {note!r}, got {text!r}"
+    assert "\n" not in text, f"the note must be one line: {text!r}"
+    assert {p: p.read_bytes() for p in before} == before, "the ledger files must be left as they were"
+    assert not list(root.rglob("*.absent")), "apply_ledger must never create a missing ledger file"
+
+
+def test_apply_ledger_on_a_green_hub_names_row_and_attempt(tmp_path: Path) -> None:
+    root = make_project(tmp_path / "proj")
+    ctx = context(root)
+    c = build_collation(ctx, open_hub(make_hub(ctx), ctx))
+    update, text = apply_ledger(c, None)
+    assert update is not None and update.attempt == 35
+    assert text == f"ledger: row B3 → [x], Attempt #35 appended to {FIX_PLAN}", text
+
+
+# --------------------------------------------------------------------------- the shipped documents
 
 def test_shipped_plan_has_the_rows_the_seed_names() -> None:
-    text = (REPO / PLAN_MD).read_text()
     states = {}
-    for line in text.splitlines():
+    for line in (HOME / PLAN_MD).read_text().splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if line.startswith("| ") and cells[0] in {"B1", "B2", "B3", "C1", "C2", "C3"}:
             states[cells[0]] = cells[2]
@@ -143,9 +228,9 @@ def test_shipped_plan_has_the_rows_the_seed_names() -> None:
 
 
 def test_shipped_fix_plan_continues_after_its_last_attempt() -> None:
-    text = (REPO / FIX_PLAN).read_text()
+    text = (HOME / FIX_PLAN).read_text()
     numbers = [int(n) for n in re.findall(r"Attempt #(\d+)", text)]
-    assert max(numbers) >= 34
+    assert max(numbers) >= 34, max(numbers)
     assert next_attempt_number(text, "ADR-003-BACKEND-API") == max(numbers) + 1
 
 
@@ -154,19 +239,6 @@ def test_ledger_baseline_continues_at_attempt_35_with_b3_pending() -> None:
     assert "| B3 " in (LEDGER_BASELINE / "plan.md").read_text()
 
 
-def test_shipped_findings_define_every_id() -> None:
-    text = (REPO / "docs" / "findings.md").read_text()
-    for finding in ("CONFIG-001", "BUG-TF-001", "POLICY-001", "DATA-001", "FORMAT-001"):
-        assert f"\n## {finding}\n" in text, finding
-
-
-def test_concurrent_collates_each_get_their_own_attempt(tmp_path: Path) -> None:
-    from concurrent.futures import ThreadPoolExecutor
-
-    root = _project(tmp_path)
-    hubs = [f"plans/active/ADR-003-BACKEND-API/reports/T{i}/phase_c4d_at_parallel" for i in range(8)]
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        updates = list(pool.map(lambda hub: _record(root, hub, green=True), hubs))
-    assert sorted(u.attempt for u in updates) == list(range(35, 43))
-    fix = (root / FIX_PLAN).read_text()
-    assert all(fix.count(hub_marker(h)) == 1 for h in hubs)
+@pytest.mark.parametrize("finding", ["CONFIG-001", "BUG-TF-001", "POLICY-001", "DATA-001", "FORMAT-001"])
+def test_shipped_findings_define_every_id(finding: str) -> None:
+    assert f"\n## {finding}\n" in (HOME / "docs" / "findings.md").read_text(), f"docs/findings.md must define {finding}"
