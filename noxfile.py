@@ -55,7 +55,7 @@ def _target_session(name: str, summary: str) -> None:
                     env=HARNESS_ENV)
 
     run.__doc__ = summary
-    nox.session(name=PLAN.target(name).session, tags=list(PLAN.tags), allow_parallel=False)(run)
+    nox.session(name=PLAN.target(name).session, tags=list(PLAN.tags), allow_parallel=False, venv_backend="none")(run)
 
 
 for _target in PLAN.targets:

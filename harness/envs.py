@@ -28,6 +28,7 @@ from harness.plan import expand
 STAMP_FILE = ".evidence-stamp"
 TORCH_INDEX_ENV, TORCH_FIND_LINKS_ENV = "EVIDENCE_TORCH_INDEX_URL", "EVIDENCE_TORCH_FIND_LINKS"
 INSTALLER_ENV = "EVIDENCE_INSTALLER"  # "uv" or "pip": force one (default: uv when present)
+PYTHON_ENV = "EVIDENCE_PYTHON"  # use this interpreter as it is: no venv is built (your own environment)
 _FILE_FLAGS = ("-r", "--requirement", "-c", "--constraint")
 _PROJECT_FILES = ("pyproject.toml", "setup.py", "setup.cfg")
 _PIP_KEYS = {"find-links": "--find-links", "index-url": "--index-url", "extra-index-url": "--extra-index-url"}
@@ -137,6 +138,12 @@ def build_commands(venv: Path, steps: list[list[str]], sources: list[str], uv: s
 
 def ensure_env(ctx: RunContext, log: Callable[[str], None] = print) -> Path:
     """The evidence venv's python, built or rebuilt only when its stamp changed."""
+    if os.environ.get(PYTHON_ENV):
+        python = Path(os.environ[PYTHON_ENV])
+        if not python.is_file():
+            raise EnvBuildError(f"{PYTHON_ENV}={python}: no such interpreter; unset it to let the harness build the venv")
+        log(f"{PYTHON_ENV} is set: using {python} as it is (no venv built from the plan's recipe)")
+        return python
     venv = venv_dir(ctx)
     if read_stamp(venv) and venv_python(venv).is_file():
         stamp = compute_stamp(ctx, _cached_pip_sources(venv) + torch_source_args())

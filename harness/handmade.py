@@ -8,12 +8,14 @@ verdicts are derived from the logs, and every one is marked "derived from a hand
   short and is UNKNOWN;
 - a command log (a `| tee` keeps no exit status): GREEN only when it ends with the command's own
   completion record (`TRAIN_RECORD`) or Lightning's "`Trainer.fit` stopped" line and holds no
-  traceback; a traceback or an `ERROR:` line is RED; anything else is UNKNOWN.
+  traceback; a traceback or an `ERROR:` line is RED; anything else is UNKNOWN. The last
+  TRAIN_RECORD becomes the record's `record`, as the runner keeps it, so compare can read it.
 A summary.md claiming more than the logs show is reported line by line. Nothing is written.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -42,17 +44,16 @@ def _quote(number: int, line: str) -> str:
 def pytest_log_verdict(lines: list[str]) -> tuple[Verdict, str, PytestOutcomes | None]:
     """(verdict, reason quoting the deciding line, outcomes) of a hand-made pytest log."""
     tests: dict[str, dict] = {}
-    quoted: dict[str, str] = {}
-    final = None
+    final = cause = None
     for number, line in enumerate(lines, start=1):
         hit = _RESULT.match(line)
         if hit:
-            outcome = _WORDS[hit["word"]]
-            tests[hit["nodeid"]] = {"nodeid": hit["nodeid"], "outcome": outcome, "duration_s": 0.0,
+            tests[hit["nodeid"]] = {"nodeid": hit["nodeid"], "outcome": _WORDS[hit["word"]], "duration_s": 0.0,
                                     "message": _quote(number, line)}
-            quoted.setdefault(outcome, _quote(number, line))
         elif _FINAL.match(line.strip()):
             final = (number, line)
+        elif line.startswith("E ") and cause is None:
+            cause = _quote(number, line)
     if final is None:
         where = f"; last result {list(tests.values())[-1]['message']}" if tests else ""
         return Verdict.UNKNOWN, f"the log ends without pytest's final summary line (cut short?){where}", None
@@ -61,8 +62,7 @@ def pytest_log_verdict(lines: list[str]) -> tuple[Verdict, str, PytestOutcomes |
     verdict, reason = pytest_verdict(outcomes, exit_code, False, None)
     if verdict == Verdict.GREEN:
         return verdict, f"{reason}; {_quote(*final)}", outcomes
-    bad = next((quoted[o] for o in ("error", "failed", "xpassed", "skipped", "xfailed") if o in quoted), _quote(*final))
-    return verdict, f"{reason}; {bad}", outcomes
+    return verdict, reason + (f"; cause {cause}" if cause else ""), outcomes
 
 
 def command_log_verdict(lines: list[str]) -> tuple[Verdict, str]:
@@ -74,6 +74,18 @@ def command_log_verdict(lines: list[str]) -> tuple[Verdict, str]:
         if any(mark in lines[number - 1] for mark in _CLI_DONE):
             return Verdict.GREEN, f"completed: {_quote(number, lines[number - 1])} and no traceback"
     return Verdict.UNKNOWN, "no completion record, no Lightning 'Trainer.fit stopped' line: how it ended is unknown"
+
+
+def train_record(lines: list[str]) -> dict | None:
+    """The object of the log's last `TRAIN_RECORD {json}` line (what the runner keeps), if readable."""
+    for line in reversed(lines):
+        if line.startswith(_CLI_DONE[0]):
+            try:
+                record = json.loads(line[len(_CLI_DONE[0]):])
+            except json.JSONDecodeError:
+                return None
+            return record if isinstance(record, dict) else None
+    return None
 
 
 def derive_record(target: Target, log: Path) -> VerdictRecord:
@@ -88,7 +100,7 @@ def derive_record(target: Target, log: Path) -> VerdictRecord:
                              tests=tuple({k: t[k] for k in ("nodeid", "outcome")} for t in outcomes.tests) if outcomes else (),
                              **base)
     verdict, reason = command_log_verdict(lines)
-    return VerdictRecord(verdict=verdict, reason=reason, **base)
+    return VerdictRecord(verdict=verdict, reason=reason, record=train_record(lines), **base)
 
 
 def summary_overclaims(summary: str, records: dict[str, VerdictRecord], plan: EvidencePlan) -> list[str]:
@@ -124,5 +136,5 @@ def read_handmade(hub: Path, plan: EvidencePlan | None = None) -> HubView:
     overall = Verdict.GREEN if not bad and not missing else Verdict.RED
     reason = "; ".join(filter(None, [f"not GREEN: {', '.join(bad)}" if bad else "",
                                      f"no log for {', '.join(missing)}" if missing else ""])) \
-        or f"every log shows a GREEN run ({DERIVED}s; no provenance recorded)"
+        or "every log shows a GREEN run (derived from hand-made logs; no provenance recorded)"
     return HubView(hub, records, str(overall), reason, PlanRef(None, None, plan.id), handmade=True, notes=tuple(notes))

@@ -10,9 +10,34 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.handmade import read_handmade
-from harness.hubview import HubUnreadable, HubView, read_harness_hub
+from harness.hubview import HubUnreadable, HubView
 from harness.plan import EvidencePlan
-from harness.schema import HubFiles
+from harness.schema import EnvironmentRecord, HubFiles, Manifest, RunRecord, SchemaError, load_verdicts
+from harness.validate import validate
+
+
+def read_harness_hub(hub: Path) -> HubView:
+    """A hub the harness made; it must pass `validate`'s integrity checks (RED verdicts are fine)."""
+    problems = list(validate(hub, mode="hub-only", ignore_incomplete=False).integrity_problems)
+    manifest = run = None
+    try:
+        manifest = Manifest.load(hub)
+    except (FileNotFoundError, SchemaError) as exc:
+        problems.append(str(exc))
+    try:
+        run = RunRecord.load(hub)
+    except (FileNotFoundError, SchemaError) as exc:
+        problems.append(str(exc))
+    verdicts, errors = load_verdicts(hub)
+    problems += errors
+    if not verdicts and not errors:
+        problems.append(f"{hub / HubFiles.VERDICTS} holds no verdict records: no target ran; rerun the plan")
+    if problems or manifest is None:
+        raise HubUnreadable(hub, problems)
+    order = [t.name for t in manifest.targets]
+    verdicts = {n: verdicts[n] for n in order if n in verdicts} | verdicts  # run order, extras last
+    return HubView(hub, verdicts, manifest.overall_verdict, manifest.overall_reason, manifest.plan, run,
+                   EnvironmentRecord.load(hub))
 
 
 def read_hub(path: str | Path, plan: EvidencePlan | None = None) -> HubView:

@@ -1,4 +1,4 @@
-"""A finished hub as compare and reproduce read it: verdict records, overall verdict, plan.
+"""A finished hub as compare and reproduce read it (`HubView`), and why one cannot be (`HubUnreadable`).
 
 Hubs to compare come from anywhere: a teammate's clone, an older harness (format 1), a copy in
 another folder. Reading one never needs the machine it was made on, never writes to it, and
@@ -11,8 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.fsio import sha256_file
-from harness.schema import EnvironmentRecord, HubFiles, Manifest, PlanRef, RunRecord, SchemaError, VerdictRecord, load_verdicts
-from harness.validate import validate
+from harness.schema import EnvironmentRecord, PlanRef, RunRecord, VerdictRecord
 
 
 class HubUnreadable(Exception):
@@ -47,30 +46,6 @@ class HubView:
     def git_sha(self) -> str | None:
         shas = {r.provenance.git.sha for r in self.verdicts.values() if r.provenance.git.known}
         return ", ".join(sorted(shas)) or (self.run.project_commit if self.run else None)
-
-
-def read_harness_hub(hub: Path) -> HubView:
-    """A hub the harness made; it must pass `validate`'s integrity checks (RED verdicts are fine)."""
-    problems = list(validate(hub, mode="hub-only", ignore_incomplete=False).integrity_problems)
-    manifest = run = None
-    try:
-        manifest = Manifest.load(hub)
-    except (FileNotFoundError, SchemaError) as exc:
-        problems.append(str(exc))
-    try:
-        run = RunRecord.load(hub)
-    except (FileNotFoundError, SchemaError) as exc:
-        problems.append(str(exc))
-    verdicts, errors = load_verdicts(hub)
-    problems += errors
-    if not verdicts and not errors:
-        problems.append(f"{hub / HubFiles.VERDICTS} holds no verdict records: no target ran; rerun the plan")
-    if problems or manifest is None:
-        raise HubUnreadable(hub, problems)
-    order = [t.name for t in manifest.targets]
-    verdicts = {n: verdicts[n] for n in order if n in verdicts} | verdicts  # run order, extras last
-    return HubView(hub, verdicts, manifest.overall_verdict, manifest.overall_reason, manifest.plan, run,
-                   EnvironmentRecord.load(hub))
 
 
 def hash_tree(root: Path) -> dict[str, str]:

@@ -17,7 +17,7 @@ import sys
 import threading
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, TextIO
 
 from harness.collate import CollateResult, collate
 from harness.context import RunContext, add_context_arguments, make_context
@@ -73,7 +73,8 @@ def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def run_pipeline(ctx: RunContext, setup: RunSetup, *, jobs: int, verbose: bool, children: Children) -> None:
+def run_pipeline(ctx: RunContext, setup: RunSetup, *, jobs: int, verbose: bool, children: Children,
+                 progress: TextIO | None = None) -> None:
     """Run every target of the plan into `setup.hub`, printing a line as each starts and ends."""
     targets = [t for t in ctx.plan.targets if t.name in (setup.hub.run.targets or ())]
     index = {t.name: i + 1 for i, t in enumerate(targets)}
@@ -81,7 +82,7 @@ def run_pipeline(ctx: RunContext, setup: RunSetup, *, jobs: int, verbose: bool, 
 
     def say(text: str) -> None:
         with lock:
-            print(text, flush=True)
+            print(text, file=progress or sys.stdout, flush=True)
 
     def run_one(target: Target, threads: int) -> VerdictRecord:
         echo = (lambda line: say(f"  {target.name} | {line.rstrip()}")) if verbose else None
@@ -116,13 +117,14 @@ class PipelineRun:
         return 130 if self.interrupted else 0 if c.green and self.result.exit_code == 0 else 1
 
 
-def execute(ctx: RunContext, hub: Hub, python: str, *, jobs: int, verbose: bool, ledger: bool) -> PipelineRun:
+def execute(ctx: RunContext, hub: Hub, python: str, *, jobs: int, verbose: bool, ledger: bool,
+            progress: TextIO | None = None) -> PipelineRun:
     """Run the hub's targets, then collate it (also after an interrupt: the hub then says INCOMPLETE)."""
     children, interrupted = Children(), False
     with ThreadPoolExecutor(max_workers=1) as probe:
         try:
             setup = prepare_setup(ctx, hub, python, background=probe)
-            run_pipeline(ctx, setup, jobs=jobs, verbose=verbose, children=children)
+            run_pipeline(ctx, setup, jobs=jobs, verbose=verbose, children=children, progress=progress)
             finish_environment(setup)
         except (KeyboardInterrupt, Interrupted):
             interrupted = True
@@ -170,8 +172,8 @@ def main(args: argparse.Namespace) -> int:
         print(f"pipeline: hub {ctx.rel(hub.path)}; {len(hub.run.targets or ())} target(s), "
               f"up to {args.jobs} at a time", flush=True)
     try:
-        run = execute(ctx, hub, python, jobs=args.jobs, verbose=args.verbose,
-                      ledger=not args.no_ledger and not args.targets)
+        run = execute(ctx, hub, python, jobs=args.jobs, verbose=args.verbose, ledger=not args.no_ledger,
+                      progress=sys.stderr if args.format == "json" else None)
     except USER_ERRORS as exc:  # e.g. the hub's disk filled up while collating
         print(f"error: pipeline: {exc}\nhub: {ctx.rel(hub.path)}\nverdict: INCOMPLETE", file=sys.stderr)
         return 2

@@ -58,7 +58,11 @@ def _inside(path: Path, folder: Path) -> bool:
 
 def reproduce(args: argparse.Namespace) -> int:
     """Rerun the plan behind `--from` into a new hub and compare; the CLI's exit status."""
-    given_plan = load_plan(resolve_plan(args.plan)) if args.plan else None
+    try:
+        given_plan = load_plan(resolve_plan(args.plan)) if args.plan else None
+    except (OSError, ValueError) as exc:
+        print(f"error: reproduce: --plan: {exc}", file=sys.stderr)
+        return 2
     try:
         teammate = read_hub(args.from_hub, given_plan)
     except HubUnreadable as exc:

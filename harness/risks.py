@@ -8,10 +8,12 @@ by hand; "blocker" risks are the reasons the run is not GREEN, "warning" risks d
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from harness.fsio import sha256_file
 from harness.reporting import fmt_duration
 from harness.schema import GREEN
 
@@ -59,6 +61,34 @@ def scan_deprecations(log_path: Path) -> WarningScan | None:
     if len(first) > _EXAMPLE_CHARS:
         first = first[: _EXAMPLE_CHARS - 1] + "…"
     return WarningScan(log_path.name, count, first)
+
+
+@dataclass(frozen=True)
+class DatasetNote:
+    """The data a command target trained on, from its TRAIN_RECORD (hashed here if the record lacks it)."""
+
+    target: str
+    file: str
+    sha256: str | None
+    computed: bool
+    sidecar_sha256: str | None
+    record: dict[str, Any]
+
+
+def dataset_notes(c: Collation) -> list[DatasetNote]:
+    notes = []
+    for t in c.targets:
+        rec = (t.record.record if t.record else None) or {}
+        if not rec.get("train_data_file"):
+            continue
+        path = c.ctx.path(rec["train_data_file"])
+        sha = rec.get("train_data_sha256") or (sha256_file(path) if path.is_file() else None)
+        try:
+            sidecar = json.loads(path.with_suffix(".json").read_text(encoding="utf-8")).get("sha256")
+        except (OSError, ValueError, AttributeError):
+            sidecar = None
+        notes.append(DatasetNote(t.name, str(rec["train_data_file"]), sha, not rec.get("train_data_sha256"), sidecar, rec))
+    return notes
 
 
 def derive_risks(c: Collation) -> list[Risk]:
@@ -109,4 +139,10 @@ def derive_risks(c: Collation) -> list[Risk]:
         if t.duration_s is not None and t.duration_s >= SLOW_FRACTION * t.target.timeout:
             risks.append(Risk(WARNING, f"`{t.name}` took {fmt_duration(t.duration_s)}, {t.duration_s / t.target.timeout:.0%} "
                                        f"of its {fmt_duration(t.target.timeout)} timeout: a slower machine may time out.", t.name))
+    for note in dataset_notes(c):
+        if note.sha256 is None:
+            risks.append(Risk(WARNING, f"Dataset `{note.file}` of `{note.target}` has no sha256 and is not on disk to hash."))
+        elif note.sidecar_sha256 and note.sidecar_sha256 != note.sha256:
+            risks.append(Risk(WARNING, f"Dataset `{Path(note.file).name}` sha256 {note.sha256[:12]}… does not match its "
+                                       f"sidecar ({note.sidecar_sha256[:12]}…): the fixture changed."))
     return sorted(risks, key=lambda r: 0 if r.severity == BLOCKER else 1)

@@ -150,6 +150,7 @@ def _judge(target: Target, setup: RunSetup, result: ChildResult, cuda: bool | No
         outcomes = load_outcomes(outcomes_path(setup.hub, target))
         verdict, reason = pytest_verdict(outcomes, result.exit_code, result.timed_out, cuda)
         tests = tuple({k: t[k] for k in ("nodeid", "outcome", "duration_s")} for t in outcomes.tests) if outcomes else ()
+        reason = reason.replace(f"{setup.ctx.project}/", "")  # messages name files relative to the checkout
         return verdict, reason, {"counts": outcomes.counts if outcomes else None, "tests": tests}
     found = _outputs(target, setup)
     verdict, reason = command_verdict(result.exit_code, result.timed_out, found, cuda)

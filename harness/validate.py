@@ -15,6 +15,8 @@ from pathlib import Path
 
 from harness.context import HOME, resolve_plan
 from harness.fsio import sha256_file
+from harness.handmade import DERIVED, read_handmade
+from harness.hubview import HubUnreadable
 from harness.manifest import UNLISTED
 from harness.plan import load_plan
 from harness.reporting import emit, fmt_bytes
@@ -217,8 +219,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=("text", "json"), default="text")
 
 
+def handmade_report(hub: Path, fmt: str) -> int:
+    """A teammate's hand-made hub: nothing to check its bytes against, so show what its logs say."""
+    try:
+        view = read_handmade(hub)
+    except HubUnreadable as exc:
+        emit(fmt, "validate", {"hub": str(hub), "valid": False, "problems": exc.problems, "exit_code": 2},
+             "\n".join(f"problem: {p}" for p in exc.problems))
+        return 2
+    ok = view.overall == Verdict.GREEN and not view.notes
+    lines = [f"{hub}: hand-made hub (no manifest: its files cannot be checked for changes); verdicts {DERIVED}:"]
+    lines += [f"  {name}: {r.verdict} - {r.reason}" for name, r in view.verdicts.items()]
+    lines += [f"problem: {note}" for note in view.notes] + [f"overall: {view.overall} - {view.overall_reason}"]
+    emit(fmt, "validate", {"hub": str(hub), "valid": ok, "handmade": True, "exit_code": 0 if ok else 1,
+                           "targets": {n: {"verdict": str(r.verdict), "reason": r.reason} for n, r in view.verdicts.items()},
+                           "problems": list(view.notes)}, "\n".join(lines))
+    return 0 if ok else 1
+
+
 def main(args: argparse.Namespace) -> int:
     """Exit 0 when valid, 1 when problems were found, 2 when the hub has no readable manifest."""
+    hub = Path(args.hub).expanduser()
+    if hub.is_dir() and not (hub / HubFiles.MANIFEST).exists() and not (hub / HubFiles.RUN).exists():
+        return handmade_report(hub.resolve(), args.format)
     mode = "require" if args.require_artifacts else "hub-only" if args.hub_only else "default"
     result = validate(args.hub, mode=mode)
     code = 0 if result.ok else 2 if result.unreadable else 1

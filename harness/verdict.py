@@ -77,8 +77,8 @@ def pytest_verdict(outcomes: PytestOutcomes | None, exit_code: int | None, timed
         why = _EXIT_MEANING.get(exit_code, "the selector matched nothing")
         return Verdict.RED, f"no tests ran (pytest exit code {exit_code}: {why})"
     if c.failed or c.errors:
-        parts = [f"{c.failed} failed ({outcomes.named('failed')})"] if c.failed else []
-        parts += [f"{c.errors} error(s) ({outcomes.named('error')}: {_first(tests, 'error')})"] if c.errors else []
+        parts = [_tally(outcomes, "failed", "failed")] if c.failed else []
+        parts += [_tally(outcomes, "error", "error(s)")] if c.errors else []
         return Verdict.RED, " and ".join(parts)
     if c.xpassed:
         return Verdict.RED, (f"{c.xpassed} XPASS ({outcomes.named('xpassed')}): a test marked xfail passed, "
@@ -92,6 +92,15 @@ def pytest_verdict(outcomes: PytestOutcomes | None, exit_code: int | None, timed
     if exit_code != 0:
         return Verdict.RED, f"every test passed but pytest exited with code {exit_code}"
     return Verdict.GREEN, f"{c.passed} of {c.tests} selected test(s) passed, none skipped"
+
+
+def _tally(outcomes: PytestOutcomes, outcome: str, word: str) -> str:
+    """`1 failed: <message>`, or `2 failed (a, b): <first message>`: the cause first, short."""
+    named = [t for t in outcomes.tests if t["outcome"] == outcome]
+    message = _first(outcomes.tests, outcome)
+    collection = any("::" not in t["nodeid"] for t in named)  # a module that failed to collect: name it
+    which = "" if len(named) == 1 and message and not collection else f" ({outcomes.named(outcome)})"
+    return f"{len(named)} {word}{which}" + (f": {message}" if message else "")
 
 
 def _first(tests: Sequence[dict], outcome: str) -> str:

@@ -38,6 +38,20 @@ def test_xfail():
     assert 0
 
 
+@pytest.mark.xfail(reason="thought broken")
+def test_xpass():
+    assert 1
+
+
+@pytest.fixture
+def broken_fixture():
+    raise RuntimeError("fixture-setup-failed")
+
+
+def test_error(broken_fixture):
+    pass
+
+
 def test_hang():
     time.sleep(60)
 '''
@@ -53,12 +67,12 @@ def _toml_value(value: object) -> str:
     return repr(value)
 
 
-def plan_text(targets: list[dict], **plan: object) -> str:
+def plan_text(targets: list[dict], threads: int = 1, **plan: object) -> str:
     """A plan TOML for the synthetic project (hub under reports/, artifacts under artifacts/)."""
     meta = {"id": "SYN/1", "title": "synthetic", "hub": "reports/{timestamp}/hub",
             "artifacts": "artifacts/{timestamp}", "tags": ["evidence"], **plan}
     lines = ["[plan]", *(f"{k} = {_toml_value(v)}" for k, v in meta.items()),
-             "", "[environment]", "seed = 0", "threads = 1", ""]
+             "", "[environment]", "seed = 0", f"threads = {threads}", ""]
     for target in targets:
         lines.append("[[targets]]")
         lines += [f"{k} = {_toml_value(v)}" for k, v in target.items()]

@@ -357,7 +357,9 @@ def test_junit_has_one_testcase_per_target_and_a_failure_for_each_non_green(ctx:
     suite = ET.parse(hub / HubFiles.JUNIT).getroot().find("testsuite")
     assert suite is not None, "junit.xml must hold a <testsuite>"
     cases = {case.get("name"): case for case in suite.iter("testcase")}
-    assert list(cases) == [t.name for t in c.targets], f"expected one testcase per plan target, got {list(cases)}"
+    expected = [t.name for t in c.targets] + ["(overall verdict)"]
+    assert list(cases) == expected, f"expected one testcase per plan target and one for the hub, got {list(cases)}"
+    assert (cases["(overall verdict)"].find("failure") is None) == c.green
     for t in c.targets:
         failure = cases[t.name].find("failure")
         if t.verdict == Verdict.GREEN:
@@ -366,7 +368,18 @@ def test_junit_has_one_testcase_per_target_and_a_failure_for_each_non_green(ctx:
             assert failure is not None, f"{t.name} is {t.verdict}: junit.xml must show a <failure>"
             assert failure.get("type") == str(t.verdict) and failure.get("message") == t.reason
             assert failure.text == f"{t.verdict}: {t.reason}"
-    assert suite.get("failures") == str(sum(t.verdict != Verdict.GREEN for t in c.targets))
+    assert suite.get("failures") == str(sum(t.verdict != Verdict.GREEN for t in c.targets) + (not c.green))
+
+
+def test_junit_fails_a_hub_whose_targets_are_green_but_whose_guard_is_not(ctx: RunContext) -> None:
+    """Every target GREEN, production code changed: CI must not show the evidence as passing."""
+    hub = make_hub(ctx)
+    (ctx.project / "src" / "pkg" / "core.py").write_text("GRIDSIZE = 3\n")
+    c = collate(ctx, hub, ledger=False).collation
+    assert not c.green and all(t.verdict == Verdict.GREEN for t in c.targets)
+    overall = next(case for case in ET.parse(hub / HubFiles.JUNIT).getroot().iter("testcase")
+                   if case.get("name") == "(overall verdict)")
+    assert overall.find("failure") is not None and "differs from HEAD" in overall.find("failure").get("message")
 
 
 def test_junit_is_listed_in_the_manifest(ctx: RunContext) -> None:

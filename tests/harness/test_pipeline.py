@@ -1,95 +1,148 @@
-"""`harness pipeline` (with a recording stand-in for nox) and the lazy `python -m harness` dispatch."""
+"""`harness pipeline` end to end on a synthetic project, its scheduler, interrupts, and the `python -m harness` dispatch."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from harness import __main__ as cli
 from harness import pipeline
-from harness.plan import load_plan
+from harness.plan import Target
+from harness.schema import HubFiles
 
-# Stands in for nox: records how it was called and writes the manifest collate would write.
-FAKE_NOX = '''#!{python}
-import json, os, sys
-from pathlib import Path
-hub = Path(os.environ["EVIDENCE_HUB"])
-Path(os.environ["FAKE_NOX_CALLS"]).write_text(json.dumps({{"argv": sys.argv[1:], "hub": str(hub),
-    "plan": os.environ.get("EVIDENCE_PLAN"), "cwd": os.getcwd()}}))
-if os.environ.get("FAKE_VERDICT"):
-    (hub / "manifest.json").write_text(json.dumps({{"overall_verdict": os.environ["FAKE_VERDICT"]}}))
-sys.exit(int(os.environ.get("FAKE_EXIT", "0")))
-'''
+SYN = "tests/test_synthetic.py"
 
 
-@pytest.fixture
-def fake_nox(tmp_path, monkeypatch):
-    script = tmp_path / "bin" / "nox"
-    script.parent.mkdir()
-    script.write_text(FAKE_NOX.format(python=sys.executable))
-    script.chmod(0o755)
-    calls = tmp_path / "calls.json"
-    monkeypatch.setattr(pipeline, "find_nox", lambda: str(script))
-    monkeypatch.setenv("FAKE_NOX_CALLS", str(calls))
-    return calls
+def git_init(project: Path) -> None:
+    for args in (["init", "-q"], ["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"]):
+        subprocess.run(["git", "-C", str(project), *args], check=True, capture_output=True)
+
+
+def stamp(name: str) -> str:
+    """A command target that records when it ran (for the parallelism test)."""
+    return (f"import json, time; t0 = time.time(); time.sleep(1.0); "
+            f"open('{{artifacts}}/{name}.json', 'w').write(json.dumps([t0, time.time()]))")
 
 
 @pytest.fixture
-def plan_path(write_plan, targets):
-    return write_plan([targets.pytest("unit", "tests/test_synthetic.py::test_pass"),
-                       targets.command("smoke", "print(1)", after=["unit"])])
+def plan_path(project, write_plan, targets, monkeypatch):
+    monkeypatch.setenv("EVIDENCE_PYTHON", sys.executable)  # no venv is built for the synthetic project
+    path = write_plan([targets.pytest("unit", f"{SYN}::test_pass"),
+                       targets.command("left", stamp("left"), after=["unit"]),
+                       targets.command("right", stamp("right"), after=["unit"]),
+                       targets.command("last", "print('done')", after=["left", "right"])], threads=2)
+    (project / ".gitignore").write_text("reports/\nartifacts/\n")
+    git_init(project)
+    return path
 
 
-def run_pipeline(project: Path, plan: Path, *extra: str) -> int:
+def run(project: Path, plan: Path, *extra: str) -> int:
     parser = argparse.ArgumentParser()
     pipeline.add_arguments(parser)
-    return pipeline.main(parser.parse_args(["--plan", str(plan), "--project-root", str(project), *extra]))
+    return pipeline.main(parser.parse_args(["--plan", str(plan), "--project", str(project), *extra]))
 
 
-def test_green_run_prints_hub_and_verdict_last(project, plan_path, fake_nox, monkeypatch, capsys):
-    monkeypatch.setenv("FAKE_VERDICT", "GREEN")
-    assert run_pipeline(project, plan_path) == 0
+def test_green_run_prints_progress_then_hub_and_verdict_last(project, plan_path, capsys):
+    assert run(project, plan_path, "--jobs", "2") == 0, capsys.readouterr()
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[-1] == "verdict: GREEN"
-    assert lines[-2].startswith("hub: reports/") and lines[-2].endswith("/hub")
-    call = json.loads(fake_nox.read_text())
-    assert call["argv"] == ["-f", str(project / "noxfile.py"), "-s", "unit", "smoke", "collate"]
-    assert call["hub"] == str(project / lines[-2].removeprefix("hub: "))
-    assert call["plan"] == str(plan_path) and call["cwd"] == str(project)
-    assert (project / lines[-2].removeprefix("hub: ") / "run.json").is_file()
+    hub = project / lines[-2].removeprefix("hub: ")
+    assert lines[-2].startswith("hub: reports/") and (hub / HubFiles.MANIFEST).is_file()
+    assert "[1/4] unit started" in lines and any(line.startswith("[4/4] last GREEN") for line in lines)
+    assert lines.index("[1/4] unit started") < lines.index("[4/4] last started")
+    assert not (hub / HubFiles.INCOMPLETE).exists() and (hub / HubFiles.ENVIRONMENT).is_file()
 
 
-def test_red_or_missing_manifest_fails(project, plan_path, fake_nox, monkeypatch, capsys):
-    monkeypatch.setenv("FAKE_VERDICT", "RED")
-    monkeypatch.setenv("FAKE_EXIT", "1")
-    assert run_pipeline(project, plan_path) == 1
-    assert capsys.readouterr().out.splitlines()[-1] == "verdict: RED"
-    monkeypatch.delenv("FAKE_VERDICT")
-    assert run_pipeline(project, plan_path) == 1
-    assert capsys.readouterr().out.splitlines()[-1] == "verdict: INCOMPLETE"
+def test_independent_targets_run_at_the_same_time_with_the_threads_split(project, plan_path, capsys):
+    assert run(project, plan_path, "--jobs", "2") == 0
+    artifacts = next((project / "artifacts").iterdir())
+    (l0, l1), (r0, r1) = (json.loads((artifacts / f"{n}.json").read_text()) for n in ("left", "right"))
+    assert l0 < r1 and r0 < l1, "left and right do not depend on each other: they must overlap"
+    hub = project / capsys.readouterr().out.strip().splitlines()[-2].removeprefix("hub: ")
+    threads = {n: json.loads((hub / HubFiles.verdict(n)).read_text())["provenance"]["threads"] for n in ("unit", "left", "last")}
+    assert threads == {"unit": 2, "left": 1, "last": 2}
 
 
-def test_no_ledger_is_forwarded_to_collate(project, plan_path, fake_nox, monkeypatch):
-    monkeypatch.setenv("FAKE_VERDICT", "GREEN")
-    run_pipeline(project, plan_path, "--no-ledger")
-    assert json.loads(fake_nox.read_text())["argv"][-2:] == ["--", "--no-ledger"]
+def test_one_job_runs_in_plan_order(project, plan_path):
+    assert run(project, plan_path, "--jobs", "1") == 0
+    artifacts = next((project / "artifacts").iterdir())
+    (l0, l1), (r0, r1) = (json.loads((artifacts / f"{n}.json").read_text()) for n in ("left", "right"))
+    assert l1 <= r0
 
 
-def test_explicit_existing_hub_is_refused_before_nox_runs(project, plan_path, fake_nox, capsys):
+def test_red_target_makes_the_run_red_and_later_targets_still_run(project, write_plan, targets, plan_path, capsys):
+    plan = write_plan([targets.pytest("unit", f"{SYN}::test_fail"), targets.command("last", "print(1)", after=["unit"])],
+                      name="red.toml")
+    assert run(project, plan) == 1
+    out = capsys.readouterr().out
+    assert out.strip().splitlines()[-1] == "verdict: RED" and "[2/2] last GREEN" in out
+
+
+def test_explicit_existing_hub_is_refused_before_anything_runs(project, plan_path, capsys):
     (project / "taken").mkdir()
-    assert run_pipeline(project, plan_path, "--hub", str(project / "taken")) == 2
-    assert "exists already" in capsys.readouterr().err
-    assert not fake_nox.exists()
+    assert run(project, plan_path, "--hub", str(project / "taken")) == 2
+    assert "exists already" in capsys.readouterr().err and not (project / "artifacts").exists()
 
 
-def test_nox_command_lists_sessions_in_plan_order(plan_path, project):
-    plan = load_plan(plan_path)
-    assert pipeline.nox_command("nox", plan, project, no_ledger=False)[3:] == ["-s", "unit", "smoke", "collate"]
+def test_a_bad_project_or_target_is_one_error_line(project, plan_path, capsys):
+    assert run(project / "nope", plan_path) == 2
+    assert run(project, plan_path, "--targets", "ghost") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0].startswith("error: pipeline: --project ") and "not a folder" in err[0]
+    assert err[1].startswith("error: pipeline: ") and "no target 'ghost'" in err[1]
+
+
+def test_json_format_is_one_parsable_object(project, plan_path, capsys):
+    assert run(project, plan_path, "--format", "json", "--targets", "unit") == 1  # a partial run is not GREEN
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["schema"] == "evidence-cli/1" and payload["command"] == "pipeline"
+    assert [t["name"] for t in payload["targets"]] == ["unit", "left", "right", "last"]
+    assert payload["targets"][0]["verdict"] == "GREEN" and "ledger untouched" in payload["ledger"]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupt_leaves_an_incomplete_hub_and_no_traceback(project, write_plan, targets, plan_path, sig):
+    plan = write_plan([targets.command("slow", "import time; print('working', flush=True); time.sleep(60)")],
+                      name="slow.toml")
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "pipeline", "--plan", str(plan), "--project", str(project)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    deadline = time.monotonic() + 30
+    while not list(project.glob("reports/*/hub/slow.log.partial")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)
+    proc.send_signal(sig)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out
+    assert "Traceback" not in out
+    last = out.strip().splitlines()[-1]
+    assert last.startswith("verdict: INCOMPLETE (interrupted; hub reports/"), last
+    hub = project / last.split("hub ")[1].rstrip(")")
+    assert (hub / HubFiles.INCOMPLETE).exists() and (hub / "slow.log.partial").is_file()
+    assert (hub / HubFiles.SUMMARY).is_file(), "an interrupted hub is still summarised (and says so)"
+
+
+def test_scheduler_waits_for_after_and_splits_threads():
+    order: list[tuple[str, int]] = []
+
+    def one(target: Target, threads: int):
+        order.append((target.name, threads))
+        return target.name
+
+    def t(name: str, *after: str) -> Target:
+        return Target(name, name, "command", f"{name}.log", 1, "d", argv=("x",), after=after)
+
+    results = pipeline.schedule([t("a"), t("b", "a"), t("c", "a"), t("d", "b", "c")], one, jobs=2, threads=2)
+    assert set(results) == {"a", "b", "c", "d"}
+    assert order[0] == ("a", 2) and {order[1], order[2]} == {("b", 1), ("c", 1)} and order[3] == ("d", 2)
 
 
 def test_dispatch_reports_a_missing_command_module(monkeypatch, capsys):
@@ -100,8 +153,6 @@ def test_dispatch_reports_a_missing_command_module(monkeypatch, capsys):
 
 def test_dispatch_help_lists_commands_without_importing_them():
     out = subprocess.run([sys.executable, "-m", "harness", "-h"], capture_output=True, text=True)
-    assert out.returncode == 0
-    for name in cli.COMMANDS:
-        assert name in out.stdout
+    assert out.returncode == 0 and all(name in out.stdout for name in cli.COMMANDS)
     bad = subprocess.run([sys.executable, "-m", "harness", "frobnicate"], capture_output=True, text=True)
     assert bad.returncode == 2 and "invalid choice" in bad.stderr

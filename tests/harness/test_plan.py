@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from pathlib import Path
 
 import pytest
@@ -152,13 +154,33 @@ def test_missing_plan_file_says_so(tmp_path):
         load_plan(tmp_path / "nope.toml")
 
 
-def test_compare_table_keeps_extra_tolerances(tmp_path):
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ("[compare]\nloss_rtol = 0.01\nshape_atol = 0\n", "unknown key 'shape_atol' in [compare]"),
+        ("[compare]\nduration_ratio_warn = 0.5\n", "'duration_ratio_warn' must be > 1"),
+        ("[compare]\nloss_rtol = -1\n", "tolerances must be >= 0"),
+        ("[project]\ninstall = [\"torch==2.13.0\"]\n", "'install' must be a list of non-empty lists of strings"),
+        ("[project]\ninstall = [[\"-r\", \"{nope}/r.txt\"]]\n", "unknown placeholder {nope}"),
+        ("[project]\nproduction = [\"../outside\"]\n", "must be a relative path inside the project"),
+    ],
+)
+def test_bad_optional_tables_name_their_line(tmp_path, table, message):
     path = tmp_path / "plan.toml"
-    path.write_text(HEAD + "[compare]\nloss_rtol = 0.01\nshape_atol = 0\n\n" + GOOD_TARGET)
+    path.write_text(HEAD + table + "\n" + GOOD_TARGET)
+    with pytest.raises(PlanError, match=re.escape(message)):
+        load_plan(path)
+
+
+def test_project_table_and_target_inputs(tmp_path):
+    path = tmp_path / "plan.toml"
+    path.write_text(HEAD + '[project]\ninstall = [["torch==2.13.0"], ["-r", "requirements-ci.txt"], '
+                    '["-e", ".", "--no-deps"]]\nproduction = ["ptycho", "ptycho_torch"]\n\n'
+                    + GOOD_TARGET.replace('timeout', 'inputs = ["datasets/Run1084.npz"]\nfigures = ["{artifacts}/a.png"]\ntimeout'))
     plan = load_plan(path)
-    assert plan.compare.loss_rtol == 0.01 and plan.compare.duration_ratio_warn == 3.0
-    assert plan.compare.shape_atol == 0.0
-    assert not hasattr(plan.compare, "nonexistent")
+    assert plan.project.install == (("torch==2.13.0",), ("-r", "requirements-ci.txt"), ("-e", ".", "--no-deps"))
+    assert plan.project.production == ("ptycho", "ptycho_torch")
+    assert plan.targets[0].inputs == ("datasets/Run1084.npz",) and plan.targets[0].figures == ("{artifacts}/a.png",)
 
 
 def test_defaults_without_optional_tables(tmp_path):

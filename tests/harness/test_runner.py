@@ -1,113 +1,130 @@
-"""The runner against a synthetic pytest project: verdicts, logs, time limits, hidden GPU."""
+"""The runner against a synthetic pytest project: one test per outcome, logs, time limits, hidden GPU."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from harness.context import HOME, RunContext
 from harness.hub import create_hub
 from harness.plan import load_plan
-from harness.runner import child_env, run_target
+from harness.provenance import probe_versions
+from harness.runner import RunSetup, child_env, run_target
+from harness.schema import HubFiles, Verdict, VerdictRecord
 
 SYN = "tests/test_synthetic.py"
 
 
-def run(plan_path: Path, project: Path, name: str) -> tuple[dict, str]:
-    plan = load_plan(plan_path)
-    hub = create_hub(plan, project)
-    record = run_target(plan, name, hub, console=None)
-    log = (hub.path / plan.target(name).log).read_text()
-    assert json.loads((hub.verdicts / f"{name}.json").read_text()) == record
-    return record, log
+@pytest.fixture(scope="session")
+def environment():
+    """This interpreter's versions, probed once (the runner needs pytest and pytest-timeout in it)."""
+    return probe_versions(sys.executable, dict(os.environ), Path.cwd())
 
 
 @pytest.fixture
-def one(project, write_plan, targets):
+def one(project, write_plan, environment):
     """Run a single synthetic target: one(target_dict) -> (record, log text)."""
 
-    def go(target: dict) -> tuple[dict, str]:
-        return run(write_plan([target]), project, target["name"])
+    def go(target: dict, cuda: bool | None = False) -> tuple[VerdictRecord, str]:
+        ctx = RunContext(HOME, project, load_plan(write_plan([target])))
+        hub = create_hub(ctx)
+        setup = RunSetup(ctx, hub, sys.executable, environment, lambda: cuda)
+        record = run_target(setup, ctx.plan.target(target["name"]))
+        assert VerdictRecord.load(hub.verdict_path(target["name"])) == record
+        return record, (hub.path / target["log"]).read_text()
 
     return go
 
 
-def test_passing_selector_is_green(one, targets):
-    record, log = one(targets.pytest("ok", f"{SYN}::test_pass"))
-    assert record["verdict"] == "GREEN", record["reason"]
-    assert record["counts"] == {"tests": 1, "passed": 1, "failed": 0, "errors": 0, "skipped": 0, "xfailed": 0}
-    assert record["tests"][0]["nodeid"] == f"{SYN}::test_pass"
-    assert record["tests"][0]["outcome"] == "passed"
-    assert record["exit_code"] == 0 and record["timed_out"] is False
-    assert "# verdict: GREEN" in log
+@pytest.mark.parametrize(
+    ("test", "verdict", "counted", "reason"),
+    [
+        ("test_pass", Verdict.GREEN, "passed", "1 of 1 selected test(s) passed"),
+        ("test_fail", Verdict.RED, "failed", "1 failed"),
+        ("test_error", Verdict.RED, "errors", "fixture-setup-failed"),
+        ("test_skip", Verdict.SKIPPED, "skipped", "not on this machine"),
+        ("test_xfail", Verdict.SKIPPED, "xfailed", "xfailed"),
+        ("test_xpass", Verdict.RED, "xpassed", "XPASS"),
+    ],
+)
+def test_each_outcome_gets_its_verdict(one, targets, test, verdict, counted, reason):
+    record, log = one(targets.pytest("t", f"{SYN}::{test}"))
+    assert record.verdict == verdict, f"{test}: expected {verdict}, got {record.verdict} ({record.reason})"
+    assert getattr(record.counts, counted) == 1 and record.counts.tests == 1, record.counts
+    assert reason in record.reason, record.reason
+    assert record.tests[0]["nodeid"] == f"{SYN}::{test}"
+    assert f"# verdict: {verdict}" in log
 
 
-def test_failing_selector_is_red_with_the_failure_in_the_log(one, targets):
-    record, log = one(targets.pytest("bad", f"{SYN}::test_fail"))
-    assert record["verdict"] == "RED"
-    assert "1 failed" in record["reason"] and "test_fail" in record["reason"]
-    assert "boom-failure-text" in log
-    assert record["counts"]["failed"] == 1
-
-
-def test_skipping_selector_is_not_green(one, targets):
-    record, _ = one(targets.pytest("skip", f"{SYN}::test_skip"))
-    assert record["verdict"] == "SKIPPED"
-    assert record["counts"]["skipped"] == 1 and record["counts"]["passed"] == 0
-
-
-def test_xfail_is_not_green(one, targets):
-    record, _ = one(targets.pytest("xf", f"{SYN}::test_xfail"))
-    assert record["verdict"] == "SKIPPED"
-    assert record["counts"]["xfailed"] == 1
+def test_xpass_is_not_green_although_pytest_exits_0(one, targets):
+    """A non-strict XPASS passes in pytest's eyes (and JUnit's); the evidence must still say no."""
+    record, log = one(targets.pytest("xp", f"{SYN}::test_xpass"))
+    assert record.exit_code == 0 and "XPASS" in log
+    assert record.verdict == Verdict.RED and record.counts.passed == 0
 
 
 def test_a_pass_plus_a_skip_is_red(one, targets):
     record, _ = one(targets.pytest("mixed", "tests/test_mixed.py"))
-    assert record["verdict"] == "RED"
-    assert record["counts"]["passed"] == 1 and record["counts"]["skipped"] == 1
+    assert record.verdict == Verdict.RED
+    assert (record.counts.passed, record.counts.skipped) == (1, 1)
 
 
 @pytest.mark.parametrize("selector", [f"{SYN}::test_does_not_exist", "tests/test_empty.py", "tests/missing_file.py"])
 def test_selector_matching_nothing_is_red(one, targets, selector):
-    record, log = one(targets.pytest("none", selector))
-    assert record["verdict"] == "RED", record
-    assert record["exit_code"] != 0
-    assert "no tests ran" in record["reason"] or "no JUnit XML" in record["reason"]
+    record, _ = one(targets.pytest("none", selector))
+    assert record.verdict == Verdict.RED, record
+    assert record.exit_code != 0 and "no tests ran" in record.reason
 
 
-def test_collection_error_is_red_naming_the_module(one, targets, project):
-    (project / "tests" / "test_broken.py").write_text("import no_such_module_here\n\ndef test_x():\n    pass\n")
+def test_collection_error_beside_a_passing_test_is_red_naming_the_module(one, targets, project):
+    (project / "tests" / "test_broken.py").write_text(
+        "import pytest\n\ndef test_ok():\n    pass\n\n"
+        "@pytest.mark.parametrize('x', [1], ids=lambda v: 1 / 0)\ndef test_bad(x):\n    pass\n")
     record, log = one(targets.pytest("broken", "tests/test_broken.py"))
-    assert record["verdict"] == "RED"
-    assert "error" in record["reason"] and "tests/test_broken.py" in record["reason"]
-    assert "no_such_module_here" in log
+    assert record.verdict == Verdict.RED
+    assert "error" in record.reason and "tests/test_broken.py" in record.reason
+    assert "ZeroDivisionError" in log or "error raised" in log
 
 
 def test_hanging_test_is_stopped_at_its_timeout(one, targets):
     t0 = time.monotonic()
     record, log = one(targets.pytest("hang", f"{SYN}::test_hang", timeout=2))
     assert time.monotonic() - t0 < 30, "the hung test was not stopped near its 2 s timeout"
-    assert record["verdict"] == "TIMEOUT"
-    assert record["timed_out"] is False  # pytest-timeout stopped it; the wall clock did not have to
-    assert "Timeout" in log
+    assert record.verdict == Verdict.TIMEOUT and "pytest-timeout stopped" in record.reason
+    assert record.timed_out is False  # pytest-timeout stopped it; the wall clock did not have to
 
 
-def test_hanging_command_is_killed_with_its_children(one, targets, tmp_path):
-    # the child spawns a grandchild that would outlive a plain kill of the child
+def test_hanging_command_is_killed_with_its_children(one, targets):
     code = ("import subprocess, sys, time; "
             "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
             "print('started', flush=True); time.sleep(60)")
     t0 = time.monotonic()
     record, log = one(targets.command("stuck", code, timeout=2))
-    elapsed = time.monotonic() - t0
-    assert elapsed < 20, f"the command ran {elapsed:.1f} s despite a 2 s limit"
-    assert record["verdict"] == "TIMEOUT" and record["timed_out"] is True
+    assert time.monotonic() - t0 < 20, "the command ran far beyond its 2 s limit"
+    assert record.verdict == Verdict.TIMEOUT and record.timed_out is True
     assert "started" in log and "killed at the time limit" in log
+
+
+def test_hang_that_ignores_sigterm_is_killed(one, targets):
+    code = ("import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+            "signal.pthread_sigmask(signal.SIG_BLOCK, {{signal.SIGALRM}}); print('deaf', flush=True); time.sleep(60)")
+    t0 = time.monotonic()
+    record, _ = one(targets.command("deaf", code, timeout=1))
+    assert time.monotonic() - t0 < 20 and record.verdict == Verdict.TIMEOUT
+
+
+def test_shell_command_with_two_sleeping_children_is_killed(one, targets):
+    target = {**targets.command("sh", ""), "argv": ["sh", "-c", "sleep 60 & sleep 60 & wait"], "timeout": 1}
+    t0 = time.monotonic()
+    record, _ = one(target)
+    assert time.monotonic() - t0 < 20 and record.verdict == Verdict.TIMEOUT
 
 
 def test_gpu_hidden_and_seed_set_in_child(one, targets, monkeypatch):
@@ -115,91 +132,115 @@ def test_gpu_hidden_and_seed_set_in_child(one, targets, monkeypatch):
     monkeypatch.setenv("PYTHONHASHSEED", "random")
     code = "import os; print('CVD=[%s] HASHSEED=[%s]' % (os.environ['CUDA_VISIBLE_DEVICES'], os.environ['PYTHONHASHSEED']))"
     record, log = one(targets.command("env", code))
-    assert "CVD=[] HASHSEED=[0]" in log
+    assert "CVD=[] HASHSEED=[0]" in log and 'CUDA_VISIBLE_DEVICES=""' in log
     pytest_record, _ = one(targets.pytest("ok", f"{SYN}::test_pass"))  # asserts the same inside pytest
-    assert pytest_record["verdict"] == "GREEN", pytest_record["reason"]
-    assert record["provenance"]["cuda_visible_devices"] == ""
-    assert record["provenance"]["cuda_available"] is False
-    assert 'CUDA_VISIBLE_DEVICES=""' in log
+    assert pytest_record.verdict == Verdict.GREEN, pytest_record.reason
+    assert record.provenance.runtime.cuda_available is False
 
 
-def test_child_env_is_deterministic_and_keeps_the_repo_off_sys_path(project, write_plan):
+@pytest.mark.parametrize("kind", ["pytest", "command"])
+def test_a_visible_gpu_is_red(one, targets, kind):
+    target = targets.pytest("gpu", f"{SYN}::test_pass") if kind == "pytest" else targets.command("gpu", "pass")
+    record, log = one(target, cuda=True)
+    assert record.verdict == Verdict.RED and "GPU was not hidden" in record.reason
+    assert "torch.cuda.is_available(): True" in log
+
+
+def test_child_env_is_deterministic_and_keeps_the_checkout_off_sys_path(project, write_plan):
     plan = load_plan(write_plan([{"name": "x", "session": "x", "kind": "command", "argv": ["true"],
                                    "log": "x.log", "timeout": 1, "description": "d"}]))
-    env = child_env(plan, {"PATH": "/bin", "CUDA_VISIBLE_DEVICES": "0"})
+    env = child_env(RunContext(HOME, project, plan), base={"PATH": "/bin", "CUDA_VISIBLE_DEVICES": "0",
+                                                           "EVIDENCE_HUB": "x"})
     assert env == {"PATH": "/bin", "CUDA_VISIBLE_DEVICES": "", "PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1",
                    "MKL_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE", "PYTHONSAFEPATH": "1",
                    "PYTHONUNBUFFERED": "1"}
+    assert child_env(RunContext(HOME, project, plan), threads=3, base={})["OMP_NUM_THREADS"] == "3"
 
 
 def test_command_sees_no_project_root_on_sys_path(one, targets, project):
-    code = "import json, sys; print('PATHS=' + json.dumps(sys.path))"
-    record, log = one(targets.command("paths", code))
+    record, log = one(targets.command("paths", "import json, sys; print('PATHS=' + json.dumps(sys.path))"))
     paths = json.loads(next(line for line in log.splitlines() if line.startswith("PATHS="))[6:])
     assert str(project) not in paths and "" not in paths
 
 
-def test_command_green_needs_its_outputs(one, targets, project):
+def test_command_green_needs_its_outputs_and_keeps_its_record(one, targets):
     code = "import json; open('{artifacts}/out.bin', 'wb').write(b'x'); print('TRAIN_RECORD ' + json.dumps(dict(epochs=1)))"
-    record, log = one(targets.command("writes", code, expected_outputs=["{artifacts}/out.bin"]))
-    assert record["verdict"] == "GREEN", record["reason"]
-    assert record["record"] == {"epochs": 1}
-    assert record["outputs"][0]["bytes"] == 1 and record["outputs"][0]["path"].startswith("artifacts/")
+    record, _ = one(targets.command("writes", code, expected_outputs=["{artifacts}/out.bin"]))
+    assert record.verdict == Verdict.GREEN, record.reason
+    assert record.record == {"epochs": 1}
+    assert record.outputs[0]["bytes"] == 1 and record.outputs[0]["path"].startswith("artifacts/")
 
 
-def test_command_missing_output_is_red_naming_it(one, targets):
-    record, _ = one(targets.command("lazy", "print('did nothing')", expected_outputs=["{artifacts}/model.zip"]))
-    assert record["verdict"] == "RED"
-    assert "model.zip" in record["reason"]
-    assert record["outputs"][0]["bytes"] is None
+@pytest.mark.parametrize(("code", "reason"), [("print('did nothing')", "expected output missing: artifacts/"),
+                                              ("open('{artifacts}/model.zip', 'w').close()", "expected output is empty")])
+def test_command_output_missing_or_empty_is_red_naming_it(one, targets, code, reason):
+    record, _ = one(targets.command("lazy", code, expected_outputs=["{artifacts}/model.zip"]))
+    assert record.verdict == Verdict.RED and reason in record.reason and "model.zip" in record.reason
 
 
 def test_command_nonzero_exit_is_red(one, targets):
-    record, log = one(targets.command("crash", "raise SystemExit(3)"))
-    assert record["verdict"] == "RED" and record["exit_code"] == 3
+    record, _ = one(targets.command("crash", "raise SystemExit(3)"))
+    assert record.verdict == Verdict.RED and record.exit_code == 3
 
 
-def test_command_that_cannot_start_is_red(project, write_plan):
-    target = {"name": "ghost", "session": "ghost", "kind": "command", "argv": ["no-such-program-xyz"],
-              "log": "ghost.log", "timeout": 5, "description": "d"}
-    record, log = run(write_plan([target]), project, "ghost")
-    assert record["verdict"] == "RED" and "could not be started" in record["reason"]
+def test_command_that_cannot_start_is_red(one, targets):
+    record, log = one({**targets.command("ghost", ""), "argv": ["no-such-program-xyz"]})
+    assert record.verdict == Verdict.RED and "could not be started" in record.reason
     assert "could not start 'no-such-program-xyz'" in log
 
 
-def test_log_has_provenance_header_and_footer_and_lands_only_in_the_hub(project, write_plan, targets):
-    plan = load_plan(write_plan([targets.pytest("ok", f"{SYN}::test_pass")]))
+def test_missing_input_blocks_the_target_before_it_runs(one, targets, project):
+    marker = project / "ran.txt"
+    code = f"open({str(marker)!r}, 'w').write('ran')"
+    record, log = one(targets.command("needs", code, inputs=["datasets/big.npz"]))
+    assert record.verdict == Verdict.BLOCKED and "datasets/big.npz" in record.reason
+    assert not marker.exists(), "a BLOCKED target must not run"
+    assert "BLOCKED: missing input(s): datasets/big.npz" in log
+
+
+def test_declared_figures_are_copied_into_the_hub(one, targets):
+    code = "open('{artifacts}/curve.png', 'wb').write(b'png')"
+    record, _ = one(targets.command("fig", code, figures=["{artifacts}/curve.png", "{artifacts}/absent.png"]))
+    assert record.figures == ("figures/fig/curve.png",)
+
+
+def test_log_has_provenance_and_lands_only_in_the_hub(one, targets, project):
     before = sorted(p.name for p in project.iterdir())
-    hub = create_hub(plan, project)
-    run_target(plan, "ok", hub, console=None)
-    log = (hub.path / "ok.log").read_text()
-    for field in ("# command: ", "# started_utc: ", "# git: sha=unknown", "not a git repository",
-                  "torch.cuda.is_available(): False", "# platform: ", "# seed: 0", "| torch ", "| lightning ",
-                  "| numpy ", "# ended_utc: ", "# duration_s: ", "# exit_code: 0", "# verdict: GREEN"):
+    record, log = one(targets.pytest("ok", f"{SYN}::test_pass"))
+    for field in ("# command: ", "# started_utc: ", "# git: sha=unknown", "not checked (no git)", "# platform: ",
+                  "# seed: 0", "| torch ", "| lightning ", "| numpy ", "# ended_utc: ", "# duration_s: ",
+                  "# exit_code: 0", "torch.cuda.is_available(): False", "# verdict: GREEN"):
         assert field in log, f"{field!r} missing from the log header/footer"
-    assert not (hub.path / "ok.log.partial").exists()
-    after = sorted(p.name for p in project.iterdir())
-    assert set(after) - set(before) == {"reports", "artifacts"}, "the runner wrote outside the hub/artifacts"
+    assert set(p.name for p in project.iterdir()) - set(before) == {"plan.toml", "reports", "artifacts"}
     assert not list(project.glob("*.log")), "a log landed at the project root"
-    assert (hub.artifacts / "junit" / "ok.xml").is_file()
 
 
-def test_a_target_never_reruns_into_the_same_hub(project, write_plan, targets):
-    plan = load_plan(write_plan([targets.pytest("ok", f"{SYN}::test_pass")]))
-    hub = create_hub(plan, project)
-    run_target(plan, "ok", hub, console=None)
+def test_a_target_never_reruns_into_the_same_hub(project, write_plan, targets, environment):
+    ctx = RunContext(HOME, project, load_plan(write_plan([targets.pytest("ok", f"{SYN}::test_pass")])))
+    setup = RunSetup(ctx, create_hub(ctx), sys.executable, environment, lambda: False)
+    run_target(setup, ctx.plan.target("ok"))
     with pytest.raises(FileExistsError, match="already ran in this hub"):
-        run_target(plan, "ok", hub, console=None)
+        run_target(setup, ctx.plan.target("ok"))
 
 
-def test_run_target_cli_exit_codes(project, write_plan, targets):
+def test_pytest_target_without_pytest_timeout_is_a_clear_error(project, write_plan, targets, environment):
+    ctx = RunContext(HOME, project, load_plan(write_plan([targets.pytest("ok", f"{SYN}::test_pass")])))
+    bare = replace(environment, packages={k: v for k, v in environment.packages.items() if k != "pytest-timeout"})
+    with pytest.raises(RuntimeError, match="pytest-timeout not installed in the evidence venv"):
+        run_target(RunSetup(ctx, create_hub(ctx), sys.executable, bare), ctx.plan.target("ok"))
+
+
+def test_run_target_cli_exit_codes(project, write_plan, targets, monkeypatch):
+    """End to end through `python -m harness run-target` (the venv step sees this interpreter's venv)."""
     plan = write_plan([targets.pytest("ok", f"{SYN}::test_pass"), targets.pytest("bad", f"{SYN}::test_fail")])
-    hub = create_hub(load_plan(plan), project)
+    ctx = RunContext(HOME, project, load_plan(plan))
+    hub = create_hub(ctx)
+    monkeypatch.setenv("EVIDENCE_PYTHON", sys.executable)
     cli = [sys.executable, "-m", "harness", "run-target", "--plan", str(plan), "--hub", str(hub.path),
-           "--project-root", str(project)]
-    ok = subprocess.run([*cli, "--target", "ok"], capture_output=True, text=True, cwd=project)
-    bad = subprocess.run([*cli, "--target", "bad"], capture_output=True, text=True, cwd=project)
-    unknown = subprocess.run([*cli, "--target", "nope"], capture_output=True, text=True, cwd=project)
-    assert (ok.returncode, bad.returncode, unknown.returncode) == (0, 1, 2), (ok.stderr, bad.stderr)
-    assert "ok: GREEN" in ok.stdout and "test_pass PASSED" in ok.stdout  # teed to the console
-    assert "no target 'nope'" in unknown.stderr
+           "--project", str(project)]
+    runs = {name: subprocess.run([*cli, "--target", name], capture_output=True, text=True, cwd=project)
+            for name in ("ok", "bad", "nope")}
+    assert [runs[n].returncode for n in ("ok", "bad", "nope")] == [0, 1, 2], {n: r.stderr for n, r in runs.items()}
+    assert "[ok] GREEN" in runs["ok"].stdout and runs["ok"].stdout.rstrip().endswith(f"hub: {ctx.rel(hub.path)}")
+    assert "no target 'nope'" in runs["nope"].stderr and "Traceback" not in runs["nope"].stderr
+    assert (hub.path / HubFiles.ENVIRONMENT).is_file(), "the environment is probed once and kept in the hub"

@@ -160,8 +160,6 @@ def test_dataset_note_reads_record_and_sidecar(ctx: RunContext, root: Path) -> N
     assert (note.sha256, note.computed, note.sidecar_sha256) == ("0" * 64, False, sidecar), note
 
 
-@pytest.mark.xfail(strict=True, reason="harness/risks.py (format 2) no longer derives dataset risks; the summary's "
-                                       "Dataset table still shows **NO**")
 def test_dataset_that_does_not_match_its_sidecar_is_a_risk(ctx: RunContext) -> None:
     c = collation(ctx, change={"smoke": with_record(train_data_sha256="0" * 64)})
     assert any("sidecar" in r.text for r in derive_risks(c)), [r.text for r in derive_risks(c)]

@@ -2,86 +2,97 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from harness.verdict import classname_to_nodeid, command_verdict, parse_junit, pytest_verdict
-
-CASE = '<testcase classname="tests.test_x" name="{name}" time="0.5">{body}</testcase>'
-
-
-def junit(*cases: tuple[str, str]) -> str:
-    body = "".join(CASE.format(name=n, body=b) for n, b in cases)
-    return f'<testsuites><testsuite name="pytest" tests="{len(cases)}">{body}</testsuite></testsuites>'
+from harness.schema import Verdict
+from harness.verdict import PytestOutcomes, command_verdict, load_outcomes, pytest_verdict
 
 
-PASS = ("test_a", "")
-FAIL = ("test_b", '<failure message="assert 1 == 2">trace</failure>')
-SKIP = ("test_c", '<skipped type="pytest.skip" message="nope" />')
-XFAIL = ("test_d", '<skipped type="pytest.xfail" message="known" />')
-ERROR = ("test_e", '<error message="fixture broke" />')
-TIMEOUT = ("test_f", '<failure message="Failed: Timeout (&gt;2.0s) from pytest-timeout.">x</failure>')
+def outcomes(*pairs: tuple[str, str], message: str = "") -> PytestOutcomes:
+    return PytestOutcomes(tuple({"nodeid": f"tests/test_x.py::{n}", "outcome": o, "duration_s": 0.1,
+                                 "message": message} for n, o in pairs))
+
+
+PASS, FAIL, SKIP = ("test_a", "passed"), ("test_b", "failed"), ("test_c", "skipped")
+XFAIL, XPASS, ERROR = ("test_d", "xfailed"), ("test_e", "xpassed"), ("test_f", "error")
 
 
 @pytest.mark.parametrize(
     ("cases", "exit_code", "verdict", "words"),
     [
-        ([PASS], 0, "GREEN", "1 of 1"),
-        ([PASS, PASS], 0, "GREEN", "2 of 2"),
-        ([PASS], 1, "RED", "exited with code 1"),
-        ([PASS, FAIL], 1, "RED", "1 failed (tests/test_x.py::test_b)"),
-        ([ERROR], 1, "RED", "error"),
-        ([SKIP], 0, "SKIPPED", "1 skipped"),
-        ([XFAIL], 0, "SKIPPED", "1 xfailed"),
-        ([PASS, SKIP], 0, "RED", "every selected test must pass"),
-        ([PASS, XFAIL], 0, "RED", "1 xfailed"),
-        ([], 5, "RED", "no tests collected"),
-        ([TIMEOUT], 1, "TIMEOUT", "pytest-timeout stopped"),
+        ([PASS], 0, Verdict.GREEN, "1 of 1"),
+        ([PASS, PASS], 0, Verdict.GREEN, "2 of 2"),
+        ([PASS], 1, Verdict.RED, "exited with code 1"),
+        ([PASS, FAIL], 1, Verdict.RED, "1 failed (tests/test_x.py::test_b)"),
+        ([FAIL, FAIL], 1, Verdict.RED, "2 failed (tests/test_x.py::test_b, tests/test_x.py::test_b)"),
+        ([ERROR], 1, Verdict.RED, "1 error(s) (tests/test_x.py::test_f)"),
+        ([SKIP], 0, Verdict.SKIPPED, "1 skipped"),
+        ([XFAIL], 0, Verdict.SKIPPED, "1 xfailed"),
+        ([XPASS], 0, Verdict.RED, "XPASS"),
+        ([PASS, XPASS], 0, Verdict.RED, "XPASS"),
+        ([PASS, SKIP], 0, Verdict.RED, "every selected test must pass"),
+        ([PASS, XFAIL], 0, Verdict.RED, "1 xfailed"),
+        ([], 5, Verdict.RED, "no tests collected"),
+        ([], 4, Verdict.RED, "does not exist"),
     ],
 )
 def test_pytest_verdicts(cases, exit_code, verdict, words):
-    result = parse_junit(junit(*cases), lambda rel: rel == "tests/test_x.py")
-    got, reason = pytest_verdict(result, exit_code, timed_out=False, cuda_available=False)
+    got, reason = pytest_verdict(outcomes(*cases), exit_code, timed_out=False, cuda_available=False)
     assert (got, words in reason) == (verdict, True), reason
 
 
-def test_counts_and_outcomes_from_junit():
-    result = parse_junit(junit(PASS, FAIL, SKIP, XFAIL, ERROR))
-    assert result.counts == {"tests": 5, "passed": 1, "failed": 1, "errors": 1, "skipped": 1, "xfailed": 1}
-    assert [t.outcome for t in result.tests] == ["passed", "failed", "skipped", "xfailed", "error"]
+def test_pytest_timeout_failure_is_timeout():
+    stopped = outcomes(("test_f", "failed"), message="Failed: Timeout (>2.0s) from pytest-timeout.")
+    assert pytest_verdict(stopped, 1, False, False)[0] == Verdict.TIMEOUT
 
 
-def test_missing_junit_wall_clock_timeout_and_visible_gpu_are_never_green():
-    assert pytest_verdict(None, 4, False, False)[0] == "RED"
-    assert pytest_verdict(parse_junit(junit(PASS)), None, True, False)[0] == "TIMEOUT"
-    verdict, reason = pytest_verdict(parse_junit(junit(PASS)), 0, False, True)
-    assert verdict == "RED" and "GPU" in reason
+def test_no_outcome_record_is_red_and_says_why():
+    verdict, reason = pytest_verdict(None, 4, False, False)
+    assert verdict == Verdict.RED and "no outcome record" in reason and "does not exist" in reason
 
 
-def test_nodeid_from_classname():
-    exists = {"tests/torch/test_workflows_components.py"}.__contains__
-    assert classname_to_nodeid("tests.torch.test_workflows_components.TestWorkflowsComponentsTraining",
-                               "test_lightning_training_respects_gridsize", exists) == (
-        "tests/torch/test_workflows_components.py::TestWorkflowsComponentsTraining::"
-        "test_lightning_training_respects_gridsize")
-    assert classname_to_nodeid("tests.torch.test_workflows_components", "test_x[a-b]", exists) == (
-        "tests/torch/test_workflows_components.py::test_x[a-b]")
-    # a collection error has no class name; its name is the module
-    assert classname_to_nodeid("", "tests.torch.test_workflows_components", exists) == (
-        "tests/torch/test_workflows_components.py")
+def test_wall_clock_kill_and_visible_gpu_trump_everything():
+    assert pytest_verdict(outcomes(PASS), 0, True, False)[0] == Verdict.TIMEOUT
+    assert pytest_verdict(outcomes(PASS), 0, False, True)[0] == Verdict.RED
+    seen_inside = PytestOutcomes(outcomes(PASS).tests, 0, cuda_available=True)
+    assert "GPU was not hidden" in pytest_verdict(seen_inside, 0, False, None)[1]
+
+
+def test_counts_keep_xpass_apart_from_pass():
+    counts = outcomes(PASS, FAIL, SKIP, XFAIL, XPASS, ERROR).counts
+    assert (counts.tests, counts.passed, counts.failed, counts.skipped, counts.xfailed, counts.xpassed,
+            counts.errors) == (6, 1, 1, 1, 1, 1, 1)
+
+
+def test_load_outcomes_reads_the_plugin_record_and_survives_garbage(tmp_path):
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps({"pytest": "7.4.4", "exitstatus": 0, "cuda_available": None,
+                                "tests": [{"nodeid": "t::a", "outcome": "passed", "duration_s": 1}]}))
+    loaded = load_outcomes(good)
+    assert loaded is not None and loaded.counts.passed == 1 and loaded.pytest_version == "7.4.4"
+    (tmp_path / "bad.json").write_text("{not json")
+    assert load_outcomes(tmp_path / "bad.json") is None and load_outcomes(tmp_path / "absent.json") is None
 
 
 @pytest.mark.parametrize(
     ("exit_code", "timed_out", "outputs", "verdict", "words"),
     [
-        (0, False, [("a/wts.h5.zip", 10)], "GREEN", "outputs present: a/wts.h5.zip"),
-        (0, False, [], "GREEN", "exited 0"),
-        (0, False, [("a/wts.h5.zip", None)], "RED", "missing: a/wts.h5.zip"),
-        (0, False, [("a/last.ckpt", 0)], "RED", "empty: a/last.ckpt"),
-        (2, False, [("a/wts.h5.zip", 10)], "RED", "code 2"),
-        (None, True, [], "TIMEOUT", "wall-clock"),
-        (None, False, [], "RED", "could not be started"),
+        (0, False, [("a/out.zip", 10)], Verdict.GREEN, "outputs present: a/out.zip"),
+        (0, False, [], Verdict.GREEN, "exited 0"),
+        (2, False, [("a/out.zip", 10)], Verdict.RED, "exited with code 2"),
+        (None, False, [], Verdict.RED, "could not be started"),
+        (0, False, [("a/out.zip", None)], Verdict.RED, "expected output missing: a/out.zip"),
+        (0, False, [("a/out.zip", 0)], Verdict.RED, "expected output is empty: a/out.zip"),
+        (None, True, [], Verdict.TIMEOUT, "wall-clock limit"),
     ],
 )
 def test_command_verdicts(exit_code, timed_out, outputs, verdict, words):
     got, reason = command_verdict(exit_code, timed_out, outputs, cuda_available=False)
     assert got == verdict and words in reason, reason
+
+
+def test_one_failure_with_a_message_puts_the_cause_first():
+    broken = outcomes(ERROR, message="FileNotFoundError: Source dataset not found: datasets/Run1084.npz")
+    assert pytest_verdict(broken, 1, False, False)[1] == "1 error(s): FileNotFoundError: Source dataset not found: datasets/Run1084.npz"
