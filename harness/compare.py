@@ -259,7 +259,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("hub_a", type=Path, help="reference hub (e.g. the teammate's)")
     parser.add_argument("hub_b", type=Path, help="hub to check against it (e.g. your rerun)")
     parser.add_argument("--plan", type=Path, default=None,
-                        help="plan TOML whose [compare] table sets tolerances (default: the plan hub A records)")
+                        help="plan TOML (relative to the harness home, or absolute) whose [compare] table sets "
+                             "tolerances and whose targets name a hand-made hub's logs (default: the plan hub A "
+                             "records; for a hand-made hub, the default plan)")
     parser.add_argument("--format", choices=("table", "json"), default="table", dest="fmt")
 
 
@@ -276,16 +278,22 @@ def main(args: argparse.Namespace) -> int:
     """Exit 0 when the hubs agree, 1 when they disagree, 2 when a hub is unreadable."""
     from harness.comparereport import render_json, render_table
 
+    plan_path = resolve_plan(args.plan) if args.plan is not None else None
+    try:  # --plan also maps a hand-made hub's logs to targets
+        plan = load_plan(plan_path) if plan_path is not None else None
+    except (OSError, ValueError) as exc:
+        print(f"error: cannot read --plan: {exc}", file=sys.stderr)
+        return 2
     hubs, errors = [], []
     for path in (args.hub_a, args.hub_b):
         try:
-            hubs.append(read_hub(path))
+            hubs.append(read_hub(path, plan))
         except HubUnreadable as exc:
             errors.append(exc)
     if errors:
         return report_unreadable(errors, args.fmt)
     try:
-        tol, source = resolve_tolerance(args.plan, hubs[0])
+        tol, source = resolve_tolerance(plan_path, hubs[0])
     except (OSError, ValueError) as exc:
         print(f"error: cannot read tolerances: {exc}", file=sys.stderr)
         return 2

@@ -30,7 +30,8 @@ def _verdict(data: dict[str, Any]) -> dict[str, Any]:
     flat = data.get("provenance") or {}
     provenance = {"git": _git(flat), "runtime": {k: flat.get(k) for k in _RUNTIME_KEYS if k in flat},
                   "seed": flat.get("seed"), "threads": flat.get("threads")}
-    return {**data, "provenance": provenance}
+    lists = {k: data[k] or [] for k in ("argv", "tests", "outputs", "figures") if k in data}  # format 1 wrote null
+    return {**data, **lists, "provenance": provenance}
 
 
 def _run(data: dict[str, Any]) -> dict[str, Any]:

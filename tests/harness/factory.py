@@ -235,3 +235,28 @@ def table_rows(markdown: str) -> list[list[str]]:
         elif lines:
             break
     return [[c.strip() for c in re.split(r"(?<!\\)\|", line.strip()[1:-1])] for line in lines[2:]]
+
+
+# --------------------------------------------------------------------------- the real plan, and hubs filled in place
+
+#: The real evidence plan: four targets named as the seed names their logs (what hand-made hubs hold).
+REAL_PLAN = HOME / "plans/active/ADR-003-BACKEND-API/evidence/phase_c4d_b3.toml"
+
+
+def make_real_project(root: Path) -> Path:
+    """`make_project` with the real plan's text at PLAN_TOML (targets gridsize_regression ... cli_smoke_gs2)."""
+    return make_project(root, REAL_PLAN.read_text(encoding="utf-8"))
+
+
+def fill_hub(ctx: RunContext, hub: Hub, verdicts: dict[str, Verdict] | None = None,
+             change: dict[str, Callable[[VerdictRecord], VerdictRecord]] | None = None) -> Path:
+    """Write what the runner would (log, outputs, record) for each target of a hub that create_hub made."""
+    for name in hub.run.targets or tuple(t.name for t in ctx.plan.targets):
+        verdict = (verdicts or {}).get(name, Verdict.GREEN)
+        (hub.path / ctx.plan.target(name).log).write_text(log_text(ctx, name, verdict))
+        rec = (change or {}).get(name, lambda r: r)(record(ctx, hub, name, verdict))
+        for out in rec.outputs:
+            ctx.path(out["path"]).parent.mkdir(parents=True, exist_ok=True)
+            ctx.path(out["path"]).write_bytes(b"PK\x05\x06zip")
+        rec.write(hub.verdict_path(name))
+    return hub.path
