@@ -28,9 +28,9 @@ from harness.ledger import LedgerError, LedgerUpdate, apply_ledger
 from harness.manifest import build_manifest
 from harness.plan import Target
 from harness.provenance import committed_changes, git_state
-from harness.reporting import fmt_duration
+from harness.reporting import emit, fmt_duration
 from harness.schema import Counts, HubFiles, RunRecord, SchemaError, Verdict, VerdictRecord, load_verdicts
-from harness.summary import render_blocker, render_summary, write_junit
+from harness.summary import publish_step_summary, render_blocker, render_summary, write_junit
 from harness.validate import integrity_problems, validate
 
 
@@ -255,6 +255,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = "Turn a hub's verdict records into summary.md + manifest.json and update the ledger."
     parser.add_argument("hub", type=Path, help="hub folder (holds run.json and verdicts/)")
     parser.add_argument("--no-ledger", action="store_true", help="do not touch the plan row or the fix plan")
+    parser.add_argument("--format", choices=("text", "json"), default="text")
     add_context_arguments(parser)
 
 
@@ -262,16 +263,18 @@ def main(args: argparse.Namespace) -> int:
     """Print each target, what was written, then the hub path and the overall verdict last."""
     try:
         result = collate_path(args.hub, ledger=not args.no_ledger, project=args.project, plan=args.plan)
-    except (FileNotFoundError, ValueError, SchemaError) as exc:
+    except (FileNotFoundError, ValueError, SchemaError, OSError) as exc:
+        emit(args.format, "collate", {"hub": str(args.hub), "error": str(exc), "exit_code": 2}, "")
         print(f"error: collate: {exc}", file=sys.stderr)
         return 2
     c = result.collation
-    for t in c.targets:
-        print(f"{t.verdict:<11} {t.name:<24} {fmt_duration(t.duration_s):>12}  {t.reason}")
-    print(f"summary: {c.hub_rel}/{HubFiles.SUMMARY}\nmanifest: {c.hub_rel}/{HubFiles.MANIFEST}")
-    if result.blocker:
-        print(f"blocker: {c.hub_rel}/{HubFiles.BLOCKER}")
-    print(result.ledger_note)
-    print(f"hub: {c.hub_rel}")
-    print(f"overall verdict: {c.overall}")
+    publish_step_summary(c)
+    written = [HubFiles.SUMMARY, HubFiles.JUNIT, HubFiles.MANIFEST] + ([HubFiles.BLOCKER] if result.blocker else [])
+    lines = [f"{t.verdict:<11} {t.name:<24} {fmt_duration(t.duration_s):>12}  {t.reason}" for t in c.targets]
+    lines += [f"wrote: {', '.join(written)}", result.ledger_note, f"hub: {c.hub_rel}", f"overall verdict: {c.overall}"]
+    emit(args.format, "collate", {"hub": c.hub_rel, "verdict": str(c.overall), "reason": c.overall_reason,
+                                  "targets": [{"name": t.name, "verdict": str(t.verdict), "reason": t.reason,
+                                               "duration_s": t.duration_s} for t in c.targets],
+                                  "written": written, "ledger": result.ledger_note, "exit_code": result.exit_code},
+         "\n".join(lines))
     return result.exit_code

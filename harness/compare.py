@@ -196,7 +196,7 @@ def compare_target(name: str, a: VerdictRecord | None, b: VerdictRecord | None, 
         detail = ""
     derived = [h for h, r in (("A", a), ("B", b)) if r.derived_from]
     if derived:
-        detail = f"{' and '.join(derived)} derived from a hand-made log; " + detail
+        detail = "; ".join(filter(None, [f"{' and '.join(derived)} derived from a hand-made log", detail]))
     findings = [Finding(AGREE if a.verdict == b.verdict else DISAGREE, name, "verdict", str(a.verdict),
                         str(b.verdict), detail)]
     findings += _compare_tests(name, a, b) + _compare_record(name, a, b, tol)
@@ -216,6 +216,10 @@ def _env_value(hub: HubView, key: str) -> Any:
 
 def compare_environment(a: HubView, b: HubView) -> list[Finding]:
     """Environment and plan drift: warnings, never disagreements."""
+    handmade = [h for h, hub in (("A", a), ("B", b)) if hub.handmade]
+    if handmade:  # a hand-made hub records no provenance: there is nothing to compare, say so once
+        return [Finding(WARN, ENVIRONMENT, "provenance", None, None,
+                        f"hub {' and '.join(handmade)} is hand-made: commit, versions and platform were not recorded")]
     findings = []
     for key in ENV_KEYS:
         va, vb = _env_value(a, key), _env_value(b, key)

@@ -58,11 +58,13 @@ def pytest_log_verdict(lines: list[str]) -> tuple[Verdict, str, PytestOutcomes |
         where = f"; last result {list(tests.values())[-1]['message']}" if tests else ""
         return Verdict.UNKNOWN, f"the log ends without pytest's final summary line (cut short?){where}", None
     outcomes = PytestOutcomes(tuple(tests.values()), None, None)
-    exit_code = 0 if outcomes.counts.tests and all(t["outcome"] == "passed" for t in tests.values()) else 1
-    verdict, reason = pytest_verdict(outcomes, exit_code, False, None)
-    if verdict == Verdict.GREEN:
+    # A `| tee` keeps no exit status; pytest's own would have been 0 (all passed), 5 (none ran) or 1.
+    passed = outcomes.counts.tests and all(t["outcome"] == "passed" for t in tests.values())
+    verdict, reason = pytest_verdict(outcomes, 0 if passed else 5 if not tests else 1, False, None)
+    if verdict == Verdict.GREEN or not tests:
         return verdict, f"{reason}; {_quote(*final)}", outcomes
-    return verdict, reason + (f"; cause {cause}" if cause else ""), outcomes
+    deciding = cause or next(t["message"] for t in tests.values() if t["outcome"] != "passed")
+    return verdict, reason if deciding in reason else f"{reason}; {'cause ' if cause else ''}{deciding}", outcomes
 
 
 def command_log_verdict(lines: list[str]) -> tuple[Verdict, str]:

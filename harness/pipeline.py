@@ -28,6 +28,7 @@ from harness.process import Children, Interrupted
 from harness.reporting import emit, fmt_duration, md_table
 from harness.runner import RunSetup, finish_environment, prepare_setup, run_target
 from harness.schema import VerdictRecord
+from harness.summary import publish_step_summary
 
 
 def ready(targets: list[Target], done: set[str], started: set[str]) -> list[Target]:
@@ -178,4 +179,5 @@ def main(args: argparse.Namespace) -> int:
         print(f"error: pipeline: {exc}\nhub: {ctx.rel(hub.path)}\nverdict: INCOMPLETE", file=sys.stderr)
         return 2
     report(run, args.format)
+    publish_step_summary(run.result.collation)
     return run.exit_code

@@ -39,8 +39,8 @@ def recorded_plan(hub: HubView, explicit: Path | None, allow_change: bool) -> tu
         raise ReproduceError(f"{hub.path}: its manifest does not record the plan that produced it; pass --plan")
     plan = resolve_plan(hub.plan.path, HOME)
     if not plan.is_file():
-        raise ReproduceError(f"{hub.path} was produced by plan {hub.plan.path}, which is not in the harness home "
-                             f"{HOME}; check out the teammate's commit ({hub.git_sha or 'unknown'}) or pass --plan")
+        raise ReproduceError(f"{hub.path} was produced by plan {hub.plan.path}, which is not found here ({plan}); "
+                             f"check out the teammate's commit ({hub.git_sha or 'unknown'}) or pass --plan")
     current = load_plan(plan).sha256
     if current == hub.plan.sha256:
         return plan, None

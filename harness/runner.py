@@ -26,7 +26,7 @@ from harness.hub import INVOCATION_ENV, Hub, create_hub, invocation_hub, open_hu
 from harness.plan import Target, expand
 from harness.process import ChildResult, Children, Interrupted, run_child
 from harness.provenance import git_state, probe_cuda, probe_versions
-from harness.reporting import fmt_duration
+from harness.reporting import emit, fmt_duration
 from harness.schema import EnvironmentRecord, HubFiles, Provenance, Verdict, VerdictRecord
 from harness.verdict import command_verdict, load_outcomes, pytest_verdict
 
@@ -251,6 +251,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                  "invocation's hub, else a fresh one)")
     parser.add_argument("--collate", action="store_true", help="collate the hub afterwards (ledger untouched)")
     parser.add_argument("--verbose", "-v", action="store_true", help="echo the target's output to the console")
+    parser.add_argument("--format", choices=("text", "json"), default="text")
     add_context_arguments(parser)
 
 
@@ -271,23 +272,28 @@ def main(args: argparse.Namespace) -> int:
     """Exit 0 when GREEN, 1 otherwise, 2 on bad usage; the last line names the hub."""
     from harness.collate import collate  # the nox session's hub is collated after each target
 
+    quiet = args.format == "json"
+    say = (lambda line: print(line, file=sys.stderr, flush=True)) if quiet else (lambda line: print(line, flush=True))
+    hub = None
     try:
         ctx = make_context(args.project, args.plan, args.project_commit)
         target = ctx.plan.target(args.target)
-        python = ensure_env(ctx, log=lambda line: print(f"run-target: {line}", flush=True))
+        python = ensure_env(ctx, log=lambda line: say(f"run-target: {line}"))
         hub = _hub_for(args, ctx)
         setup = prepare_setup(ctx, hub, str(python))
-        echo = (lambda line: print(line, end="", flush=True)) if args.verbose else None
-        print(f"[{target.name}] started in {ctx.rel(hub.path)}", flush=True)
-        record = run_target(setup, target, echo=echo)
+        say(f"[{target.name}] started in {ctx.rel(hub.path)}")
+        record = run_target(setup, target, echo=(lambda line: say(line.rstrip("\n"))) if args.verbose else None)
         if args.collate:
             collate(ctx, hub, ledger=False)
     except (KeyboardInterrupt, Interrupted):
-        print(f"interrupted: the hub stays INCOMPLETE: {locals().get('hub') and ctx.rel(hub.path)}", file=sys.stderr)
+        where = f": the hub {ctx.rel(hub.path)} stays INCOMPLETE" if hub else ""
+        print(f"interrupted{where}", file=sys.stderr)
         return 130
     except (ValueError, KeyError, FileNotFoundError, FileExistsError, RuntimeError, OSError) as exc:
         print(f"error: run-target: {exc.args[0] if isinstance(exc, KeyError) else exc}", file=sys.stderr)
         return 2
-    print(f"[{target.name}] {record.verdict} {fmt_duration(record.duration_s)} - {record.reason}")
-    print(f"hub: {ctx.rel(hub.path)}")
-    return 0 if record.verdict == Verdict.GREEN else 1
+    code = 0 if record.verdict == Verdict.GREEN else 1
+    emit(args.format, "run-target", {"hub": ctx.rel(hub.path), "target": target.name, "verdict": str(record.verdict),
+                                     "reason": record.reason, "duration_s": record.duration_s, "exit_code": code},
+         f"[{target.name}] {record.verdict} {fmt_duration(record.duration_s)} - {record.reason}\nhub: {ctx.rel(hub.path)}")
+    return code

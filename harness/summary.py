@@ -8,6 +8,7 @@ risk, how to reproduce. Links are relative to the hub, so the hub reads anywhere
 
 from __future__ import annotations
 
+import os
 import shlex
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -161,6 +162,16 @@ def render_blocker(c: Collation) -> str:
                          ("validate", list(c.validation_problems)), ("unreadable verdict records", list(c.record_errors))):
         out += [f"== {title} ==", *items, ""] if items else []
     return "\n".join(out)
+
+
+def publish_step_summary(c: Collation) -> bool:
+    """Append summary.md to `$GITHUB_STEP_SUMMARY` when CI sets it (GitHub renders it on the run's page)."""
+    target = os.environ.get("GITHUB_STEP_SUMMARY")
+    if not target:
+        return False
+    with open(target, "a", encoding="utf-8") as handle:
+        handle.write((c.hub.path / HubFiles.SUMMARY).read_text(encoding="utf-8") + "\n")
+    return True
 
 
 def write_junit(c: Collation) -> Path:
