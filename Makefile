@@ -34,7 +34,7 @@ help: ## show this help
 $(TOOLS_STAMP): constraints.txt
 	@test -n "$(PYTHON)" || { echo "make: python3.11 not found; install Python 3.11 or pass PYTHON=/path/to/python3.11" >&2; exit 2; }
 	$(PYTHON) -m venv $(TOOLS)
-	$(TOOLS_PY) -m pip install --quiet -c constraints.txt nox tabulate filelock uv
+	$(TOOLS_PY) -m pip install --quiet -c constraints.txt nox tabulate filelock uv pillow
 	@touch $@
 
 tools: $(TOOLS_STAMP)

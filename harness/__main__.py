@@ -16,7 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run-target": ("harness.runner", "run one plan target into a hub (what a nox target session calls)"),
     "collate": ("harness.collate", "summarise a hub: summary.md, junit.xml, manifest.json, ledger"),
     "validate": ("harness.validate", "re-check a hub against its manifest (tamper check), wherever it is"),
-    "compare": ("harness.compare", "compare two hubs (harness-made or hand-made)"),
+    "compare": ("harness.comparereport", "compare two hubs (harness-made or hand-made)"),
     "reproduce": ("harness.reproduce", "rerun the plan that produced a hub and compare"),
     "env": ("harness.envs", "build or reuse the project's evidence venv; print its python"),
 }

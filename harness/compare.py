@@ -12,18 +12,15 @@ otherwise a loss outside tolerance is a warning. Tolerances come from the plan's
 
 from __future__ import annotations
 
-import argparse
 import math
-import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
 from harness.context import HOME, resolve_plan
-from harness.hubread import read_hub
 from harness.hubview import HubUnreadable, HubView
+from harness.pictures import picture_difference
 from harness.plan import CompareSpec, load_plan
-from harness.reporting import emit
 from harness.schema import Verdict, VerdictRecord
 
 DISAGREE, AGREE, WARN = "DISAGREE", "agree", "warning"
@@ -129,6 +126,13 @@ def _deterministic(record: VerdictRecord) -> bool:
     return smoke["deterministic"] if isinstance(smoke.get("deterministic"), bool) else "--deterministic" in record.argv
 
 
+def not_comparable(a: VerdictRecord, b: VerdictRecord) -> list[str]:
+    """Why two runs are not expected to match bit for bit (empty: deterministic on the same versions)."""
+    why = [] if _deterministic(a) and _deterministic(b) else ["not both --deterministic"]
+    drift = [k for k in STRICT_KEYS if a.provenance.value(k) != b.provenance.value(k)]
+    return why + ([f"{', '.join(drift)} {'differs' if len(drift) == 1 else 'differ'}"] if drift else [])
+
+
 def _compare_loss(name: str, a: VerdictRecord, b: VerdictRecord, tol: CompareSpec) -> Finding:
     la, lb = (a.record or {}).get("final_train_loss"), (b.record or {}).get("final_train_loss")
     if not isinstance(la, (int, float)) or not isinstance(lb, (int, float)):
@@ -140,9 +144,7 @@ def _compare_loss(name: str, a: VerdictRecord, b: VerdictRecord, tol: CompareSpe
     detail = f"rel diff {rel:.2e} (rtol {tol.loss_rtol:g})"
     if rel <= tol.loss_rtol:
         return Finding(AGREE, name, "final_train_loss", la, lb, detail)
-    why_not = [] if _deterministic(a) and _deterministic(b) else ["not both --deterministic"]
-    drift = [k for k in STRICT_KEYS if a.provenance.value(k) != b.provenance.value(k)]
-    why_not += [f"{', '.join(drift)} {'differs' if len(drift) == 1 else 'differ'}"] if drift else []
+    why_not = not_comparable(a, b)
     if not why_not:
         return Finding(DISAGREE, name, "final_train_loss", la, lb, detail + ", deterministic on same versions")
     return Finding(WARN, name, "final_train_loss", la, lb, detail + f"; not enforced: {'; '.join(why_not)}")
@@ -209,6 +211,34 @@ def compare_target(name: str, a: VerdictRecord | None, b: VerdictRecord | None, 
     return findings
 
 
+def compare_pictures(name: str, a: VerdictRecord, hub_a: Path, b: VerdictRecord, hub_b: Path) -> list[Finding]:
+    """Each picture both runs made, pixel by pixel; identical pixels are required only when the loss is."""
+    pics_a, pics_b = ({Path(f).name: f for f in r.figures} for r in (a, b))
+    findings = []
+    for pic in sorted(set(pics_a) | set(pics_b)):
+        fa, fb = pics_a.get(pic), pics_b.get(pic)
+        diff = picture_difference(hub_a / fa if fa else hub_a / "-", hub_b / fb if fb else hub_b / "-")
+        why_not = not_comparable(a, b)
+        if diff is None:
+            findings.append(Finding(AGREE, name, f"picture {pic}", fa, fb, "pixels identical"))
+        elif fa and fb and why_not:
+            findings.append(Finding(WARN, name, f"picture {pic}", fa, fb, f"{diff}; not enforced: {'; '.join(why_not)}"))
+        else:
+            findings.append(Finding(DISAGREE, name, f"picture {pic}", fa, fb, diff))
+    return findings
+
+
+def compare_packages(a: HubView, b: HubView) -> list[Finding]:
+    """Every installed distribution, when both hubs recorded them: drift names the packages."""
+    if not (a.environment and b.environment and a.environment.packages and b.environment.packages):
+        return []
+    pa, pb = a.environment.packages, b.environment.packages
+    changed = [f"{k} {pa[k]} -> {pb[k]}" for k in sorted(set(pa) & set(pb)) if pa[k] != pb[k]]
+    changed += [f"{k} only in A" for k in sorted(set(pa) - set(pb))] + [f"{k} only in B" for k in sorted(set(pb) - set(pa))]
+    detail = f"{len(changed)} changed: {_short_list(changed, 8)}" if changed else f"{len(pa)} distributions, same versions"
+    return [Finding(WARN if changed else AGREE, ENVIRONMENT, "packages", len(pa), len(pb), detail)]
+
+
 def _env_value(hub: HubView, key: str) -> Any:
     values = list(dict.fromkeys(r.provenance.value(key) for r in hub.verdicts.values()))
     return values[0] if len(values) == 1 else values
@@ -254,53 +284,8 @@ def compare_hubs(a: HubView, b: HubView, tol: CompareSpec, source: str = "defaul
     findings = [overall] + [Finding(DISAGREE, HUB, "hand-made summary", n, None, n) for n in a.notes] \
         + [Finding(DISAGREE, HUB, "hand-made summary", None, n, n) for n in b.notes]
     for name in a.targets + [n for n in b.targets if n not in a.verdicts]:
-        findings += compare_target(name, a.verdicts.get(name), b.verdicts.get(name), tol)
-    return Comparison(a.path, b.path, tol, source, findings + compare_environment(a, b))
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """CLI: compare HUB_A HUB_B [--plan P] [--format table|json]."""
-    parser.add_argument("hub_a", type=Path, help="reference hub (e.g. the teammate's)")
-    parser.add_argument("hub_b", type=Path, help="hub to check against it (e.g. your rerun)")
-    parser.add_argument("--plan", type=Path, default=None,
-                        help="plan TOML (relative to the harness home, or absolute) whose [compare] table sets "
-                             "tolerances and whose targets name a hand-made hub's logs (default: the plan hub A "
-                             "records; for a hand-made hub, the default plan)")
-    parser.add_argument("--format", choices=("table", "json"), default="table", dest="fmt")
-
-
-def report_unreadable(errors: list[HubUnreadable], fmt: str, command: str = "compare") -> int:
-    """Print why hubs cannot be compared; exit status 2."""
-    emit(fmt, command, {"result": "UNREADABLE", "exit_code": 2,
-                        "errors": [{"hub": str(e.hub), "problems": e.problems} for e in errors]}, "")
-    for error in errors:
-        print(f"error: {error}", file=sys.stderr)
-    return 2
-
-
-def main(args: argparse.Namespace) -> int:
-    """Exit 0 when the hubs agree, 1 when they disagree, 2 when a hub is unreadable."""
-    from harness.comparereport import render_json, render_table
-
-    plan_path = resolve_plan(args.plan) if args.plan is not None else None
-    try:  # --plan also maps a hand-made hub's logs to targets
-        plan = load_plan(plan_path) if plan_path is not None else None
-    except (OSError, ValueError) as exc:
-        print(f"error: cannot read --plan: {exc}", file=sys.stderr)
-        return 2
-    hubs, errors = [], []
-    for path in (args.hub_a, args.hub_b):
-        try:
-            hubs.append(read_hub(path, plan))
-        except HubUnreadable as exc:
-            errors.append(exc)
-    if errors:
-        return report_unreadable(errors, args.fmt)
-    try:
-        tol, source = resolve_tolerance(plan_path, hubs[0])
-    except (OSError, ValueError) as exc:
-        print(f"error: cannot read tolerances: {exc}", file=sys.stderr)
-        return 2
-    result = compare_hubs(hubs[0], hubs[1], tol, source)
-    print(render_json(result) if args.fmt == "json" else render_table(result))
-    return result.exit_code
+        ra, rb = a.verdicts.get(name), b.verdicts.get(name)
+        findings += compare_target(name, ra, rb, tol)
+        if ra and rb and (ra.figures or rb.figures):
+            findings += compare_pictures(name, ra, a.path, rb, b.path)
+    return Comparison(a.path, b.path, tol, source, findings + compare_environment(a, b) + compare_packages(a, b))

@@ -1,17 +1,27 @@
-"""Render a comparison of two hubs: a terminal table, JSON, or a Markdown report.
+"""`python -m harness compare`: read two hubs, compare them, and render the result.
 
-Disagreements always come first: they are what a reviewer must act on. JSON follows the
-envelope of `harness.reporting.emit` (schema documented in docs/reproduce.md).
+Renderings: a terminal table, JSON (the envelope of `harness.reporting.emit`, documented in
+docs/reproduce.md), or a Markdown report with both hubs' pictures side by side. Disagreements
+always come first: they are what a reviewer must act on. No rendering is ever written into a hub.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
+import sys
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
-from harness.compare import AGREE, DISAGREE, HASH_CHECKS, WARN, Comparison, Finding
-from harness.reporting import CLI_SCHEMA, md_table
+from harness.compare import AGREE, DISAGREE, HASH_CHECKS, WARN, Comparison, Finding, compare_hubs, resolve_tolerance
+from harness.context import resolve_plan
+from harness.fsio import atomic_write_text
+from harness.hubread import read_hub
+from harness.hubview import HubUnreadable
+from harness.plan import load_plan
+from harness.reporting import CLI_SCHEMA, emit, md_table
 from harness.schema import Verdict
 
 SECTIONS = (("DISAGREEMENTS", DISAGREE), ("AGREEMENTS", AGREE), ("WARNINGS", WARN))
@@ -82,3 +92,90 @@ def comparison_payload(result: Comparison) -> dict[str, Any]:
 
 def render_json(result: Comparison, command: str = "compare") -> str:
     return json.dumps({"schema": CLI_SCHEMA, "command": command, **comparison_payload(result)}, indent=2, default=str)
+
+
+def _link(target: Path, start: Path) -> str:
+    return Path(os.path.relpath(target, start)).as_posix()
+
+
+def render_md(result: Comparison, where: Path) -> str:
+    """A Markdown report for `where` (a file outside both hubs): disagreements first, then both
+    hubs' pictures side by side, then agreements and warnings. Links are relative to `where`."""
+    base = where.parent.resolve()
+    lines = [f"# Comparison: A = `{result.hub_a.name}` vs B = `{result.hub_b.name}`", "",
+             f"**{outcome_line(result)}**", "", f"- A: `{result.hub_a}`", f"- B: `{result.hub_b}`", ""]
+    headers = ["target", "check", "A", "B", "detail"]
+    title, status = SECTIONS[0]
+    rows = _rows(result, status)
+    lines += [f"## {title} ({len(rows)})", "", md_table(rows, headers) if rows else "None.", ""]
+    pictures = [f for f in result.findings if f.check.startswith("picture ")]
+    if pictures:
+        lines += ["## Pictures", "", "| target | picture | A | B | pixels |", "|---|---|---|---|---|"]
+        for f in pictures:
+            cells = [f"![A]({_link(result.hub_a / f.a, base)})" if f.a else "(none)",
+                     f"![B]({_link(result.hub_b / f.b, base)})" if f.b else "(none)"]
+            lines.append(f"| {f.target} | {f.check.removeprefix('picture ')} | {cells[0]} | {cells[1]} | {f.detail} |")
+        lines.append("")
+    for title, status in SECTIONS[1:]:
+        rows = _rows(result, status)
+        lines += [f"## {title} ({len(rows)})", "", md_table(rows, headers) if rows else "None.", ""]
+    return "\n".join(lines + _not_green_note(result))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """CLI: compare HUB_A HUB_B [--plan P] [--format table|json]."""
+    parser.add_argument("hub_a", type=Path, help="reference hub (e.g. the teammate's)")
+    parser.add_argument("hub_b", type=Path, help="hub to check against it (e.g. your rerun)")
+    parser.add_argument("--plan", type=Path, default=None,
+                        help="plan TOML (relative to the harness home, or absolute) whose [compare] table sets "
+                             "tolerances and whose targets name a hand-made hub's logs (default: the plan hub A "
+                             "records; for a hand-made hub, the default plan)")
+    parser.add_argument("--format", choices=("table", "json", "md"), default="table", dest="fmt",
+                        help="md: a Markdown report with both hubs' pictures side by side (see --output)")
+    parser.add_argument("--output", type=Path, default=None,
+                        help="write the report to this file (never inside either hub) instead of printing it")
+
+
+def report_unreadable(errors: list[HubUnreadable], fmt: str, command: str = "compare") -> int:
+    """Print why hubs cannot be compared; exit status 2."""
+    emit(fmt, command, {"result": "UNREADABLE", "exit_code": 2,
+                        "errors": [{"hub": str(e.hub), "problems": e.problems} for e in errors]}, "")
+    for error in errors:
+        print(f"error: {error}", file=sys.stderr)
+    return 2
+
+
+def main(args: argparse.Namespace) -> int:
+    """Exit 0 when the hubs agree, 1 when they disagree, 2 when a hub is unreadable."""
+    plan_path = resolve_plan(args.plan) if args.plan is not None else None
+    try:  # --plan also maps a hand-made hub's logs to targets
+        plan = load_plan(plan_path) if plan_path is not None else None
+    except (OSError, ValueError) as exc:
+        print(f"error: cannot read --plan: {exc}", file=sys.stderr)
+        return 2
+    hubs, errors = [], []
+    for path in (args.hub_a, args.hub_b):
+        try:
+            hubs.append(read_hub(path, plan))
+        except HubUnreadable as exc:
+            errors.append(exc)
+    if errors:
+        return report_unreadable(errors, args.fmt)
+    try:
+        tol, source = resolve_tolerance(plan_path, hubs[0])
+    except (OSError, ValueError) as exc:
+        print(f"error: cannot read tolerances: {exc}", file=sys.stderr)
+        return 2
+    result = compare_hubs(hubs[0], hubs[1], tol, source)
+    out = args.output.expanduser().resolve() if args.output else Path.cwd() / "comparison.md"
+    if any(hub.path == out or hub.path in out.parents for hub in hubs):
+        print(f"error: --output {args.output} is inside a hub; hubs are never written to: pick another file",
+              file=sys.stderr)
+        return 2
+    text = {"json": render_json, "table": render_table}.get(args.fmt, lambda r: render_md(r, out))(result)
+    if args.output:
+        atomic_write_text(out, text + "\n")
+        print(f"wrote {out}; {outcome_line(result)}")
+    else:
+        print(text)
+    return result.exit_code

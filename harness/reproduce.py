@@ -16,8 +16,8 @@ import contextlib
 import sys
 from pathlib import Path
 
-from harness.compare import compare_hubs, report_unreadable
-from harness.comparereport import render_json, render_table
+from harness.compare import compare_hubs
+from harness.comparereport import render_json, render_table, report_unreadable
 from harness.context import HOME, add_context_arguments, make_context, resolve_plan
 from harness.hub import create_hub
 from harness.hubread import read_hub

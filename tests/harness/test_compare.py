@@ -21,7 +21,7 @@ import pytest
 
 from factory import (DATA_SHA, FIXTURE, PLAN, PLAN_TOML, collated, context, edit, make_project, recollate, with_record,
                      with_runtime)
-from harness import compare
+from harness import comparereport as compare
 from harness.context import HOME
 from harness.hubview import hash_tree
 from harness.schema import Counts, GitState, HubFiles, Verdict, VerdictRecord

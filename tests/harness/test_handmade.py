@@ -16,7 +16,7 @@ from typing import Callable
 import pytest
 
 from factory import REAL_PLAN, collated, context, make_project, make_real_project, with_record
-from harness import compare
+from harness import comparereport as compare
 from harness.handmade import DERIVED
 from harness.hubread import read_hub
 from harness.hubview import HubUnreadable, hash_tree

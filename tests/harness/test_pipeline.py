@@ -28,7 +28,7 @@ def git_init(project: Path) -> None:
 
 def stamp(name: str) -> str:
     """A command target that records when it ran (for the parallelism test)."""
-    return (f"import json, time; t0 = time.time(); time.sleep(1.0); "
+    return (f"import json, time; t0 = time.time(); time.sleep(0.5); "
             f"open('{{artifacts}}/{name}.json', 'w').write(json.dumps([t0, time.time()]))")
 
 

@@ -112,7 +112,8 @@ def test_hanging_command_is_killed_with_its_children(one, targets):
     assert "started" in log and "killed at the time limit" in log
 
 
-def test_hang_that_ignores_sigterm_is_killed(one, targets):
+def test_hang_that_ignores_sigterm_is_killed(one, targets, monkeypatch):
+    monkeypatch.setattr("harness.process.KILL_GRACE_S", 0.5)  # SIGKILL follows SIGTERM after this grace
     code = ("import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
             "signal.pthread_sigmask(signal.SIG_BLOCK, {{signal.SIGALRM}}); print('deaf', flush=True); time.sleep(60)")
     t0 = time.monotonic()
