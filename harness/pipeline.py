@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
 import threading
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -24,7 +23,7 @@ from harness.context import RunContext, add_context_arguments, make_context
 from harness.envs import EnvBuildError, ensure_env
 from harness.hub import Hub, HubExistsError, create_hub
 from harness.plan import Target
-from harness.process import Children, Interrupted
+from harness.process import Children, Interrupted, interrupt_on_sigterm
 from harness.reporting import emit, fmt_duration, md_table
 from harness.runner import RunSetup, finish_environment, prepare_setup, run_target
 from harness.schema import VerdictRecord
@@ -68,10 +67,6 @@ def schedule(targets: list[Target], run_one: Callable[[Target, int], VerdictReco
                 future.cancel()
             raise
     return results
-
-
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 def run_pipeline(ctx: RunContext, setup: RunSetup, *, jobs: int, verbose: bool, children: Children,
@@ -160,7 +155,7 @@ USER_ERRORS = (ValueError, KeyError, FileNotFoundError, HubExistsError, EnvBuild
 
 
 def main(args: argparse.Namespace) -> int:
-    signal.signal(signal.SIGTERM, _raise_interrupt)  # SIGTERM stops the run like Ctrl-C: no traceback
+    interrupt_on_sigterm()
     try:
         ctx, hub, python = start(args)
     except USER_ERRORS as exc:

@@ -63,6 +63,15 @@ def stop_group(proc: subprocess.Popen) -> None:
     _signal_group(proc, signal.SIGKILL)
 
 
+def interrupt_on_sigterm() -> None:
+    """Make SIGTERM stop a run the way Ctrl-C does (KeyboardInterrupt): cleanly, without a traceback."""
+
+    def _raise(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _raise)
+
+
 class Interrupted(Exception):
     """The run was stopped (Ctrl-C or SIGTERM) while this child ran; its log stays `.partial`."""
 

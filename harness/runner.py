@@ -24,7 +24,7 @@ from harness.context import HUB_ENV, RunContext, add_context_arguments, make_con
 from harness.envs import ensure_env
 from harness.hub import INVOCATION_ENV, Hub, create_hub, invocation_hub, open_hub, reopen_for_target, utc_now_iso
 from harness.plan import Target, expand
-from harness.process import ChildResult, Children, Interrupted, run_child
+from harness.process import ChildResult, Children, Interrupted, interrupt_on_sigterm, run_child
 from harness.provenance import git_state, probe_cuda, probe_versions
 from harness.reporting import emit, fmt_duration
 from harness.schema import EnvironmentRecord, HubFiles, Provenance, Verdict, VerdictRecord
@@ -272,6 +272,7 @@ def main(args: argparse.Namespace) -> int:
     """Exit 0 when GREEN, 1 otherwise, 2 on bad usage; the last line names the hub."""
     from harness.collate import collate  # the nox session's hub is collated after each target
 
+    interrupt_on_sigterm()
     quiet = args.format == "json"
     say = (lambda line: print(line, file=sys.stderr, flush=True)) if quiet else (lambda line: print(line, flush=True))
     hub = None

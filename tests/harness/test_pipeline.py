@@ -16,6 +16,8 @@ import pytest
 from harness import __main__ as cli
 from harness import pipeline
 from harness.plan import Target
+from harness.fsio import HubWriteError
+from harness.hubview import hash_tree
 from harness.schema import HubFiles
 
 SYN = "tests/test_synthetic.py"
@@ -128,6 +130,26 @@ def test_an_interrupt_leaves_an_incomplete_hub_and_no_traceback(project, write_p
     hub = project / last.split("hub ")[1].rstrip(")")
     assert (hub / HubFiles.INCOMPLETE).exists() and (hub / "slow.log.partial").is_file()
     assert (hub / HubFiles.SUMMARY).is_file(), "an interrupted hub is still summarised (and says so)"
+
+
+def test_a_full_disk_while_collating_is_a_clear_error_and_earlier_hubs_are_untouched(project, plan_path, monkeypatch,
+                                                                                       capsys):
+    """The failure is injected (CI runs as root, so a read-only folder would not fail)."""
+    assert run(project, plan_path, "--targets", "unit") == 1  # a partial run: an earlier, finished hub
+    [earlier] = list((project / "reports").glob("*/hub"))
+    before = hash_tree(earlier)
+
+    def full(path, text):
+        raise HubWriteError(28, f"cannot write {path}: No space left on device; free some disk space")
+
+    monkeypatch.setattr("harness.collate.atomic_write_text", full)
+    capsys.readouterr()
+    assert run(project, plan_path, "--targets", "unit") == 2
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and "Traceback" not in err and err.rstrip().endswith("verdict: INCOMPLETE")
+    assert hash_tree(earlier) == before
+    [new] = [h for h in (project / "reports").glob("*/hub") if h != earlier]
+    assert (new / HubFiles.INCOMPLETE).exists(), "a hub whose collate failed stays visibly incomplete"
 
 
 def test_scheduler_waits_for_after_and_splits_threads():
