@@ -64,12 +64,7 @@ class RawData:
                 "tests/fixtures/pytorch_integration/minimal_dataset_v1.npz) or create one with "
                 "python scripts/make_fixture.py --out <file>"
             )
-        try:
-            with np.load(path, allow_pickle=False) as npz:
-                arrays = {key: npz[key] for key in npz.files}
-        except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
-            raise _fail(path, f"not a readable .npz archive ({exc})", "write it with numpy.savez or " + FIXTURE_HINT) from exc
-        return cls.from_arrays(arrays, path=path)
+        return cls.from_arrays(_read_npz(path), path=path)
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, Any], path: Path | str | None = None) -> RawData:
@@ -124,6 +119,32 @@ class RawData:
             "nn_indices": nn_indices,
             "objectGuess": self.objectGuess,
         }
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    """Every array of an .npz, never unpickling anything; ValueError naming the file otherwise."""
+    fix = "write it with numpy.savez or " + FIXTURE_HINT
+    if path.stat().st_size == 0:
+        raise _fail(path, "the file is empty (0 bytes)", fix)
+    if not zipfile.is_zipfile(path):
+        raise _fail(path, "not an .npz archive (no zip structure: truncated, or another format such as .npy or pickle)", fix)
+    arrays: dict[str, np.ndarray] = {}
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            for key in npz.files:
+                try:
+                    arrays[key] = npz[key]
+                except ValueError as exc:  # object arrays: numpy would need to unpickle them
+                    if "allow_pickle" not in str(exc):
+                        raise
+                    arrays[key] = None
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
+        raise _fail(path, f"not a readable .npz archive ({exc})", fix) from exc
+    pickled = [key for key, value in arrays.items() if value is None]
+    if pickled:
+        raise _fail(path, f"array(s) {pickled} hold Python objects, which are never unpickled",
+                    "store plain numeric arrays (float, complex, int)")
+    return arrays
 
 
 def _coordinates(path: Path, key: str, value: Any) -> np.ndarray:

@@ -132,21 +132,26 @@ def resolve_bundle_path(bundle: Path | str) -> Path:
 def read_bundle(bundle: Path | str) -> tuple[dict[str, Any], dict[str, Any], dict[str, dict[str, torch.Tensor]]]:
     """Read and verify an archive: ``(manifest, params, state_dicts)``; no network is built.
 
-    Raises ValueError for a corrupt zip, a manifest without ``backend``, another backend
-    (e.g. ``tensorflow``), a checksum mismatch or a missing member.
+    Raises ValueError naming the archive (and the member) for: a truncated or corrupt zip, a
+    manifest without ``backend``, another backend (e.g. ``tensorflow``), a missing member, a
+    member failing its CRC or sha256 check, a ``params.json`` that is not a valid params object,
+    and a state dict that is not tensors only (which is refused, never executed).
     """
     path = resolve_bundle_path(bundle)
     try:
         archive = zipfile.ZipFile(path)
-    except zipfile.BadZipFile as exc:
-        raise ValueError(f"{path} is not a valid zip archive ({exc}); re-run training to produce a new bundle") from exc
+    except (zipfile.BadZipFile, EOFError, OSError) as exc:
+        raise ValueError(
+            f"{path} is not a readable zip archive ({exc}): it is truncated or not a bundle; "
+            f"copy it again in full or re-run training to write a new one"
+        ) from exc
     with archive:
         names = set(archive.namelist())
         if MANIFEST not in names:
             raise ValueError(f"{path} has no {MANIFEST}; it is not a model bundle written by ptycho_torch")
         try:
             manifest = json.loads(archive.read(MANIFEST))
-        except (json.JSONDecodeError, UnicodeDecodeError, zipfile.BadZipFile) as exc:
+        except (ValueError, zipfile.BadZipFile, EOFError, OSError) as exc:
             raise ValueError(f"{path}: {MANIFEST} is unreadable ({exc}); the archive is corrupt") from exc
         if not isinstance(manifest, dict) or "backend" not in manifest:
             raise ValueError(
@@ -160,26 +165,63 @@ def read_bundle(bundle: Path | str) -> tuple[dict[str, Any], dict[str, Any], dic
                 f"bundles; load it with the {backend} backend or retrain with python -m ptycho_torch.train"
             )
         models = manifest.get("models")
-        if not isinstance(models, list) or not models:
+        if not isinstance(models, list) or not models or not all(isinstance(m, str) for m in models):
             raise ValueError(f"{path}: {MANIFEST} lists no models; the archive is incomplete")
         checksums = manifest.get("sha256", {})
-        wanted = [PARAMS, *(_member(m) for m in models)]
         data: dict[str, bytes] = {}
-        for name in wanted:
+        for name in [PARAMS, *(_member(m) for m in models)]:
             if name not in names:
                 raise ValueError(f"{path} lacks member {name!r} listed by its manifest; the archive is incomplete")
             try:
                 data[name] = archive.read(name)
-            except (zipfile.BadZipFile, OSError) as exc:
-                raise ValueError(f"{path}: member {name!r} is corrupt ({exc})") from exc
-            expected = checksums.get(name)
+            except (zipfile.BadZipFile, EOFError, OSError) as exc:
+                raise ValueError(f"{path}: member {name!r} is corrupt ({exc}); copy the bundle again or retrain") from exc
+            expected = checksums.get(name) if isinstance(checksums, dict) else None
             if expected is not None and hashlib.sha256(data[name]).hexdigest() != expected:
                 raise ValueError(f"{path}: member {name!r} fails its sha256 check; the archive is corrupt")
-    params = json.loads(data[PARAMS])
-    state_dicts = {
-        m: torch.load(io.BytesIO(data[_member(m)]), map_location="cpu", weights_only=True) for m in models
-    }
+    params = _parse_params(path, data[PARAMS])
+    state_dicts = {m: _load_state_dict(path, _member(m), data[_member(m)]) for m in models}
     return manifest, params, state_dicts
+
+
+def _parse_params(path: Path, raw: bytes) -> dict[str, Any]:
+    """``params.json`` as a dict that rebuilds a valid ModelConfig; ValueError naming the member otherwise."""
+    where = f"{path}: member {PARAMS!r}"
+    try:
+        params = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
+        raise ValueError(f"{where} is not valid JSON ({exc}); the bundle is damaged or was edited by hand: "
+                         f"restore the original or retrain") from None
+    if not isinstance(params, dict):
+        raise ValueError(f"{where} holds a JSON {type(params).__name__}, not an object of settings; "
+                         f"restore the original or retrain")
+    missing = [key for key in ("N", "gridsize") if key not in params]
+    if missing:
+        raise ValueError(f"{where} lacks {missing}; without them the network cannot be rebuilt: restore the original or retrain")
+    try:
+        model_config_from_params(params)
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}; the bundle's settings are damaged: restore the original or retrain") from None
+    return params
+
+
+def _load_state_dict(path: Path, member: str, raw: bytes) -> dict[str, torch.Tensor]:
+    """Unpickle one member with ``weights_only=True`` (tensors and plain containers only).
+
+    Anything else is refused without running it. The refusal deliberately does not pass on
+    torch's advice to retry with ``weights_only=False``: that would execute the archive's code.
+    """
+    refused = (
+        f"{path}: member {member!r} is not a tensor-only state dict; refused (loading it could run code "
+        f"stored in the archive). Use a bundle written by python -m ptycho_torch.train, or retrain"
+    )
+    try:
+        state = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
+    except Exception:  # UnpicklingError, RuntimeError, EOFError, ...: all mean "not a safe state dict"
+        raise ValueError(refused) from None
+    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        raise ValueError(refused)
+    return state
 
 
 def params_snapshot(config: TrainingConfig) -> dict[str, Any]:
@@ -233,21 +275,42 @@ def load_bundle(
         )
     factory = model_factory or build_models_from_params
     modules = factory(params)
+    path = resolve_bundle_path(bundle_dir)
     models: dict[str, nn.Module] = {}
     for name, state in state_dicts.items():
         if name not in modules:
             raise ValueError(f"bundle model {name!r} has no matching network (factory built {sorted(modules)})")
         module = modules[name]
+        _check_weights_fit(path, name, module, state, params)
         try:
             module.load_state_dict(state, strict=True)
-        except RuntimeError as exc:
-            raise ValueError(
-                f"weights of {name!r} in {resolve_bundle_path(bundle_dir)} do not match the network "
-                f"rebuilt from its params (N={params.get('N')}, gridsize={params.get('gridsize')}): {exc}"
-            ) from exc
+        except RuntimeError as exc:  # same names and shapes, yet refused (e.g. a dtype torch cannot copy)
+            raise ValueError(f"{path}: member {_member(name)!r} cannot be loaded into the network ({exc}); retrain") from exc
         module.eval()
         models[name] = module
     return models, params
+
+
+def _check_weights_fit(path: Path, name: str, module: nn.Module, state: Mapping[str, torch.Tensor],
+                       params: Mapping[str, Any]) -> None:
+    """One-line ValueError when the archived weights do not fit the network its ``params.json`` describes."""
+    expected = {key: tuple(value.shape) for key, value in module.state_dict().items()}
+    archived = {key: tuple(value.shape) for key, value in state.items()}
+    if expected == archived:
+        return
+    missing, unexpected = sorted(expected.keys() - archived), sorted(archived.keys() - expected)
+    shapes = [k for k in expected if k in archived and expected[k] != archived[k]]
+    if shapes:
+        detail = f"{shapes[0]} is {archived[shapes[0]]} in the archive but {expected[shapes[0]]} for these params"
+        if len(shapes) > 1:
+            detail += f" ({len(shapes) - 1} more differ)"
+    else:
+        detail = f"missing {missing[:3]}, unexpected {unexpected[:3]}"
+    raise ValueError(
+        f"{path}: member {_member(name)!r} does not fit the network that {PARAMS} describes "
+        f"(N={params.get('N')}, gridsize={params.get('gridsize')}): {detail}; {PARAMS} and the weights "
+        f"disagree (edited by hand, or mixed from two runs): restore the original bundle or retrain"
+    )
 
 
 def load_inference_bundle_torch(

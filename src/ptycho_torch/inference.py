@@ -6,30 +6,47 @@ Loads ``{model_path}/wts.h5.zip``, groups the test data with the bundle's gridsi
 pixels the probe barely lit count less; ``--weighting uniform`` for the plain average). Writes ``reconstructed_amplitude.png``,
 ``reconstructed_phase.png`` and ``reconstruction.npz`` (complex object + metadata) to
 ``--output_dir``; the last stdout line is ``INFERENCE_RECORD {json}``.
+
+Earlier outputs are never replaced silently: a folder that already holds any of the three
+files is refused unless ``--overwrite``, and that is checked, like every other mistake, before
+anything is loaded or computed. The outputs are written to a hidden staging folder and renamed
+into place together at the end, so an interrupted or failed run leaves the earlier ones intact.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import torch
-
-from ptycho_torch.bundle import load_bundle, model_config_from_params, resolve_bundle_path
-from ptycho_torch.cli.shared import add_accelerator_arguments, require_file, resolve_accelerator, run_cli
+from ptycho_torch.cli.interrupts import deferred_interrupts
+from ptycho_torch.cli.shared import (
+    add_accelerator_arguments,
+    check_output_dir,
+    require_file,
+    require_positive,
+    resolve_accelerator,
+    run_cli,
+)
 from ptycho_torch.stitching import WEIGHTINGS
+
+if TYPE_CHECKING:
+    import numpy as np
 
 RECORD_PREFIX = "INFERENCE_RECORD "
 AMPLITUDE_PNG = "reconstructed_amplitude.png"
 PHASE_PNG = "reconstructed_phase.png"
 RECONSTRUCTION_NPZ = "reconstruction.npz"
+OUTPUTS = (AMPLITUDE_PNG, PHASE_PNG, RECONSTRUCTION_NPZ)
+ON_INTERRUPT = "inference stopped before replacing any output in --output_dir; rerun it"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="stitching average: 'probe' weighs each patch pixel by the probe intensity "
                              "|P|^2 / max (poorly lit pixels count less), 'uniform' averages plainly "
                              "(default: probe)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the outputs of an earlier inference in --output_dir instead of refusing")
     add_accelerator_arguments(parser)
     return parser
 
@@ -61,6 +80,7 @@ def save_images(obj: np.ndarray, covered: np.ndarray, output_dir: Path) -> tuple
 
     Uses matplotlib's object API (``Figure``, Agg canvas), so no pyplot state or display is involved.
     """
+    import numpy as np
     from matplotlib.figure import Figure
 
     paths = []
@@ -77,28 +97,52 @@ def save_images(obj: np.ndarray, covered: np.ndarray, output_dir: Path) -> tuple
         figure.colorbar(image, ax=axis)
         figure.tight_layout()
         path = output_dir / name
-        figure.savefig(path)
+        figure.savefig(path, metadata={"Software": None})  # no version string: same pixels, same bytes
         paths.append(path)
     return paths[0], paths[1]
+
+
+def check_output_folder(output_dir: Path, overwrite: bool) -> None:
+    """Refuse a folder that is a file or under one, or holds earlier outputs without ``overwrite``."""
+    check_output_dir(output_dir)
+    earlier = [name for name in OUTPUTS if (output_dir / name).exists()]
+    if earlier and not overwrite:
+        raise ValueError(
+            f"--output_dir {output_dir} already holds {', '.join(earlier)} from an earlier inference; "
+            f"choose a new folder or pass --overwrite to replace them"
+        )
+
+
+def commit_outputs(staging: Path, output_dir: Path, names: Sequence[str]) -> list[Path]:
+    """Move ``names`` from ``staging`` into ``output_dir`` (replacing earlier ones), signals held back."""
+    with deferred_interrupts():
+        for name in names:
+            os.replace(staging / name, output_dir / name)
+    return [output_dir / name for name in names]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     args = build_parser().parse_args(argv)
-    if args.batch_size < 1:
-        raise ValueError(f"--batch_size must be >= 1, got {args.batch_size}")
+    require_positive(args.batch_size, "--batch_size", " (default 32)")
+    require_positive(args.n_groups, "--n_groups")
+    require_positive(args.inner_size, "--inner_size")
     accelerator = resolve_accelerator(args.accelerator, args.device)
-    bundle = resolve_bundle_path(args.model_path)
+    check_output_folder(args.output_dir, args.overwrite)
     test_file = require_file(args.test_data, "--test_data")
 
     # Imported here, not at the top: bad flags are reported without the heavy imports.
+    import numpy as np
+
     from ptycho import params as legacy
     from ptycho.checksums import sha256_file
     from ptycho.config import InferenceConfig
     from ptycho.raw_data import RawData
+    from ptycho_torch.bundle import load_bundle, model_config_from_params, resolve_bundle_path
     from ptycho_torch.data import build_container
     from ptycho_torch.reconstruct import patch_centres, predict_patches, stitch_container
 
+    bundle = resolve_bundle_path(args.model_path)
     models, params = load_bundle(bundle)
     raw = RawData.from_file(test_file)
     n = raw.N
@@ -125,8 +169,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     obj, weights = stitch_container(container, patches, inner_size=inner_size, weighting=args.weighting)
     positions = patch_centres(container)
 
-    args.output_dir.mkdir(parents=True, exist_ok=True)
-    amplitude_png, phase_png = save_images(obj, weights > 1e-6, args.output_dir)
     metadata: dict[str, Any] = {
         "bundle": str(bundle),
         "test_data_file": str(test_file),
@@ -138,20 +180,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         "weighting": args.weighting,
         "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
-    npz_path = args.output_dir / RECONSTRUCTION_NPZ
-    np.savez_compressed(
-        npz_path,
-        object=obj,
-        weights=weights.astype(np.float32),
-        positions=positions,
-        metadata=json.dumps(metadata),
-        **{k: np.asarray(v) for k, v in metadata.items() if v is not None},
-    )
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".inference-", dir=args.output_dir))
+    try:
+        save_images(obj, weights > 1e-6, staging)
+        np.savez_compressed(
+            staging / RECONSTRUCTION_NPZ,
+            object=obj,
+            weights=weights.astype(np.float32),
+            positions=positions,
+            metadata=json.dumps(metadata),
+            **{k: np.asarray(v) for k, v in metadata.items() if v is not None},
+        )
+        outputs = commit_outputs(staging, args.output_dir, OUTPUTS)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     record = {
         **metadata,
         "object_shape": list(obj.shape),
         "patches_shape": list(patches.shape),
-        "outputs": [str(p) for p in (amplitude_png, phase_png, npz_path)],
+        "outputs": [str(path) for path in outputs],
         "wall_seconds": round(time.perf_counter() - started, 3),
     }
     print(RECORD_PREFIX + json.dumps(record), flush=True)
@@ -159,4 +207,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(run_cli(main))
+    sys.exit(run_cli(main, on_interrupt=ON_INTERRUPT))

@@ -186,7 +186,8 @@ class PtychoPINN(nn.Module):
 
 
 class PtychoPINN_Lightning(L.LightningModule):
-    """Trains ``PtychoPINN`` by the physics loss; logs ``train_loss`` (and ``val_loss``) per epoch."""
+    """Trains ``PtychoPINN`` by the physics loss; logs ``train_loss`` (and ``val_loss``) per epoch and
+    ``train_loss_step`` per optimiser step."""
 
     def __init__(
         self,
@@ -220,7 +221,10 @@ class PtychoPINN_Lightning(L.LightningModule):
         return loss
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        return self._loss(batch, "train_loss")
+        loss = self._loss(batch, "train_loss")
+        # every step too, for the loss curve (a CSV logger writes one row per step: log_every_n_steps=1)
+        self.log("train_loss_step", loss, on_step=True, on_epoch=False, batch_size=batch["diffraction"].shape[0])
+        return loss
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         return self._loss(batch, "val_loss")

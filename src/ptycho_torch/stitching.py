@@ -18,7 +18,6 @@ count less. The weighted patch and the weight are translated by the same bilinea
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
 #: Named averages for ``stitch_weight``: "probe" weighs each pixel by |P|^2 / max, "uniform" plainly.
 WEIGHTINGS = ("uniform", "probe")
@@ -97,6 +96,8 @@ def stitch_patches(
     patch covers (summed weight <= 1e-6) get ``fill_value``. Returns the complex64 canvas (H, W), plus the float64
     weight map when ``return_weights``.
     """
+    from scipy import ndimage  # here: the inference CLI imports this module at start-up, which must stay light
+
     patches = np.asarray(patches)
     positions = np.asarray(positions, dtype=np.float64)
     if patches.ndim != 3 or patches.shape[1] != patches.shape[2]:

@@ -1,18 +1,23 @@
 """``python -m ptycho_torch.train``: train PtychoPINN on an NPZ file, write the bundle.
 
-Outputs in ``--output_dir``: ``wts.h5.zip`` (see ``ptycho_torch.bundle``), the Lightning
-checkpoint ``checkpoints/last.ckpt`` and, with ``--logger csv``, ``logs/``. The last stdout
-line is ``TRAIN_RECORD {json}`` (keys fixed by docs/architecture.md; the harness parses it).
+Outputs in ``--output_dir``: ``figures/loss_curve.png`` and ``figures/reconstruction.png``
+(``ptycho_torch.figures``), the Lightning checkpoint ``checkpoints/last.ckpt``, with
+``--logger csv`` ``lightning_logs/``, and last ``wts.h5.zip`` (see ``ptycho_torch.bundle``): the
+bundle appears only when a run finishes, so an interrupted run never looks complete. The last
+stdout line is ``TRAIN_RECORD {json}`` (keys fixed by docs/architecture.md; the harness parses it).
 
-An output directory that already holds a bundle or a checkpoint is refused unless
-``--overwrite`` is given (which deletes them first): a new run never resumes from, or mixes
-with, an old checkpoint.
+Every user mistake is reported before anything is computed or written: flags first, then the
+output folder (a file, under a file, an earlier run without ``--overwrite``), then the data
+(loaded, validated and grouped). Only then does ``--overwrite`` delete the earlier run's
+bundle, checkpoints and figures, so a bad input never costs a good run: training never
+resumes from, or mixes with, an old checkpoint.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import shutil
 import sys
 import time
@@ -20,24 +25,28 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import torch
-
-from ptycho_torch.bundle import BUNDLE_NAME, params_snapshot, save_bundle
 from ptycho_torch.cli.shared import (
     LOGGERS,
     add_execution_arguments,
     build_execution_config,
+    check_output_dir,
     require_file,
+    require_positive,
     resolve_accelerator,
     resolve_logger,
     run_cli,
 )
 
 if TYPE_CHECKING:
+    import torch
+
     from ptycho_torch.data import PtychoDataContainerTorch
 
 RECORD_PREFIX = "TRAIN_RECORD "
 CHECKPOINT_DIR = "checkpoints"
+#: What an earlier run left in an output folder (the names of ptycho_torch.bundle / .figures).
+EARLIER_RUN = ("wts.h5.zip", CHECKPOINT_DIR, "figures")
+ON_INTERRUPT = "training stopped and wrote no bundle (wts.h5.zip appears only when a run finishes); rerun the command"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,13 +57,16 @@ def build_parser() -> argparse.ArgumentParser:
     data = parser.add_argument_group("data")
     data.add_argument("--train_data_file", type=Path, required=True, help="training NPZ (DATA-001 keys)")
     data.add_argument("--test_data_file", type=Path, default=None, help="validation NPZ (optional)")
-    data.add_argument("--output_dir", type=Path, required=True, help="where the bundle and checkpoint go")
+    data.add_argument("--output_dir", type=Path, required=True, help="where the bundle, checkpoint and figures go")
     data.add_argument("--overwrite", action="store_true",
-                      help="delete an existing bundle/checkpoint in --output_dir instead of refusing")
+                      help="replace an earlier run's bundle/checkpoints/figures in --output_dir instead of refusing")
     data.add_argument("--n_groups", type=int, default=None, help="number of groups to train on (default: all)")
     data.add_argument("--n_images", type=int, default=None, help="alias of --n_groups")
     model = parser.add_argument_group("model")
     model.add_argument("--gridsize", type=int, default=1, help="patches per group side; C = gridsize**2 (default: 1)")
+    model.add_argument("--neighbor_count", type=int, default=4,
+                       help="K: each group takes its C patches from a scan point's K nearest points; "
+                            "must be >= C = gridsize**2 when gridsize > 1 (default: 4)")
     model.add_argument("--nphotons", type=float, default=1e9, help="photons per pattern; sets the Poisson intensity scale (default: 1e9)")
     training = parser.add_argument_group("training")
     training.add_argument("--batch_size", type=int, default=16, help="groups per optimiser step (default: 16)")
@@ -68,6 +80,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check_flags(args: argparse.Namespace) -> None:
+    """Reject impossible numbers by the flag that carries them, before anything is loaded."""
+    require_positive(args.gridsize, "--gridsize", " (1, 2 or 3)")
+    require_positive(args.neighbor_count, "--neighbor_count", " (default 4)")
+    require_positive(args.batch_size, "--batch_size", " (default 16)")
+    require_positive(args.max_epochs, "--max_epochs")
+    if args.seed < 0:
+        raise ValueError(f"--seed {args.seed} is invalid: use an integer >= 0")
+    for flag, value in (("--learning-rate", args.learning_rate), ("--nphotons", args.nphotons)):
+        if not value > 0 or value == float("inf"):
+            raise ValueError(f"{flag} {value} is invalid: use a finite number > 0")
+    C = args.gridsize**2
+    if C > 1 and args.neighbor_count < C:
+        raise ValueError(
+            f"--gridsize {args.gridsize} needs C={C} patterns per group, drawn from each scan point's "
+            f"--neighbor_count nearest points, but --neighbor_count is {args.neighbor_count}; "
+            f"pass --neighbor_count {C} (or more) or lower --gridsize"
+        )
+
+
 def resolve_n_groups(n_groups: int | None, n_images: int | None) -> int | None:
     """``--n_images`` is the legacy name of ``--n_groups``; both given must agree."""
     if n_groups is not None and n_images is not None and n_groups != n_images:
@@ -78,17 +110,21 @@ def resolve_n_groups(n_groups: int | None, n_images: int | None) -> int | None:
     return value
 
 
-def prepare_output_dir(output_dir: Path, overwrite: bool) -> Path:
-    """Create ``output_dir``; refuse (or, with ``overwrite``, delete) an earlier run's outputs."""
-    if output_dir.exists() and not output_dir.is_dir():
-        raise ValueError(f"--output_dir {output_dir} exists and is not a directory; choose another path")
-    stale = [p for p in (output_dir / BUNDLE_NAME, output_dir / CHECKPOINT_DIR) if p.exists()]
+def earlier_run(output_dir: Path, overwrite: bool) -> list[Path]:
+    """What an earlier run left in ``output_dir``; ValueError unless ``overwrite`` (nothing is deleted here)."""
+    check_output_dir(output_dir)
+    stale = [output_dir / name for name in EARLIER_RUN if (output_dir / name).exists()]
     if stale and not overwrite:
         raise ValueError(
             f"--output_dir {output_dir} already holds {', '.join(p.name for p in stale)} from an earlier run; "
             f"choose a new directory or pass --overwrite to replace them"
         )
-    for path in stale:
+    return stale
+
+
+def prepare_output_dir(output_dir: Path, overwrite: bool) -> Path:
+    """Create ``output_dir``; refuse (or, with ``overwrite``, delete) an earlier run's outputs."""
+    for path in earlier_run(output_dir, overwrite):
         shutil.rmtree(path) if path.is_dir() else path.unlink()
     output_dir.mkdir(parents=True, exist_ok=True)
     return output_dir
@@ -114,26 +150,31 @@ def batch_shapes(
 def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     args = build_parser().parse_args(argv)
+    check_flags(args)
     n_groups = resolve_n_groups(args.n_groups, args.n_images)
     accelerator = resolve_accelerator(args.accelerator, args.device)
     logger = resolve_logger(args.logger, args.disable_mlflow)
     train_file = require_file(args.train_data_file, "--train_data_file")
     test_file = require_file(args.test_data_file, "--test_data_file") if args.test_data_file else None
     execution = build_execution_config(args, accelerator, logger)
+    earlier_run(args.output_dir, args.overwrite)  # refuse now; delete only once the data are known good
 
     # Imported here, not at the top: bad flags and missing files are reported without
-    # paying for the Lightning import.
+    # paying for the torch and Lightning imports.
     from ptycho import params as legacy
     from ptycho.checksums import sha256_file
     from ptycho.config import ModelConfig, TrainingConfig
     from ptycho.raw_data import RawData
+    from ptycho_torch.bundle import params_snapshot, save_bundle
     from ptycho_torch.data import build_container
+    from ptycho_torch.figures import write_training_figures
     from ptycho_torch.workflows.components import _train_with_lightning
 
     train_raw = RawData.from_file(train_file)
     test_raw = RawData.from_file(test_file) if test_file else None
     config = TrainingConfig(
-        model=ModelConfig(N=train_raw.N, gridsize=args.gridsize, nphotons=args.nphotons),
+        model=ModelConfig(N=train_raw.N, gridsize=args.gridsize, nphotons=args.nphotons,
+                          neighbor_count=args.neighbor_count),
         train_data_file=train_file,
         test_data_file=test_file,
         output_dir=args.output_dir,
@@ -144,13 +185,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         seed=args.seed,
     )
     legacy.publish(config)  # the run's one write of params.cfg, before grouping (CONFIG-001)
+    # Lightning logs "Received SIGTERM" itself; run_cli's "interrupted:" line is the one users need.
+    logging.getLogger("lightning.pytorch.trainer.connectors.signal_connector").setLevel(logging.WARNING)
     train_container = build_container(train_raw, config)
     test_container = build_container(test_raw, config) if test_raw is not None else None
     output_dir = prepare_output_dir(args.output_dir, args.overwrite)
 
     result = _train_with_lightning(train_container, test_container, config, execution)
     models = result["models"]
-    bundle = save_bundle(output_dir, models, params_snapshot(config))
+    figures = write_training_figures(output_dir, result["history"], models["diffraction_to_obj"], train_container,
+                                     loss=config.loss)
+    bundle = save_bundle(output_dir, models, params_snapshot(config))  # last: its presence means "finished"
     history = [float(v) for v in result["history"]["train_loss"]]
     record = {
         "epochs": len(history),
@@ -166,10 +211,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "shapes": batch_shapes(models, train_container, config.batch_size),
         "bundle": str(bundle),
         "checkpoint": str(result["checkpoint_path"]) if result.get("checkpoint_path") else None,
+        "figures": [str(path) for path in figures],
     }
     print(RECORD_PREFIX + json.dumps(record), flush=True)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(run_cli(main))
+    sys.exit(run_cli(main, on_interrupt=ON_INTERRUPT))

@@ -62,7 +62,7 @@ def test_missing_test_data_is_a_file_not_found_error(tmp_path):
 
 
 def test_bad_batch_size_is_a_value_error(tmp_path):
-    with pytest.raises(ValueError, match="--batch_size must be >= 1"):
+    with pytest.raises(ValueError, match="--batch_size 0 is invalid: use an integer >= 1"):
         main(["--model_path", "x", "--test_data", "y", "--output_dir", str(tmp_path), "--batch_size", "0"])
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from ptycho_torch.cli import shared
 from ptycho_torch.train import build_parser, main, prepare_output_dir, resolve_n_groups
@@ -80,13 +81,13 @@ def test_device_alone_selects_the_accelerator():
 
 
 def test_device_conflicting_with_accelerator_is_an_error(monkeypatch):
-    monkeypatch.setattr(shared.torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match="conflicts with --accelerator"):
         shared.resolve_accelerator("cpu", "cuda")
 
 
 def test_gpu_without_cuda_is_an_error(monkeypatch):
-    monkeypatch.setattr(shared.torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(ValueError, match="use --accelerator cpu"):
         shared.resolve_accelerator("gpu", None)
     assert shared.resolve_accelerator("auto", None) == "cpu"

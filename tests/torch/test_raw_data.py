@@ -33,7 +33,15 @@ def test_missing_file_is_file_not_found_with_a_fix(tmp_path):
 def test_not_an_npz_names_the_file(tmp_path):
     path = tmp_path / "junk.npz"
     path.write_text("not a zip")
-    with pytest.raises(ValueError, match="junk.npz.*not a readable .npz"):
+    with pytest.raises(ValueError, match="junk.npz: not an .npz archive") as info:
+        RawData.from_file(path)
+    assert "allow_pickle" not in str(info.value), "never suggest loading a pickle"
+
+
+def test_object_arrays_are_never_unpickled(tmp_path):
+    path = tmp_path / "objects.npz"
+    np.savez(path, xcoords=np.array([{"a": 1}], dtype=object))
+    with pytest.raises(ValueError, match=r"objects.npz: array\(s\) \['xcoords'\] hold Python objects, which are never unpickled"):
         RawData.from_file(path)
 
 

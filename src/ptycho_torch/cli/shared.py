@@ -1,22 +1,25 @@
-"""Helpers shared by the train and inference CLIs: paths, accelerator, logger, errors.
+"""Helpers shared by the train and inference CLIs: paths, flags, accelerator, logger, errors.
 
 Why a module of its own: both CLIs must reject bad input the same way (one ``error:`` line
-on stderr, exit code 2) and map the legacy flags (``--device``, ``--disable_mlflow``) onto
-the modern ones with a visible DeprecationWarning.
+on stderr, exit code 2, checked before any compute and before the output folder is touched)
+and map the legacy flags (``--device``, ``--disable_mlflow``) onto the modern ones with a
+visible DeprecationWarning. torch is imported only where the hardware is checked, so that
+importing a CLI stays light and Ctrl-C is handled from its first moments (``interrupts``).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
+import re
 import sys
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import torch
-
 from ptycho.config import ACCELERATORS, LOGGERS, ExecutionConfig
+from ptycho_torch.cli.interrupts import Interrupted, interrupts_raise
 
 EXIT_BAD_INPUT = 2
 
@@ -36,8 +39,32 @@ def require_file(path: Path | str, flag: str) -> Path:
     return path
 
 
+def check_output_dir(path: Path, flag: str = "--output_dir") -> None:
+    """Refuse, before any work, an output folder that cannot be one: a file, under a file, or unwritable."""
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{flag} {path} is an existing file, not a folder; pass a folder path (it is created if missing)")
+    parent = path
+    while not parent.exists():  # the nearest part of the path that exists must be a writable folder
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ValueError(
+            f"{flag} {path}: {parent} is a file, so no folder can be created under it; "
+            f"pass a path whose parent folders are folders"
+        )
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"{flag} {path}: no permission to write in {parent}; choose a folder you can write to")
+
+
+def require_positive(value: int | None, flag: str, example: str = "") -> None:
+    """ValueError naming ``flag`` unless ``value`` is None or an integer >= 1."""
+    if value is not None and value < 1:
+        raise ValueError(f"{flag} {value} is invalid: use an integer >= 1{example}")
+
+
 def resolve_accelerator(accelerator: str | None, device: str | None) -> str:
     """Combine ``--accelerator`` with the legacy ``--device``; check the hardware exists."""
+    import torch  # here, not at the top: see the module docstring
+
     if device is not None:
         warn_deprecated("--device", "--accelerator")
         legacy = device.split(":")[0].lower()
@@ -114,10 +141,25 @@ def build_execution_config(args: argparse.Namespace, accelerator: str, logger: s
     )
 
 
-def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
-    """Run ``main``; turn bad-input errors into one ``error:`` line on stderr and exit code 2."""
+def run_cli(
+    main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None, *, on_interrupt: str = ""
+) -> int:
+    """Run ``main``; turn bad input into one ``error:`` line on stderr and exit code 2.
+
+    SIGINT/SIGTERM while ``main`` runs become one ``interrupted:`` line (followed by
+    ``on_interrupt``, what the CLI leaves behind) and exit code 130/143.
+    """
     try:
-        return main(argv)
+        with interrupts_raise():
+            return main(argv)
     except (ValueError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except Interrupted as exc:
+        print(f"interrupted: {exc}; {on_interrupt or 'stopped before finishing'}", file=sys.stderr, flush=True)
+        return exc.exit_code
+
+
+def _one_line(exc: BaseException) -> str:
+    """The message on one line (a library error may carry newlines)."""
+    return re.sub(r"\s*\n\s*", " ", str(exc)).strip()

@@ -27,10 +27,19 @@ __all__ = ["_train_with_lightning", "load_inference_bundle_torch", "LossHistory"
 
 
 class LossHistory(Callback):
-    """Collects the epoch-level ``train_loss`` (and ``val_loss``) that the module logs."""
+    """Collects the epoch-level ``train_loss`` (and ``val_loss``) that the module logs, and the
+    loss of every optimiser step (``train_loss_step``) from the step's own output, so the
+    per-step curve exists whichever logger (or none) is configured."""
 
     def __init__(self) -> None:
-        self.history: dict[str, list[float]] = {"train_loss": []}
+        self.history: dict[str, list[float]] = {"train_loss": [], "train_loss_step": []}
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        if loss is not None:
+            self.history["train_loss_step"].append(float(loss))
 
     def _record(self, trainer: L.Trainer, key: str) -> None:
         value = trainer.callback_metrics.get(key)
@@ -80,7 +89,8 @@ def _train_with_lightning(
     """Train ``PtychoPINN_Lightning`` on ``train_container``; validate on ``test_container`` if given.
 
     Returns ``lightning_module``, ``trainer``, ``models`` (``autoencoder``,
-    ``diffraction_to_obj``), ``history`` (per-epoch ``train_loss``, ``val_loss``) and
+    ``diffraction_to_obj``), ``history`` (per-epoch ``train_loss``, ``val_loss``; per-step
+    ``train_loss_step``) and
     ``checkpoint_path`` (``{output_dir}/checkpoints/last.ckpt`` or None without output_dir).
     """
     execution = execution_config or ExecutionConfig()
