@@ -78,9 +78,9 @@ def collate(session: nox.Session) -> None:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """The project's own test suite (not slow) in the evidence venv; posargs go to pytest."""
-    session.run(_evidence_python(session), "-m", "pytest", "-m", "not slow", *session.posargs,
-                external=True, env=CPU_ENV)
+    """The project's own test suite (not slow) in the evidence venv, on every core; posargs go to pytest."""
+    session.run(_evidence_python(session), "-m", "pytest", "-m", "not slow", "-n", "auto", *session.posargs,
+                external=True, env={**CPU_ENV, "OMP_NUM_THREADS": "1"})
 
 
 @nox.session
