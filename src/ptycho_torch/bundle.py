@@ -21,6 +21,7 @@ import io
 import json
 import os
 import tempfile
+import warnings
 import zipfile
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
@@ -216,7 +217,9 @@ def _load_state_dict(path: Path, member: str, raw: bytes) -> dict[str, torch.Ten
         f"stored in the archive). Use a bundle written by python -m ptycho_torch.train, or retrain"
     )
     try:
-        state = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about odd pickle protocols: noise beside the refusal
+            warnings.simplefilter("ignore")
+            state = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
     except Exception:  # UnpicklingError, RuntimeError, EOFError, ...: all mean "not a safe state dict"
         raise ValueError(refused) from None
     if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):

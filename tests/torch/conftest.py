@@ -62,3 +62,55 @@ def write_npz(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return write
+
+
+def _grid_arrays(side: int = 4, N: int = 8, seed: int = 0) -> dict[str, np.ndarray]:
+    """A tiny valid scan: side x side points 6 px apart inside a 40 x 40 object, N x N patterns."""
+    rng = np.random.default_rng(seed)
+    steps = 10.0 + 6.0 * np.arange(side)
+    y, x = np.meshgrid(steps, steps, indexing="ij")
+    yy, xx = np.mgrid[:40, :40]
+    return {
+        "xcoords": x.ravel(),
+        "ycoords": y.ravel(),
+        "diffraction": rng.uniform(0, 2, size=(side * side, N, N)).astype(np.float32),
+        "probeGuess": np.ones((N, N), dtype=np.complex64),
+        "objectGuess": ((1 + xx / 80) * np.exp(0.3j * np.sin(yy / 6))).astype(np.complex64),
+    }
+
+
+@pytest.fixture(scope="session")
+def grid_arrays() -> Callable[..., dict[str, np.ndarray]]:
+    """``grid_arrays(side=4, N=8)``: the arrays of a tiny valid scan, side x side points inside a 40 x 40 object."""
+    return _grid_arrays
+
+
+@pytest.fixture
+def tiny_scan(tmp_path: Path) -> Path:
+    """A 16-point N=8 scan (``grid_arrays``) written to ``tmp_path/scan.npz``: trains in about a second."""
+    path = tmp_path / "scan.npz"
+    np.savez(path, **_grid_arrays())
+    return path
+
+
+@pytest.fixture
+def tiny_bundle() -> Callable[..., Path]:
+    """``tiny_bundle(output_dir, gridsize=1)``: write a real bundle for N=8 data, return the zip's path."""
+    return _write_tiny_bundle
+
+
+def _write_tiny_bundle(output_dir: Path, gridsize: int = 1) -> Path:
+    """A real PtychoPINN bundle for N=8 data (untrained weights): what the inference CLI loads."""
+    import dataclasses
+
+    import torch
+
+    from ptycho.config import ModelConfig
+    from ptycho_torch.bundle import save_bundle
+    from ptycho_torch.model import PtychoPINN
+
+    config = ModelConfig(N=8, gridsize=gridsize)
+    torch.manual_seed(0)
+    network = PtychoPINN(config, probe=torch.ones(8, 8, dtype=torch.complex64))
+    params = {**dataclasses.asdict(config), "intensity_scale": config.intensity_scale, "C": config.C}
+    return save_bundle(output_dir, {"autoencoder": network.autoencoder, "diffraction_to_obj": network.diffraction_to_obj}, params)

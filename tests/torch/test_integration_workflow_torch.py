@@ -91,6 +91,8 @@ def test_run_pytorch_train_save_load_infer(tmp_path):
         "coords_relative": [4, 4, 1, 2],
         "predicted_object": [4, 4, 64, 64],
     }
+    assert record["figures"] == [str(train_dir / "figures" / name) for name in ("loss_curve.png", "reconstruction.png")]
+    assert all(Path(path).read_bytes()[:4] == b"\x89PNG" for path in record["figures"]), "figures must be PNG files"
     bundle = train_dir / "wts.h5.zip"
     assert bundle.stat().st_size > 100_000, f"bundle is only {bundle.stat().st_size} bytes"
     assert (train_dir / "checkpoints" / "last.ckpt").is_file()

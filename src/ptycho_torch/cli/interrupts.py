@@ -9,7 +9,7 @@ re-raises it after its teardown, and ``ptycho_torch.cli.shared.run_cli`` turns i
 
 Files a run writes stay whole: the bundle is written to a temporary name and renamed
 (``ptycho_torch.bundle.save_bundle``), inference outputs are renamed into place inside
-``deferred_interrupts()``, which holds both signals back for the few renames.
+``deferred_interrupts()``, which holds both signals back for those few renames.
 """
 
 from __future__ import annotations
@@ -65,12 +65,21 @@ def interrupts_raise() -> Iterator[None]:
 
 @contextlib.contextmanager
 def deferred_interrupts() -> Iterator[None]:
-    """Hold SIGINT and SIGTERM back until the block ends (for a few renames that belong together)."""
-    if not hasattr(signal, "pthread_sigmask"):  # Windows: no signal masks; the window is tiny anyway
+    """Hold SIGINT and SIGTERM back until the block ends (for a few renames that belong together).
+
+    A signal that arrives meanwhile is only noted, then raised again once the previous
+    handlers are back. (A signal mask would not do: the kernel hands a process-wide signal to
+    any thread that does not block it, e.g. one of torch's worker threads.)
+    """
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, set(SIGNALS))
+    pending: list[int] = []
+    previous = {signum: signal.signal(signum, lambda signum, frame: pending.append(signum)) for signum in SIGNALS}
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+        if pending:
+            signal.raise_signal(pending[0])
