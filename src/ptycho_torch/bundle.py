@@ -179,7 +179,10 @@ def read_bundle(bundle: Path | str) -> tuple[dict[str, Any], dict[str, Any], dic
                 raise ValueError(f"{path}: member {name!r} is corrupt ({exc}); copy the bundle again or retrain") from exc
             expected = checksums.get(name) if isinstance(checksums, dict) else None
             if expected is not None and hashlib.sha256(data[name]).hexdigest() != expected:
-                raise ValueError(f"{path}: member {name!r} fails its sha256 check; the archive is corrupt")
+                raise ValueError(
+                    f"{path}: member {name!r} fails its sha256 check: the archive is corrupt or was edited; "
+                    f"copy the original again or retrain"
+                )
     params = _parse_params(path, data[PARAMS])
     state_dicts = {m: _load_state_dict(path, _member(m), data[_member(m)]) for m in models}
     return manifest, params, state_dicts

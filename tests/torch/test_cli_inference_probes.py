@@ -150,7 +150,8 @@ def test_hand_edited_params_fail_the_checksum(run, tmp_path, capsys):
     bundle, data = run
     _forge(bundle, {"params.json": b"{'N': 8}"}, fix_checksums=False)
     line = _refused(capsys, bundle.parent, data, tmp_path / "out")
-    assert line == f"error: {bundle}: member 'params.json' fails its sha256 check; the archive is corrupt"
+    assert line == (f"error: {bundle}: member 'params.json' fails its sha256 check: the archive is corrupt or was edited; "
+                    "copy the original again or retrain")
 
 
 def _must_not_load(*args, **kwargs):

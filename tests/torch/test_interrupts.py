@@ -18,13 +18,28 @@ from ptycho_torch.cli.interrupts import Interrupted, deferred_interrupts, interr
 from ptycho_torch.cli.shared import run_cli
 
 
+@pytest.fixture(autouse=True)
+def _sigint_answered():
+    """In-process tests send SIGINT to pytest itself, which may have inherited it as ignored."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+def _as_from_a_terminal() -> None:
+    """Signal dispositions of a command typed in a terminal (pytest may itself run with SIGINT ignored)."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize(("signum", "code", "words"), [(signal.SIGINT, 130, "SIGINT (Ctrl-C)"), (signal.SIGTERM, 143, "SIGTERM")])
 def test_signal_during_training_is_one_line_and_leaves_no_bundle(signum, code, words, tiny_scan, tmp_path):
     out = tmp_path / "run"
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
     argv = [sys.executable, "-m", "ptycho_torch.train", "--train_data_file", str(tiny_scan), "--output_dir", str(out),
             "--max_epochs", "100000", "--batch_size", "4", "--accelerator", "cpu", "--logger", "csv"]  # fmt: skip
-    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                               preexec_fn=_as_from_a_terminal)
     try:
         deadline = time.monotonic() + 90
         while not list(out.glob("lightning_logs/version_*/metrics.csv")):  # first flush: Trainer.fit is running
@@ -122,6 +137,16 @@ def test_handlers_are_restored_and_a_forked_worker_gets_keyboardinterrupt(monkey
             signal.getsignal(signal.SIGINT)(signal.SIGINT, None)
         monkeypatch.undo()
     assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_an_inherited_ignore_is_respected(monkeypatch):
+    """``cmd &`` in a shell script ignores SIGINT on purpose; the CLI must not start answering it."""
+    monkeypatch.setattr(signal, "getsignal", lambda signum: signal.SIG_IGN if signum == signal.SIGINT else signal.SIG_DFL)
+    installed = {}
+    monkeypatch.setattr(signal, "signal", lambda signum, handler: installed.setdefault(signum, handler))
+    with interrupts_raise():
+        pass
+    assert signal.SIGINT not in installed and signal.SIGTERM in installed
 
 
 def test_deferred_interrupts_delivers_after_the_block():

@@ -41,9 +41,11 @@ class Interrupted(BaseException):
 def interrupts_raise() -> Iterator[None]:
     """Inside the block, SIGINT and SIGTERM raise ``Interrupted`` in this process.
 
-    A forked DataLoader worker inherits the handler; there it raises KeyboardInterrupt,
-    which torch's worker loop ends quietly on. Outside the main thread (where Python cannot
-    set handlers) the block changes nothing. Previous handlers are restored on exit.
+    A signal the process inherited as ignored stays ignored (the Unix convention: a shell
+    script's background job, for one, is meant not to die of the terminal's Ctrl-C). A
+    forked DataLoader worker inherits the handler; there it raises KeyboardInterrupt, which
+    torch's worker loop ends quietly on. Outside the main thread (where Python cannot set
+    handlers) the block changes nothing. Previous handlers are restored on exit.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -55,7 +57,8 @@ def interrupts_raise() -> Iterator[None]:
             raise KeyboardInterrupt
         raise Interrupted(signum)
 
-    previous = {signum: signal.signal(signum, handler) for signum in SIGNALS}
+    wanted = [signum for signum in SIGNALS if signal.getsignal(signum) is not signal.SIG_IGN]
+    previous = {signum: signal.signal(signum, handler) for signum in wanted}
     try:
         yield
     finally:
