@@ -94,6 +94,8 @@ def test_bad_training_data_is_one_error_line_naming_the_file(case, grid_arrays, 
         (["--max_epochs", "0"], "error: --max_epochs 0 is invalid: use an integer >= 1"),
         (["--learning-rate", "nan"], "error: --learning-rate nan is invalid: use a finite number > 0"),
     ],
+    ids=["gridsize 0", "gridsize -1", "gridsize 5", "gridsize 2 K 3", "neighbor_count 0", "batch_size 0",
+         "max_epochs 0", "learning-rate nan"],
 )
 def test_impossible_flags_are_named_before_the_data_is_read(flags, expected, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(RawData, "from_file", _must_not_run("the data were read before the flags were checked"))
