@@ -61,6 +61,12 @@ def outcome_line(result: Comparison) -> str:
 
 
 def _not_green_note(result: Comparison) -> list[str]:
+    same = ["", "note: A and B are the same folder: this compares a hub with itself"] \
+        if result.hub_a.resolve() == result.hub_b.resolve() else []
+    return same + _not_green(result)
+
+
+def _not_green(result: Comparison) -> list[str]:
     not_green = result.not_green_in_both()
     overall = next((f for f in result.findings if f.check == "overall verdict"), None)
     if not not_green and not (overall and overall.status == AGREE and overall.a != Verdict.GREEN):

@@ -15,6 +15,7 @@ from pathlib import Path
 from filelock import FileLock
 
 from harness.context import RunContext
+from harness.plan import Target
 from harness.fsio import atomic_write_text
 from harness.provenance import git_state
 from harness.schema import HubFiles, PlanRef, RunRecord
@@ -135,7 +136,7 @@ def known_invocation_hub(home: Path, invocation: str) -> Path | None:
     return Path(pointer.read_text(encoding="utf-8").strip()) if pointer.is_file() else None
 
 
-def reopen_for_target(hub: Hub, target: str) -> None:
+def reopen_for_target(hub: Hub, target: Target) -> None:
     """Let one more target run into an existing hub, if the hub allows it.
 
     A nox invocation's hub is collated after every target session, so the next session reopens
@@ -144,12 +145,16 @@ def reopen_for_target(hub: Hub, target: str) -> None:
     """
     from harness.validate import integrity_problems  # validate reads hubs; only reopening needs it
 
-    if hub.run.targets is not None and target not in hub.run.targets:
-        raise HubExistsError(f"{hub.path} was made for targets {list(hub.run.targets)}; {target!r} cannot join it. "
-                             "Omit --hub to start a new hub.")
+    for existing in (hub.path / target.log, hub.path / f"{target.log}.partial", hub.verdict_path(target.name)):
+        if existing.exists():
+            raise HubExistsError(f"{existing} exists: target {target.name!r} already ran in this hub; hubs are never "
+                                 "overwritten, start a new one (omit --hub)")
+    if hub.run.targets is not None and target.name not in hub.run.targets:
+        raise HubExistsError(f"{hub.path} was made for targets {list(hub.run.targets)}; {target.name!r} cannot join "
+                             "it. Omit --hub to start a new hub.")
     collated = (hub.path / HubFiles.MANIFEST).is_file() and not (hub.path / HubFiles.INCOMPLETE).exists()
     if collated:
         problems = integrity_problems(hub.path)
         if problems:
             raise HubExistsError(f"{hub.path} no longer matches its manifest ({problems[0]}); start a new hub")
-        atomic_write_text(hub.path / HubFiles.INCOMPLETE, f"reopened {utc_now_iso()} for target {target}\n")
+        atomic_write_text(hub.path / HubFiles.INCOMPLETE, f"reopened {utc_now_iso()} for target {target.name}\n")

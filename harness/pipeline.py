@@ -23,7 +23,7 @@ from harness.context import RunContext, add_context_arguments, make_context
 from harness.envs import EnvBuildError, ensure_env
 from harness.hub import Hub, HubExistsError, create_hub
 from harness.plan import Target
-from harness.process import Children, Interrupted, interrupt_on_sigterm
+from harness.process import Children, Interrupted, interrupt_on_sigterm, interrupt_status
 from harness.reporting import emit, fmt_duration, md_table
 from harness.runner import RunSetup, finish_environment, prepare_setup, run_target
 from harness.schema import VerdictRecord
@@ -106,26 +106,27 @@ class PipelineRun:
 
     result: CollateResult
     interrupted: bool
+    interrupt_status: int = 130  # 143 when SIGTERM stopped it
 
     @property
     def exit_code(self) -> int:
         c = self.result.collation
-        return 130 if self.interrupted else 0 if c.green and self.result.exit_code == 0 else 1
+        return self.interrupt_status if self.interrupted else 0 if c.green and self.result.exit_code == 0 else 1
 
 
 def execute(ctx: RunContext, hub: Hub, python: str, *, jobs: int, verbose: bool, ledger: bool,
             progress: TextIO | None = None) -> PipelineRun:
     """Run the hub's targets, then collate it (also after an interrupt: the hub then says INCOMPLETE)."""
-    children, interrupted = Children(), False
+    children, stopped = Children(), None
     with ThreadPoolExecutor(max_workers=1) as probe:
         try:
             setup = prepare_setup(ctx, hub, python, background=probe)
             run_pipeline(ctx, setup, jobs=jobs, verbose=verbose, children=children, progress=progress)
             finish_environment(setup)
-        except (KeyboardInterrupt, Interrupted):
-            interrupted = True
+        except (KeyboardInterrupt, Interrupted) as exc:
+            stopped = exc
             children.stop_all()
-    return PipelineRun(collate(ctx, hub, ledger=ledger), interrupted)
+    return PipelineRun(collate(ctx, hub, ledger=ledger), stopped is not None, interrupt_status(stopped))
 
 
 def start(args: argparse.Namespace) -> tuple[RunContext, Hub, str]:
@@ -161,9 +162,9 @@ def main(args: argparse.Namespace) -> int:
     except USER_ERRORS as exc:
         print(f"error: pipeline: {exc.args[0] if isinstance(exc, KeyError) else exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         print("interrupted before any target ran; nothing was recorded", file=sys.stderr)
-        return 130
+        return interrupt_status(exc)
     if args.format != "json":
         print(f"pipeline: hub {ctx.rel(hub.path)}; {len(hub.run.targets or ())} target(s), "
               f"up to {args.jobs} at a time", flush=True)

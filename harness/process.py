@@ -63,13 +63,22 @@ def stop_group(proc: subprocess.Popen) -> None:
     _signal_group(proc, signal.SIGKILL)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that a run stops the same clean way (exit 143 instead of 130)."""
+
+
 def interrupt_on_sigterm() -> None:
-    """Make SIGTERM stop a run the way Ctrl-C does (KeyboardInterrupt): cleanly, without a traceback."""
+    """Make SIGTERM stop a run the way Ctrl-C does: cleanly, without a traceback."""
 
     def _raise(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
+        raise Terminated
 
     signal.signal(signal.SIGTERM, _raise)
+
+
+def interrupt_status(exc: BaseException | None) -> int:
+    """The conventional exit status of a run stopped by `exc`: 143 for SIGTERM, 130 for Ctrl-C."""
+    return 143 if isinstance(exc, Terminated) else 130
 
 
 class Interrupted(Exception):

@@ -24,7 +24,7 @@ from harness.context import HUB_ENV, RunContext, add_context_arguments, make_con
 from harness.envs import ensure_env
 from harness.hub import INVOCATION_ENV, Hub, create_hub, invocation_hub, open_hub, reopen_for_target, utc_now_iso
 from harness.plan import Target, expand
-from harness.process import ChildResult, Children, Interrupted, interrupt_on_sigterm, run_child
+from harness.process import ChildResult, Children, Interrupted, interrupt_on_sigterm, interrupt_status, run_child
 from harness.provenance import git_state, probe_cuda, probe_versions
 from harness.reporting import emit, fmt_duration
 from harness.schema import EnvironmentRecord, HubFiles, Provenance, Verdict, VerdictRecord
@@ -259,11 +259,11 @@ def _hub_for(args: argparse.Namespace, ctx: RunContext) -> Hub:
     chosen = args.hub or (Path(os.environ[HUB_ENV]) if os.environ.get(HUB_ENV) else None)
     if chosen is not None:
         hub = open_hub(chosen, ctx)
-        reopen_for_target(hub, args.target)
+        reopen_for_target(hub, ctx.plan.target(args.target))
         return hub
     if os.environ.get(INVOCATION_ENV):
         hub = invocation_hub(ctx, os.environ[INVOCATION_ENV])
-        reopen_for_target(hub, args.target)
+        reopen_for_target(hub, ctx.plan.target(args.target))
         return hub
     return create_hub(ctx)
 
@@ -286,10 +286,10 @@ def main(args: argparse.Namespace) -> int:
         record = run_target(setup, target, echo=(lambda line: say(line.rstrip("\n"))) if args.verbose else None)
         if args.collate:
             collate(ctx, hub, ledger=False)
-    except (KeyboardInterrupt, Interrupted):
+    except (KeyboardInterrupt, Interrupted) as exc:
         where = f": the hub {ctx.rel(hub.path)} stays INCOMPLETE" if hub else ""
         print(f"interrupted{where}", file=sys.stderr)
-        return 130
+        return interrupt_status(exc)
     except (ValueError, KeyError, FileNotFoundError, FileExistsError, RuntimeError, OSError) as exc:
         print(f"error: run-target: {exc.args[0] if isinstance(exc, KeyError) else exc}", file=sys.stderr)
         return 2

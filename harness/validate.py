@@ -10,6 +10,7 @@ Bulky files outside the hub are checked when present; when absent (a fresh clone
 from __future__ import annotations
 
 import argparse
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -121,15 +122,20 @@ def _check_hub_files(hub: Path, m: Manifest, expected: list[tuple[str, str | Non
         else:
             result.problems.append(f"{entry.path}: missing (listed in manifest.json with {entry.bytes} bytes)")
     required = {HubFiles.SUMMARY: None, HubFiles.RUN: None}
+    said = {t.name: t.reason for t in m.targets}
+    reasons: dict[str, str] = {}
     for name, log, verdict in expected:
         for rel in [HubFiles.verdict(name)] + ([log] if log else []):
             required[rel] = verdict
+            if said.get(name) == "not selected in this run":
+                reasons[rel] = "not selected in this run"
     for rel, verdict in required.items():
         path = hub / rel
         if not path.is_file() and rel not in listed:
             message = f"{rel}: expected file missing"
             if verdict in NOT_FINISHED:  # honest about it: the run failed, the hub is not damaged
-                result.not_green(message + " (its target is recorded as not finished)")
+                why = reasons.get(rel, "not finished")
+                result.not_green(message + f" (its target is recorded as {why})")
             else:
                 result.problems.append(message)
         elif path.is_file() and path.stat().st_size == 0:
@@ -171,6 +177,44 @@ def _check_verdicts(hub: Path, m: Manifest, expected: list[tuple[str, str | None
                                    f"{entry.target!r} is {verdict_of[entry.target]}")
 
 
+_FOOTER = re.compile(r"^# verdict: (\S+) - ")
+_SUMMARY = re.compile(r"^\*\*Overall verdict: (\S+)\*\*")
+
+
+def _check_story(hub: Path, m: Manifest, expected: list[tuple[str, str | None, str | None]],
+                 result: ValidationResult) -> None:
+    """Every file must tell the same story: a record made GREEN by hand still has its RED log footer.
+
+    (A forger who rewrites every file consistently is caught only by rerunning: `reproduce`.)
+    """
+    for name, log, _ in expected:
+        record_path, log_path = hub / HubFiles.verdict(name), hub / str(log)
+        if not (log and record_path.is_file() and log_path.is_file()):
+            continue
+        footer = [m_.group(1) for line in log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-8:]
+                  if (m_ := _FOOTER.match(line))]
+        try:
+            recorded = VerdictRecord.load(record_path).verdict
+        except SchemaError:
+            continue
+        if footer and footer[-1] != recorded:
+            result.problems.append(f"{HubFiles.verdict(name)}: says {recorded} but {log} ends with verdict {footer[-1]} "
+                                   "(a record edited by hand?)")
+    summary = hub / HubFiles.SUMMARY
+    said = [m_.group(1) for line in summary.read_text(encoding="utf-8", errors="replace").splitlines()[:8]
+            if (m_ := _SUMMARY.match(line))] if summary.is_file() else []
+    if said and said[0] != m.overall_verdict:
+        result.problems.append(f"{HubFiles.SUMMARY}: says {said[0]} but manifest.json says {m.overall_verdict} "
+                               "(edited by hand?)")
+    junit = hub / HubFiles.JUNIT
+    if junit.is_file():
+        failures = re.search(r'failures="(\d+)"', junit.read_text(encoding="utf-8", errors="replace"))
+        bad = sum(v != Verdict.GREEN for _, _, v in expected) + (m.overall_verdict != Verdict.GREEN)
+        if failures and int(failures.group(1)) != bad:
+            result.problems.append(f"{HubFiles.JUNIT}: counts {failures.group(1)} failure(s), the manifest {bad} "
+                                   "(edited by hand?)")
+
+
 def validate(hub: str | Path, *, mode: str = "default", ignore_incomplete: bool = False, home: Path = HOME) -> ValidationResult:
     """Re-check a collated hub; every problem names a path and what is wrong with it.
 
@@ -180,7 +224,8 @@ def validate(hub: str | Path, *, mode: str = "default", ignore_incomplete: bool 
     hub = Path(hub).expanduser().resolve()
     result = ValidationResult(hub=hub)
     if not hub.is_dir():
-        result.problems.append(f"{hub}: not a folder (pass the hub folder that holds manifest.json)")
+        what = "does not exist" if not hub.exists() else "is a file, not a hub folder"
+        result.problems.append(f"{hub} {what} (pass the hub folder that holds manifest.json)")
         result.unreadable = True
         return result
     if (hub / HubFiles.INCOMPLETE).exists() and not ignore_incomplete:
@@ -201,6 +246,7 @@ def validate(hub: str | Path, *, mode: str = "default", ignore_incomplete: bool 
     _check_hub_files(hub, m, expected, result)
     _check_external(hub, m, mode, result)
     _check_verdicts(hub, m, expected, result)
+    _check_story(hub, m, expected, result)
     return result
 
 

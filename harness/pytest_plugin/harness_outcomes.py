@@ -25,6 +25,9 @@ def pytest_configure(config):
 
 
 def _message(report):
+    longrepr = getattr(report, "longrepr", None)
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:  # a skip: (file, line, "Skipped: reason")
+        return str(longrepr[2])[:300]
     text = getattr(report, "longreprtext", "") or ""
     if not text and getattr(report, "wasxfail", ""):
         text = "xfail: " + str(report.wasxfail)

@@ -17,6 +17,7 @@ import pytest
 
 from factory import REAL_PLAN, collated, context, make_project, make_real_project, with_record
 from harness import comparereport as compare
+from harness import validate as validate_cmd
 from harness.handmade import DERIVED
 from harness.hubread import read_hub
 from harness.hubview import HubUnreadable, hash_tree
@@ -294,3 +295,20 @@ def test_reading_and_comparing_never_write_into_the_folder(handmade, plan, harne
     read_hub(hub, plan)
     run_compare(hub, harness_hub, "--format", "json")
     assert hash_tree(hub) == before, "a hand-made hub is only read"
+
+
+def test_validate_reads_a_hand_made_hub_whose_green_log_holds_a_pass_and_a_skip(handmade, capsys):
+    two = (HEADER + "collecting ... collected 2 items\n\n" + f"{NODEIDS[BUNDLE]} PASSED [ 50%]\n"
+           + f"{NODEIDS[BUNDLE]}_again SKIPPED (CUDA not available) [100%]\n\n" + banner("1 passed, 1 skipped in 0.9s") + "\n")
+    hub = handmade({BUNDLE: two})
+    parser = argparse.ArgumentParser()
+    validate_cmd.add_arguments(parser)
+    assert validate_cmd.main(parser.parse_args([str(hub), "--hub-only"])) == 1
+    out = capsys.readouterr().out
+    assert "hand-made hub (no manifest" in out and "bundle_loader: RED - 1 passed but 1 skipped" in out, out
+    assert "problem: summary.md line 3 claims" in out, "the summary's 'All four GREEN' is an over-claim"
+
+
+def test_comparing_a_hub_with_itself_says_so(harness_hub, capsys):
+    assert run_compare(harness_hub, harness_hub) == 0
+    assert "note: A and B are the same folder" in capsys.readouterr().out

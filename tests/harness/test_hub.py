@@ -97,10 +97,20 @@ def test_reopening_a_collated_hub_needs_it_intact(ctx):
     (hub.path / HubFiles.INCOMPLETE).unlink()
     (hub.path / HubFiles.MANIFEST).write_text("{}")  # a manifest of another format: not intact
     with pytest.raises(HubExistsError, match="no longer matches its manifest"):
-        reopen_for_target(hub, "ok")
-    fixed = create_hub(ctx, targets=("ok",))
+        reopen_for_target(hub, ctx.plan.target("ok"))
+    fixed = create_hub(ctx, targets=("other",))
     with pytest.raises(HubExistsError, match="cannot join it"):
-        reopen_for_target(fixed, "other")
+        reopen_for_target(fixed, ctx.plan.target("ok"))
+
+
+def test_a_target_that_already_ran_is_refused_without_touching_the_hub(ctx):
+    hub = create_hub(ctx)
+    (hub.path / "ok.log").write_text("ran\n")
+    (hub.path / HubFiles.INCOMPLETE).unlink()
+    before = sorted(p.name for p in hub.path.iterdir())
+    with pytest.raises(HubExistsError, match="already ran in this hub"):
+        reopen_for_target(hub, ctx.plan.target("ok"))
+    assert sorted(p.name for p in hub.path.iterdir()) == before, "a refused target must leave the hub as it was"
 
 
 def test_atomic_writes_leave_no_temp_files(tmp_path):

@@ -160,6 +160,7 @@ def test_missing_plan_file_says_so(tmp_path):
         ("[compare]\nloss_rtol = 0.01\nshape_atol = 0\n", "unknown key 'shape_atol' in [compare]"),
         ("[compare]\nduration_ratio_warn = 0.5\n", "'duration_ratio_warn' must be > 1"),
         ("[compare]\nloss_rtol = -1\n", "tolerances must be >= 0"),
+        ("", "'timeout' must be > 0, got -5"),
         ("[project]\ninstall = [\"torch==2.13.0\"]\n", "'install' must be a list of non-empty lists of strings"),
         ("[project]\ninstall = [[\"-r\", \"{nope}/r.txt\"]]\n", "unknown placeholder {nope}"),
         ("[project]\nproduction = [\"../outside\"]\n", "must be a relative path inside the project"),
@@ -167,7 +168,8 @@ def test_missing_plan_file_says_so(tmp_path):
 )
 def test_bad_optional_tables_name_their_line(tmp_path, table, message):
     path = tmp_path / "plan.toml"
-    path.write_text(HEAD + table + "\n" + GOOD_TARGET)
+    target = GOOD_TARGET if table else GOOD_TARGET.replace("timeout = 10", "timeout = -5")
+    path.write_text(HEAD + table + "\n" + target)
     with pytest.raises(PlanError, match=re.escape(message)):
         load_plan(path)
 

@@ -9,11 +9,15 @@ import shutil
 from pathlib import Path
 
 import pytest
-from factory import LOGS, PLAN_TOML, TIMESTAMP, collated, context, make_hub, make_project
+from dataclasses import replace
+
+from factory import LOGS, PLAN_TOML, TIMESTAMP, collated, context, make_hub, make_project, recollate
 
 from harness import validate as validate_mod
 from harness.context import HOME, RunContext
-from harness.schema import HubFiles, Manifest, Verdict
+from harness.collate import collate
+from harness.hub import open_hub
+from harness.schema import Counts, HubFiles, Manifest, Verdict, VerdictRecord
 from harness.validate import validate
 
 BUNDLE = f"artifacts/{TIMESTAMP}/smoke/wts.h5.zip"
@@ -322,9 +326,25 @@ def test_manifest_entry_without_a_path_gets_a_clear_message(green_hub: Path) -> 
     assert result.unreadable and "files entry without a path" in result.problems[0], result.problems
 
 
-def test_validate_of_a_file_is_unreadable(green_hub: Path) -> None:
+def test_validate_of_a_file_or_a_missing_path_is_unreadable(green_hub: Path) -> None:
     result = validate(green_hub / HubFiles.SUMMARY)
-    assert result.unreadable and "not a folder" in result.problems[0], result.problems
+    assert result.unreadable and "is a file, not a hub folder" in result.problems[0], result.problems
+    result = validate(green_hub / "nope")
+    assert result.unreadable and "does not exist" in result.problems[0], result.problems
+
+
+def test_a_record_made_green_by_hand_contradicts_its_log(root: Path, ctx) -> None:
+    """Doctored: the RED record and the manifest set to GREEN and re-hashed; the log's footer still says RED."""
+    hub = make_hub(ctx, {"unit": Verdict.RED})
+    log = hub / LOGS["unit"]
+    log.write_text(log.read_text() + "# verdict: RED - 1 failed: AssertionError: boom\n")
+    collate(ctx, open_hub(hub, ctx), ledger=False)
+    record = hub / HubFiles.verdict("unit")
+    doctored = replace(VerdictRecord.load(record), verdict=Verdict.GREEN, counts=Counts(tests=1, passed=1), exit_code=0)
+    doctored.write(record)
+    recollate(ctx, hub)  # a forger recomputes the manifest too
+    problems = validate(hub).problems
+    assert any("says GREEN but pytest_unit_green.log ends with verdict RED" in p for p in problems), problems
 
 
 def test_validate_json_output_has_problems_and_warnings(green_hub: Path, root: Path,
