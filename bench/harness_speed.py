@@ -160,7 +160,7 @@ def make_test_ratio(home: Path, rev: str, pairs: int) -> dict[str, object]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pairs", type=int, default=3, help="A/B pairs after the warm-up (default 3)")
+    parser.add_argument("--pairs", type=int, default=3, help="A/B pairs after the warm-up (default 3; 0 skips them)")
     parser.add_argument("--skip-cold", action="store_true", help="skip the fresh-clone measurement")
     parser.add_argument("--make-test-baseline", metavar="REV", help="also time `make test` at REV against now")
     args = parser.parse_args(argv)
@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     hand = by_hand_script(python, scratch / "hand")
     runs: dict[str, list] = {"harness_wall": [], "harness_cpu": [], "beyond_critical": [], "hand_wall": [], "hand_cpu": []}
     durations: list[dict[str, float]] = []
-    for i in range(args.pairs + 1):  # pair 0 is the warm-up
+    for i in range(args.pairs + 1 if args.pairs else 0):  # pair 0 is the warm-up
         wall, cpu, beyond, per_target = harness_run(home, scratch / f"hub-{i}")
         hand_wall, hand_cpu, code = timed(["bash", "-c", hand], home)
         if code:
@@ -184,23 +184,24 @@ def main(argv: list[str] | None = None) -> int:
             durations.append(per_target)
         print(f"pair {i}{' (warm-up)' if not i else ''}: harness {wall:.1f} s, by hand {hand_wall:.1f} s", flush=True)
     medians = {k: median(v) for k, v in runs.items()}
-    result: dict[str, object] = {
-        "timestamp": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H%M%SZ"), "pairs": args.pairs, "runs": runs,
-        "medians": medians, "harness_over_hand": medians["harness_wall"] / medians["hand_wall"],
-        "target_seconds": {t: median([d[t] for d in durations]) for t in durations[0]},
-        "overhead_parts_s": overhead_parts(home, python, scratch / f"hub-{args.pairs}"),
-    }
+    result: dict[str, object] = {"timestamp": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H%M%SZ"), "pairs": args.pairs}
+    if args.pairs:
+        result.update(runs=runs, medians=medians, harness_over_hand=medians["harness_wall"] / medians["hand_wall"],
+                      target_seconds={t: median([d[t] for d in durations]) for t in durations[0]},
+                      overhead_parts_s=overhead_parts(home, python, scratch / f"hub-{args.pairs}"))
     if not args.skip_cold:
         result["cold"] = cold_start(home)
     if args.make_test_baseline:
-        result["make_test"] = make_test_ratio(home, args.make_test_baseline, max(1, args.pairs - 1))
+        result["make_test"] = make_test_ratio(home, args.make_test_baseline, max(2, args.pairs - 1))
     shutil.rmtree(scratch, ignore_errors=True)
-    rows = [["warm harness / by hand (wall, median)", f"{result['harness_over_hand']:.2f}", "≤ 0.90"],
-            ["harness wall / CPU (median, s)", f"{medians['harness_wall']:.1f} / {medians['harness_cpu']:.1f}", ""],
-            ["by hand wall / CPU (median, s)", f"{medians['hand_wall']:.1f} / {medians['hand_cpu']:.1f}", ""],
-            ["harness time beyond the critical path (s)", f"{medians['beyond_critical']:.1f}", "≤ 2"]]
-    rows += [[f"  target {k} (s)", f"{v:.1f}", ""] for k, v in result["target_seconds"].items()]
-    rows += [[f"  overhead: {k} (s)", f"{v:.2f}", ""] for k, v in result["overhead_parts_s"].items()]
+    rows = []
+    if args.pairs:
+        rows += [["warm harness / by hand (wall, median)", f"{result['harness_over_hand']:.2f}", "≤ 0.90"],
+                 ["harness wall / CPU (median, s)", f"{medians['harness_wall']:.1f} / {medians['harness_cpu']:.1f}", ""],
+                 ["by hand wall / CPU (median, s)", f"{medians['hand_wall']:.1f} / {medians['hand_cpu']:.1f}", ""],
+                 ["harness time beyond the critical path (s)", f"{medians['beyond_critical']:.1f}", "≤ 2"]]
+        rows += [[f"  target {k} (s)", f"{v:.1f}", ""] for k, v in result["target_seconds"].items()]
+        rows += [[f"  overhead: {k} (s)", f"{v:.2f}", ""] for k, v in result["overhead_parts_s"].items()]
     if "cold" in result:
         c = result["cold"]
         rows += [["cold clone / warm clone / plain pip (s)", f"{c['cold_s']:.1f} / {c['warm_s']:.1f} / {c['pip_install_s']:.1f}", ""],
