@@ -15,16 +15,13 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from filelock import FileLock
 
+from harness.collation import Collation
 from harness.fsio import atomic_write_text
 from harness.reporting import fmt_duration
 from harness.schema import HubFiles, Verdict
-
-if TYPE_CHECKING:
-    from harness.collate import Collation
 
 STATE_DONE = "[x]"
 STATE_PENDING = "[P]"
@@ -239,8 +236,7 @@ def record_attempt(
 
 def _ledger_text(c: Collation) -> tuple[str, list[str]]:
     """The attempt's headline and one detail line per target."""
-    n_green = sum(t.verdict == Verdict.GREEN for t in c.targets)
-    headline = (f"{c.ctx.plan.id} evidence: **GREEN** ({n_green}/{len(c.targets)} targets)." if c.green
+    headline = (f"{c.ctx.plan.id} evidence: **GREEN** ({c.n_green}/{len(c.targets)} targets)." if c.green
                 else f"{c.ctx.plan.id} evidence: **BLOCKED** ({c.overall}: {c.overall_reason})")
     details = []
     for t in c.targets:
@@ -248,7 +244,7 @@ def _ledger_text(c: Collation) -> tuple[str, list[str]]:
         if t.counts is not None:
             part += f", {t.counts.passed}/{t.counts.tests} passed"
         part += f", {fmt_duration(t.duration_s)}"
-        rec = (t.record.record if t.record else None) or {}
+        rec = t.train_record
         if isinstance(rec.get("final_train_loss"), (int, float)):
             part += f"; final loss {rec['final_train_loss']:.6g} after {rec.get('epochs')} epoch(s)"
         if isinstance((rec.get("shapes") or {}).get("diffraction"), list):

@@ -10,18 +10,13 @@ apart, relative to the project root, and a reader without them reports them as a
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from harness.collation import Collation
 from harness.fsio import sha256_file
 from harness.schema import FileEntry, HubFiles, Manifest, PlanRef, TargetSummary, Verdict
 
-if TYPE_CHECKING:
-    from harness.collate import Collation
-
-#: Files of the hub that are never listed: the manifest itself and the in-progress marker.
-UNLISTED = (HubFiles.MANIFEST, HubFiles.INCOMPLETE)
 _ROLES = {HubFiles.SUMMARY: "summary", HubFiles.RUN: "run-record", HubFiles.BLOCKER: "blocker",
-          HubFiles.ENVIRONMENT: "environment", HubFiles.JUNIT: "junit", HubFiles.NOX_REPORT: "nox-report"}
+          HubFiles.ENVIRONMENT: "environment", HubFiles.JUNIT: "junit"}
 
 
 def file_entry(path: Path, rel: str, *, role: str, target: str | None, verdict: str | None) -> FileEntry:
@@ -56,7 +51,7 @@ def external_refs(c: Collation) -> list[tuple[str, str, str]]:
         if rec.kind == "pytest" and c.ctx.path(outcomes).is_file():
             refs.append((outcomes, "outcomes", t.name))
         found = [(str(o["path"]), "output") for o in rec.outputs if isinstance(o, dict) and o.get("path")]
-        found += [(str(rec.record[k]), k) for k in ("bundle", "checkpoint") if (rec.record or {}).get(k)]
+        found += [(str(t.train_record[k]), k) for k in ("bundle", "checkpoint") if t.train_record.get(k)]
         for ref, role in found:
             path = c.ctx.path(ref)
             if path.is_dir():
@@ -75,7 +70,7 @@ def build_manifest(c: Collation) -> Manifest:
     files = []
     for path in sorted(p for p in c.hub.path.rglob("*") if p.is_file()):
         rel = path.relative_to(c.hub.path).as_posix()
-        if rel not in UNLISTED:
+        if rel not in HubFiles.UNLISTED:
             role, target = hub_role(rel, logs)
             files.append(file_entry(path, rel, role=role, target=target, verdict=verdict_of.get(target or "")))
     external: dict[str, FileEntry] = {}

@@ -11,14 +11,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from harness.collation import Collation, changed_files
 from harness.fsio import sha256_file
 from harness.reporting import fmt_duration
-from harness.schema import GREEN
-
-if TYPE_CHECKING:
-    from harness.collate import Collation
+from harness.schema import Verdict
 
 BLOCKER = "blocker"
 WARNING = "warning"
@@ -78,7 +76,7 @@ class DatasetNote:
 def dataset_notes(c: Collation) -> list[DatasetNote]:
     notes = []
     for t in c.targets:
-        rec = (t.record.record if t.record else None) or {}
+        rec = t.train_record
         if not rec.get("train_data_file"):
             continue
         path = c.ctx.path(rec["train_data_file"])
@@ -102,9 +100,9 @@ def derive_risks(c: Collation) -> list[Risk]:
         ran = [t.name for t in c.targets if t.reason != "not selected in this run"]
         risks.append(Risk(BLOCKER, f"Only part of the plan ran ({', '.join(ran)}); a partial run never updates the ledger."))
     for t in c.targets:
-        if t.verdict != GREEN:
+        if t.verdict != Verdict.GREEN:
             risks.append(Risk(BLOCKER, f"`{t.name}` is {t.verdict}: {t.reason}", t.name))
-    changed = sorted({f for files in c.production_changes.values() for f in files})
+    changed = changed_files(c.production_changes)
     if changed:
         phases = ", ".join(phase for phase, files in c.production_changes.items() if files)
         risks.append(Risk(BLOCKER, f"Production files differ from HEAD ({phases}): {', '.join(f'`{f}`' for f in changed)}; "

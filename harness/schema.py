@@ -34,7 +34,6 @@ class Verdict(str, Enum):
         return self.value
 
 
-GREEN = Verdict.GREEN
 #: Verdicts a target's own record may carry (the others are assigned by collate or to hubs).
 RECORD_VERDICTS = (Verdict.GREEN, Verdict.RED, Verdict.TIMEOUT, Verdict.SKIPPED, Verdict.BLOCKED, Verdict.UNKNOWN)
 
@@ -45,7 +44,7 @@ class HubFiles:
     RUN, ENVIRONMENT, MANIFEST = "run.json", "environment.json", "manifest.json"
     SUMMARY, BLOCKER, INCOMPLETE = "summary.md", "blocker.log", "INCOMPLETE"
     VERDICTS, JUNIT, FIGURES = "verdicts", "junit.xml", "figures"
-    NOX_REPORT = "nox-report.json"
+    UNLISTED = (MANIFEST, INCOMPLETE)  # never listed in a manifest: itself and the in-progress marker
 
     @staticmethod
     def verdict(target: str) -> str:

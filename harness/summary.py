@@ -12,15 +12,13 @@ import os
 import shlex
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from harness.collation import Collation, TargetResult, changed_files
 from harness.fsio import atomic_write_bytes
 from harness.reporting import fmt_duration, md_table
 from harness.risks import BLOCKER, dataset_notes, derive_risks
 from harness.schema import EnvironmentRecord, HubFiles, Verdict
-
-if TYPE_CHECKING:
-    from harness.collate import Collation, TargetResult
 
 BLOCKER_TAIL_LINES = 40
 _ENV_KEYS = ("python", "torch", "lightning", "numpy", "platform")
@@ -78,7 +76,7 @@ def _details(c: Collation) -> list[str]:
     for t in c.targets:
         out += [f"`{t.name}` ({t.kind}, timeout {t.target.timeout:g} s):", "", "```", display_command(c, t), "```", ""]
     for t in c.targets:
-        rec = t.record.record if t.record else None
+        rec = t.train_record
         if t.kind == "command" and rec:
             out += [f"## CLI smoke: `{t.name}`", "", md_table(_smoke_rows(t, rec), ["Quantity", "Value"]), ""]
         elif t.kind == "command" and t.record:
@@ -100,7 +98,7 @@ def _environment(c: Collation) -> list[str]:
     env = EnvironmentRecord.load(c.hub.path)
     runtime = env.runtime if env else (c.targets[0].record.provenance.runtime if c.targets[0].record else None)
     commit = run.git.sha if run.git.known else f"{run.project_commit or 'unknown'} ({run.commit_source})"
-    changed = sorted({f for fs in c.production_changes.values() for f in fs})
+    changed = changed_files(c.production_changes)
     rows = [["Commit", f"`{commit}`"], ["Dirty tree (tracked files)", "unknown" if run.git.dirty is None
             else ", ".join(run.git.dirty_files) or "no"],
             [f"Production code ({', '.join(c.ctx.plan.project.production)}) changed", ", ".join(changed) or "no"]]
@@ -115,14 +113,13 @@ def _environment(c: Collation) -> list[str]:
 
 def render_summary(c: Collation, *, blocker_written: bool) -> str:
     """The full Markdown text of summary.md."""
-    n_green = sum(t.verdict == Verdict.GREEN for t in c.targets)
     rows = [[t.name, f"**{t.verdict}**", _counts(t), fmt_duration(t.duration_s), _log_link(c, t),
              (t.record.derived_from + ": " if t.record and t.record.derived_from else "") + t.reason] for t in c.targets]
     lines = [f"# Evidence summary: {c.ctx.plan.id} — {c.hub.timestamp}", "",
              f"**Overall verdict: {c.overall}** — {c.overall_reason}", "",
              md_table(rows, ["Target", "Verdict", "Passed / failed / skipped", "Duration", "Log", "Reason"]), ""]
     lines += figures_section(c)
-    lines += [f"- Targets: {n_green}/{len(c.targets)} GREEN; summed target time "
+    lines += [f"- Targets: {c.n_green}/{len(c.targets)} GREEN; summed target time "
               f"{fmt_duration(sum(t.duration_s or 0 for t in c.targets))}.",
               f"- Plan: `{c.ctx.plan_label}` (sha256 `{c.ctx.plan.sha256[:16]}…`); hub `{c.hub_rel}`; "
               f"collated {c.collated_utc}."]

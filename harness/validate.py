@@ -18,7 +18,6 @@ from harness.context import HOME, resolve_plan
 from harness.fsio import sha256_file
 from harness.handmade import DERIVED, read_handmade
 from harness.hubview import HubUnreadable
-from harness.manifest import UNLISTED
 from harness.plan import load_plan
 from harness.reporting import emit, fmt_bytes
 from harness.schema import FileEntry, HubFiles, Manifest, SchemaError, Verdict, VerdictRecord
@@ -144,7 +143,7 @@ def _check_hub_files(hub: Path, m: Manifest, expected: list[tuple[str, str | Non
             result.problems.append(f"{rel}: expected file not listed in manifest.json")
     for path in sorted(p for p in hub.rglob("*") if p.is_file()):
         rel = path.relative_to(hub).as_posix()
-        if rel not in UNLISTED and rel not in listed and rel not in required:
+        if rel not in HubFiles.UNLISTED and rel not in listed and rel not in required:
             result.problems.append(f"{rel}: in the hub but not listed in manifest.json (added after collate?)")
 
 
