@@ -1,17 +1,17 @@
 """One owner for every record a hub holds: file names, verdicts and the JSON formats.
 
 Whatever writes a hub file and whatever reads it goes through the classes here (`to_dict` /
-`from_dict`), so a format cannot drift between the runner, collate, compare and the tests.
+`load`), so a format cannot drift between the runner, collate, compare and the tests.
 Files of the older format 1 are upgraded on reading by `harness.legacy`. Stdlib-only.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, get_type_hints
 
 from harness import legacy
 from harness.fsio import atomic_write_json
@@ -74,17 +74,29 @@ def read_json(path: Path, schema: str) -> dict[str, Any]:
 
 
 def _build(cls: type, data: dict[str, Any], **given: Any) -> Any:
-    """`cls(**data)` keeping only its fields, lists turned into tuples where the field is one."""
-    values = dict(given)
+    """`cls(**data)` keeping only its fields: lists become tuples, nested records are built too."""
+    values, hints = dict(given), get_type_hints(cls)
     for f in fields(cls):
-        if f.name in values or f.name not in data:
+        kind = hints[f.name]
+        if f.name in values or (f.name not in data and not is_dataclass(kind)):
             continue
-        value = data[f.name]
+        value = _build(kind, data.get(f.name) or {}) if is_dataclass(kind) else data[f.name]
         values[f.name] = tuple(value) if isinstance(value, list) and str(f.type).startswith("tuple") else value
     return cls(**values)
 
 
-# --------------------------------------------------------------------------- provenance
+class _HubRecord:
+    """A JSON file of the hub: `SCHEMA` names its format, `FILE` its path in the hub."""
+
+    SCHEMA: ClassVar[str]
+    FILE: ClassVar[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema": self.SCHEMA, **asdict(self)}
+
+    def write(self, hub: Path) -> Path:
+        return atomic_write_json(Path(hub) / self.FILE, self.to_dict())
+
 
 @dataclass(frozen=True)
 class GitState:
@@ -132,17 +144,6 @@ class Provenance:
             return getattr(self, key)
         return getattr(self.git, key[4:]) if key.startswith("git_") else getattr(self.runtime, key)
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any] | None) -> Provenance:
-        data = data or {}
-        return _build(cls, data, git=_build(GitState, data.get("git") or {}),
-                      runtime=_build(Runtime, data.get("runtime") or {}))
-
-
-# --------------------------------------------------------------------------- verdict record
-
-COUNT_KEYS = ("tests", "passed", "failed", "errors", "skipped", "xfailed", "xpassed")
-
 
 @dataclass(frozen=True)
 class Counts:
@@ -161,8 +162,7 @@ class Counts:
 class VerdictRecord:
     """`verdicts/<target>.json`: what one target did and the verdict it earned.
 
-    Paths (`outputs`, `figures`) are relative to the project root, except figures copied into
-    the hub, which are relative to the hub.
+    `outputs` are relative to the project root, `figures` (copied into the hub) to the hub.
     """
 
     target: str
@@ -196,19 +196,15 @@ class VerdictRecord:
         return {"schema": self.SCHEMA, **asdict(self), "verdict": self.verdict.value}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], source: Path | str = "verdict record") -> VerdictRecord:
+    def load(cls, path: Path) -> VerdictRecord:
+        data = read_json(path, cls.SCHEMA)
         missing = [k for k in ("target", "kind", "log", "verdict") if k not in data]
         if missing:
-            raise SchemaError(f"{source}: missing field(s) {', '.join(missing)}")
+            raise SchemaError(f"{path}: missing field(s) {', '.join(missing)}")
         if data["verdict"] not in {v.value for v in RECORD_VERDICTS}:
-            raise SchemaError(f"{source}: verdict {data['verdict']!r} is not one of {[v.value for v in RECORD_VERDICTS]}")
+            raise SchemaError(f"{path}: verdict {data['verdict']!r} is not one of {[v.value for v in RECORD_VERDICTS]}")
         counts = data.get("counts")
-        return _build(cls, data, verdict=Verdict(data["verdict"]), provenance=Provenance.from_dict(data.get("provenance")),
-                      counts=None if not counts else _build(Counts, counts))
-
-    @classmethod
-    def load(cls, path: Path) -> VerdictRecord:
-        return cls.from_dict(read_json(path, cls.SCHEMA), path)
+        return _build(cls, data, verdict=Verdict(data["verdict"]), counts=_build(Counts, counts) if counts else None)
 
     def write(self, path: Path) -> Path:
         return atomic_write_json(path, self.to_dict())
@@ -218,8 +214,7 @@ def load_verdicts(hub: Path) -> tuple[dict[str, VerdictRecord], list[str]]:
     """Every readable record of `<hub>/verdicts/` by target, and one message per bad file."""
     records: dict[str, VerdictRecord] = {}
     errors: list[str] = []
-    folder = Path(hub) / HubFiles.VERDICTS
-    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+    for path in sorted((Path(hub) / HubFiles.VERDICTS).glob("*.json")):
         try:
             rec = VerdictRecord.load(path)
         except SchemaError as exc:
@@ -232,8 +227,6 @@ def load_verdicts(hub: Path) -> tuple[dict[str, VerdictRecord], list[str]]:
     return records, errors
 
 
-# --------------------------------------------------------------------------- run.json, environment.json
-
 @dataclass(frozen=True)
 class PlanRef:
     """Which plan file a run used: its path as given, sha256 and id."""
@@ -244,7 +237,7 @@ class PlanRef:
 
 
 @dataclass(frozen=True)
-class RunRecord:
+class RunRecord(_HubRecord):
     """`run.json`: what a run started from. Paths are relative to the project root."""
 
     plan: PlanRef
@@ -259,46 +252,35 @@ class RunRecord:
     commit_source: str = "git"  # git | --project-commit | unknown
     production: tuple[str, ...] = ("src",)
 
-    SCHEMA = "evidence-run/2"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"schema": self.SCHEMA, **asdict(self)}
+    SCHEMA, FILE = "evidence-run/2", HubFiles.RUN
 
     @classmethod
     def load(cls, hub: Path) -> RunRecord:
-        path = Path(hub) / HubFiles.RUN
+        path = Path(hub) / cls.FILE
         try:
             data = read_json(path, cls.SCHEMA)
         except FileNotFoundError:
             raise FileNotFoundError(f"{path}: no run.json, so {hub} is not a hub the harness created") from None
-        return _build(cls, data, plan=_build(PlanRef, data.get("plan") or {}), git=_build(GitState, data.get("git") or {}))
-
-    def write(self, hub: Path) -> Path:
-        return atomic_write_json(Path(hub) / HubFiles.RUN, self.to_dict())
+        return _build(cls, data)
 
 
 @dataclass(frozen=True)
-class EnvironmentRecord:
+class EnvironmentRecord(_HubRecord):
     """`environment.json`: the evidence interpreter, probed once per run, and every distribution in it."""
 
     runtime: Runtime
     packages: dict[str, str] = field(default_factory=dict)
 
-    SCHEMA = "evidence-environment/1"
+    SCHEMA, FILE = "evidence-environment/1", HubFiles.ENVIRONMENT
 
     @classmethod
     def load(cls, hub: Path) -> EnvironmentRecord | None:
         try:
-            data = read_json(Path(hub) / HubFiles.ENVIRONMENT, cls.SCHEMA)
+            data = read_json(Path(hub) / cls.FILE, cls.SCHEMA)
         except FileNotFoundError:
             return None
-        return cls(_build(Runtime, data.get("runtime") or {}), dict(data.get("packages") or {}))
+        return _build(cls, data, packages=dict(data.get("packages") or {}))
 
-    def write(self, hub: Path) -> Path:
-        return atomic_write_json(Path(hub) / HubFiles.ENVIRONMENT, {"schema": self.SCHEMA, **asdict(self)})
-
-
-# --------------------------------------------------------------------------- manifest.json
 
 @dataclass(frozen=True)
 class FileEntry:
@@ -327,7 +309,7 @@ class TargetSummary:
 
 
 @dataclass(frozen=True)
-class Manifest:
+class Manifest(_HubRecord):
     """`manifest.json`: every byte a run produced and collate's verdicts; relocatable (format 2)."""
 
     plan: PlanRef
@@ -345,22 +327,17 @@ class Manifest:
     external: tuple[FileEntry, ...] = ()
     format: int = 2
 
-    SCHEMA = "evidence-manifest/2"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"schema": self.SCHEMA, **asdict(self)}
+    SCHEMA, FILE = "evidence-manifest/2", HubFiles.MANIFEST
 
     @classmethod
     def load(cls, hub: Path) -> Manifest:
-        data = read_json(Path(hub) / HubFiles.MANIFEST, cls.SCHEMA)
+        path = Path(hub) / cls.FILE
+        data = read_json(path, cls.SCHEMA)
         entries = {}
         for key in ("files", "external"):
             bad = [e for e in data.get(key) or () if not isinstance(e, dict) or not e.get("path")]
             if bad:
-                raise SchemaError(f"{Path(hub) / HubFiles.MANIFEST}: {key} entry without a path: {bad[0]!r}")
+                raise SchemaError(f"{path}: {key} entry without a path: {bad[0]!r}")
             entries[key] = tuple(_build(FileEntry, e) for e in data.get(key) or ())
         targets = tuple(_build(TargetSummary, t) for t in data.get("targets") or () if isinstance(t, dict) and t.get("name"))
-        return _build(cls, data, plan=_build(PlanRef, data.get("plan") or {}), targets=targets, **entries)
-
-    def write(self, hub: Path) -> Path:
-        return atomic_write_json(Path(hub) / HubFiles.MANIFEST, self.to_dict())
+        return _build(cls, data, targets=targets, **entries)

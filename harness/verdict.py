@@ -9,11 +9,12 @@ scraping text, and JUnit XML is not used (it writes an XPASS as a pass). Pure fu
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from harness.schema import COUNT_KEYS, Counts, Verdict
+from harness.schema import Counts, Verdict
 
 OUTCOMES = ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
 _TIMEOUT_MARK = "from pytest-timeout"
@@ -36,11 +37,8 @@ class PytestOutcomes:
 
     @property
     def counts(self) -> Counts:
-        tally = dict.fromkeys(COUNT_KEYS, 0)
-        for test in self.tests:
-            tally["tests"] += 1
-            tally["errors" if test["outcome"] == "error" else test["outcome"]] += 1
-        return Counts(**tally)
+        tally = Counter("errors" if t["outcome"] == "error" else t["outcome"] for t in self.tests)
+        return Counts(len(self.tests), **tally)
 
     def named(self, outcome: str, limit: int = 3) -> str:
         chosen = [t["nodeid"] for t in self.tests if t["outcome"] == outcome]
