@@ -10,7 +10,6 @@ Exit 0 only when GREEN; the last two printed lines are the hub path and the over
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from harness.fsio import atomic_write_text
 from harness.hub import Hub, open_hub
 from harness.ledger import LedgerError, LedgerUpdate, apply_ledger
 from harness.manifest import build_manifest
-from harness.reporting import emit, fmt_duration
+from harness.reporting import emit, fail, fmt_duration
 from harness.schema import HubFiles, RunRecord, SchemaError, Verdict
 from harness.summary import publish_step_summary, render_blocker, render_summary, write_junit
 from harness.validate import integrity_problems, validate
@@ -101,8 +100,7 @@ def main(args: argparse.Namespace) -> int:
         result = collate_path(args.hub, ledger=not args.no_ledger, project=args.project, plan=args.plan)
     except (FileNotFoundError, ValueError, SchemaError, OSError) as exc:
         emit(args.format, "collate", {"hub": str(args.hub), "error": str(exc), "exit_code": 2}, "")
-        print(f"error: collate: {exc}", file=sys.stderr)
-        return 2
+        return fail(f"collate: {exc}")
     c = result.collation
     publish_step_summary(c)
     written = [HubFiles.SUMMARY, HubFiles.JUNIT, HubFiles.MANIFEST] + ([HubFiles.BLOCKER] if result.blocker else [])

@@ -13,14 +13,15 @@ otherwise a loss outside tolerance is a warning. Tolerances come from the plan's
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from harness.context import HOME, resolve_plan
-from harness.hubview import HubUnreadable, HubView
+from harness.hubview import HubView
 from harness.pictures import picture_difference
 from harness.plan import CompareSpec, load_plan
+from harness.reporting import short_list
 from harness.schema import Verdict, VerdictRecord
 
 DISAGREE, AGREE, WARN = "DISAGREE", "agree", "warning"
@@ -96,19 +97,14 @@ def _counts_text(counts: dict[str, int]) -> str:
     return ", ".join(f"{counts[k]} {k}" for k in COUNT_KEYS if counts[k] or k in ("passed", "failed", "skipped"))
 
 
-def _short_list(items: Iterable[str], limit: int = 3) -> str:
-    items = sorted(items)
-    return ", ".join(items[:limit]) + (f" (+{len(items) - limit} more)" if len(items) > limit else "")
-
-
 def _compare_tests(name: str, a: VerdictRecord, b: VerdictRecord) -> list[Finding]:
     out_a = {str(t["nodeid"]): str(t.get("outcome")) for t in a.tests if t.get("nodeid")}
     out_b = {str(t["nodeid"]): str(t.get("outcome")) for t in b.tests if t.get("nodeid")}
     findings = []
     if out_a or out_b:
         added, removed = set(out_b) - set(out_a), set(out_a) - set(out_b)
-        detail = "; ".join(p for p in (f"added in B: {_short_list(added)}" if added else "",
-                                       f"missing from B: {_short_list(removed)}" if removed else "") if p)
+        detail = "; ".join(p for p in (f"added in B: {short_list(sorted(added))}" if added else "",
+                                       f"missing from B: {short_list(sorted(removed))}" if removed else "") if p)
         findings.append(Finding(DISAGREE if detail else AGREE, name, "test node ids", len(out_a), len(out_b),
                                 detail or "same node ids"))
     ca, cb = _counts(a), _counts(b)
@@ -235,7 +231,7 @@ def compare_packages(a: HubView, b: HubView) -> list[Finding]:
     pa, pb = a.environment.packages, b.environment.packages
     changed = [f"{k} {pa[k]} -> {pb[k]}" for k in sorted(set(pa) & set(pb)) if pa[k] != pb[k]]
     changed += [f"{k} only in A" for k in sorted(set(pa) - set(pb))] + [f"{k} only in B" for k in sorted(set(pb) - set(pa))]
-    detail = f"{len(changed)} changed: {_short_list(changed, 8)}" if changed else f"{len(pa)} distributions, same versions"
+    detail = f"{len(changed)} changed: {short_list(sorted(changed), 8)}" if changed else f"{len(pa)} distributions, same versions"
     return [Finding(WARN if changed else AGREE, ENVIRONMENT, "packages", len(pa), len(pb), detail)]
 
 
@@ -256,7 +252,7 @@ def compare_environment(a: HubView, b: HubView) -> list[Finding]:
         if key == "git_dirty" and (va is not False or vb is not False):
             files = {h: sorted({f for r in hub.verdicts.values() for f in r.provenance.git.dirty_files}) for h, hub in
                      (("A", a), ("B", b))}
-            detail = "; ".join(f"{h}: {_short_list(fs) or 'unknown'}" for h, fs, v in (("A", files["A"], va), ("B", files["B"], vb))
+            detail = "; ".join(f"{h}: {short_list(fs) or 'unknown'}" for h, fs, v in (("A", files["A"], va), ("B", files["B"], vb))
                                if v is not False)
             findings.append(Finding(WARN, ENVIRONMENT, key, va, vb, f"tracked files differed from HEAD ({detail})"))
             continue

@@ -21,7 +21,7 @@ from harness.fsio import atomic_write_text
 from harness.hubread import read_hub
 from harness.hubview import HubUnreadable
 from harness.plan import load_plan
-from harness.reporting import CLI_SCHEMA, emit, md_table
+from harness.reporting import as_json, emit, fail, md_table
 from harness.schema import Verdict
 
 SECTIONS = (("DISAGREEMENTS", DISAGREE), ("AGREEMENTS", AGREE), ("WARNINGS", WARN))
@@ -97,7 +97,7 @@ def comparison_payload(result: Comparison) -> dict[str, Any]:
 
 
 def render_json(result: Comparison, command: str = "compare") -> str:
-    return json.dumps({"schema": CLI_SCHEMA, "command": command, **comparison_payload(result)}, indent=2, default=str)
+    return as_json(command, comparison_payload(result))
 
 
 def _link(target: Path, start: Path) -> str:
@@ -157,8 +157,7 @@ def main(args: argparse.Namespace) -> int:
     try:  # --plan also maps a hand-made hub's logs to targets
         plan = load_plan(plan_path) if plan_path is not None else None
     except (OSError, ValueError) as exc:
-        print(f"error: cannot read --plan: {exc}", file=sys.stderr)
-        return 2
+        return fail(f"cannot read --plan: {exc}")
     hubs, errors = [], []
     for path in (args.hub_a, args.hub_b):
         try:
@@ -170,14 +169,11 @@ def main(args: argparse.Namespace) -> int:
     try:
         tol, source = resolve_tolerance(plan_path, hubs[0])
     except (OSError, ValueError) as exc:
-        print(f"error: cannot read tolerances: {exc}", file=sys.stderr)
-        return 2
+        return fail(f"cannot read tolerances: {exc}")
     result = compare_hubs(hubs[0], hubs[1], tol, source)
     out = args.output.expanduser().resolve() if args.output else Path.cwd() / "comparison.md"
     if any(hub.path == out or hub.path in out.parents for hub in hubs):
-        print(f"error: --output {args.output} is inside a hub; hubs are never written to: pick another file",
-              file=sys.stderr)
-        return 2
+        return fail(f"--output {args.output} is inside a hub; hubs are never written to: pick another file")
     text = {"json": render_json, "table": render_table}.get(args.fmt, lambda r: render_md(r, out))(result)
     if args.output:
         atomic_write_text(out, text + "\n")

@@ -77,18 +77,22 @@ def make_context(project: str | Path | None = None, plan: str | Path | None = No
     return RunContext(home=home, project=root, plan=load_plan(resolve_plan(plan, home)), project_commit=project_commit)
 
 
+def project_root_of(hub: Path, hub_rel: str) -> Path | None:
+    """The checkout a hub sits in: the hub's path minus the project-relative path it was made at."""
+    parts, hub = Path(hub_rel).parts, hub.resolve()
+    if parts and not Path(hub_rel).is_absolute() and hub.parts[-len(parts):] == parts:
+        return Path(*hub.parts[: -len(parts)])
+    return None
+
+
 def context_for_hub(hub: Path, run: RunRecord, project: Path | None = None, plan: Path | None = None,
                     home: Path = HOME) -> RunContext:
     """The context a hub was made in: its project root (from where the hub sits) and its plan."""
+    recorded = Path(run.project_root) if run.project_root and Path(run.project_root).is_dir() else None
+    project = project or project_root_of(hub, run.hub) or recorded
     if project is None:
-        parts = Path(run.hub).parts
-        if parts and not Path(run.hub).is_absolute() and hub.resolve().parts[-len(parts):] == parts:
-            project = Path(*hub.resolve().parts[: -len(parts)])
-        elif run.project_root and Path(run.project_root).is_dir():
-            project = Path(run.project_root)
-        else:
-            raise ContextError(f"{hub}: cannot tell which checkout it belongs to (run.json says hub {run.hub!r}); "
-                               "pass --project <checkout>")
+        raise ContextError(f"{hub}: cannot tell which checkout it belongs to (run.json says hub {run.hub!r}); "
+                           "pass --project <checkout>")
     root = Path(project).resolve()
     if plan is None and not run.plan.path:
         raise ContextError(f"{hub / 'run.json'}: does not name its evidence plan; pass --plan PLAN.toml")

@@ -24,6 +24,7 @@ from typing import Callable, Mapping
 
 from harness.context import RunContext, add_context_arguments, make_context
 from harness.plan import expand
+from harness.reporting import fail
 
 STAMP_FILE = ".evidence-stamp"
 TORCH_INDEX_ENV, TORCH_FIND_LINKS_ENV = "EVIDENCE_TORCH_INDEX_URL", "EVIDENCE_TORCH_FIND_LINKS"
@@ -184,7 +185,6 @@ def main(args: argparse.Namespace) -> int:
     try:
         python = ensure_env(make_context(args.project, args.plan, args.project_commit))
     except (ValueError, OSError, EnvBuildError) as exc:
-        print(f"error: env: {exc}", file=sys.stderr)
-        return 2
+        return fail(f"env: {exc}")
     print(python)
     return 0

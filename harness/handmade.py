@@ -15,7 +15,6 @@ A summary.md claiming more than the logs show is reported line by line. Nothing 
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from harness.context import resolve_plan
 from harness.hubview import HubUnreadable, HubView
 from harness.plan import EvidencePlan, Target, load_plan
 from harness.schema import PlanRef, Provenance, Runtime, Verdict, VerdictRecord
-from harness.verdict import PytestOutcomes, pytest_verdict
+from harness.verdict import RECORD_PREFIX, PytestOutcomes, parse_record, pytest_verdict
 
 DERIVED = "derived from a hand-made log"
 _RESULT = re.compile(r"^(?P<nodeid>\S+::\S+)\s+(?P<word>PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS)\b")
@@ -32,7 +31,7 @@ _WORDS = {"PASSED": "passed", "FAILED": "failed", "ERROR": "error", "SKIPPED": "
 _FINAL = re.compile(r"^=+ (?P<body>.*(?:passed|failed|error|errors|skipped|xfailed|xpassed|no tests ran).*) in "
                     r"[\d.]+s(?: \([^)]*\))? =+$")
 _PYTHON = re.compile(r"^platform \S+ -- Python (?P<python>[\d.]+)")
-_CLI_DONE = ("TRAIN_RECORD ", "`Trainer.fit` stopped")
+_CLI_DONE = (RECORD_PREFIX, "`Trainer.fit` stopped")
 _POSITIVE = re.compile(r"\b(green|pass(?:ed|es)?|ok|success(?:ful)?)\b|✅", re.IGNORECASE)
 _NEGATIVE = re.compile(r"\b(skip\w*|fail\w*|error\w*|blocked|red|xfail\w*|xpass\w*|not green|unknown)\b", re.IGNORECASE)
 
@@ -80,14 +79,8 @@ def command_log_verdict(lines: list[str]) -> tuple[Verdict, str]:
 
 def train_record(lines: list[str]) -> dict | None:
     """The object of the log's last `TRAIN_RECORD {json}` line (what the runner keeps), if readable."""
-    for line in reversed(lines):
-        if line.startswith(_CLI_DONE[0]):
-            try:
-                record = json.loads(line[len(_CLI_DONE[0]):])
-            except json.JSONDecodeError:
-                return None
-            return record if isinstance(record, dict) else None
-    return None
+    last = next((line for line in reversed(lines) if line.startswith(RECORD_PREFIX)), None)
+    return None if last is None else parse_record(last[len(RECORD_PREFIX):])
 
 
 def derive_record(target: Target, log: Path) -> VerdictRecord:

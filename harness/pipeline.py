@@ -24,7 +24,7 @@ from harness.envs import EnvBuildError, ensure_env
 from harness.hub import Hub, HubExistsError, create_hub
 from harness.plan import Target
 from harness.process import Children, Interrupted, interrupt_on_sigterm, interrupt_status
-from harness.reporting import emit, fmt_duration, md_table
+from harness.reporting import emit, fail, fmt_duration, md_table
 from harness.runner import RunSetup, finish_environment, prepare_setup, run_target
 from harness.schema import VerdictRecord
 from harness.summary import publish_step_summary
@@ -160,8 +160,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         ctx, hub, python = start(args)
     except USER_ERRORS as exc:
-        print(f"error: pipeline: {exc.args[0] if isinstance(exc, KeyError) else exc}", file=sys.stderr)
-        return 2
+        return fail(f"pipeline: {exc.args[0] if isinstance(exc, KeyError) else exc}")
     except KeyboardInterrupt as exc:
         print("interrupted before any target ran; nothing was recorded", file=sys.stderr)
         return interrupt_status(exc)
@@ -172,8 +171,7 @@ def main(args: argparse.Namespace) -> int:
         run = execute(ctx, hub, python, jobs=args.jobs, verbose=args.verbose, ledger=not args.no_ledger,
                       progress=sys.stderr if args.format == "json" else None)
     except USER_ERRORS as exc:  # e.g. the hub's disk filled up while collating
-        print(f"error: pipeline: {exc}\nhub: {ctx.rel(hub.path)}\nverdict: INCOMPLETE", file=sys.stderr)
-        return 2
+        return fail(f"pipeline: {exc}\nhub: {ctx.rel(hub.path)}\nverdict: INCOMPLETE")
     report(run, args.format)
     publish_step_summary(run.result.collation)
     return run.exit_code

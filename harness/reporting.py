@@ -8,6 +8,7 @@ docs/harness.md, "Machine-readable output"), so a CI step can parse any of them 
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any, Iterable
 
 CLI_SCHEMA = "evidence-cli/1"
@@ -31,6 +32,11 @@ def fmt_bytes(size: float) -> str:
     return f"{size:.1f} GiB"
 
 
+def short_list(items: list[str], limit: int = 3) -> str:
+    """`a, b, c (+2 more)`: the first `limit` items and how many were left out."""
+    return ", ".join(items[:limit]) + (f" (+{len(items) - limit} more)" if len(items) > limit else "")
+
+
 def cell(value: Any, limit: int = 120) -> str:
     """A Markdown table cell: None → '—', pipes escaped, newlines flattened, long text clipped."""
     if value is None or value == "":
@@ -47,9 +53,20 @@ def md_table(rows: Iterable[Iterable[Any]], headers: list[str], limit: int = 120
                     disable_numparse=True)
 
 
+def as_json(command: str, payload: dict[str, Any]) -> str:
+    """The JSON object of `--format json`: the envelope plus `payload`."""
+    return json.dumps({"schema": CLI_SCHEMA, "command": command, **payload}, indent=2, default=str)
+
+
 def emit(fmt: str, command: str, payload: dict[str, Any], text: str) -> None:
-    """Print `text`, or with `--format json` one JSON object: the envelope plus `payload`."""
+    """Print `text`, or with `--format json` one JSON object (`as_json`)."""
     if fmt == "json":
-        print(json.dumps({"schema": CLI_SCHEMA, "command": command, **payload}, indent=2, default=str))
+        print(as_json(command, payload))
     elif text:
         print(text)
+
+
+def fail(message: str) -> int:
+    """Print `error: <message>` on stderr; 2 is the exit status of a command that could not do its job."""
+    print(f"error: {message}", file=sys.stderr)
+    return 2

@@ -19,12 +19,13 @@ from pathlib import Path
 from harness.compare import compare_hubs
 from harness.comparereport import render_json, render_table, report_unreadable
 from harness.context import HOME, add_context_arguments, make_context, resolve_plan
+from harness.envs import ensure_env
 from harness.hub import create_hub
 from harness.hubread import read_hub
 from harness.hubview import HubUnreadable, HubView, hash_tree
 from harness.pipeline import USER_ERRORS, execute
-from harness.envs import ensure_env
 from harness.plan import load_plan
+from harness.reporting import fail
 
 
 class ReproduceError(Exception):
@@ -61,8 +62,7 @@ def reproduce(args: argparse.Namespace) -> int:
     try:
         given_plan = load_plan(resolve_plan(args.plan)) if args.plan else None
     except (OSError, ValueError) as exc:
-        print(f"error: reproduce: --plan: {exc}", file=sys.stderr)
-        return 2
+        return fail(f"reproduce: --plan: {exc}")
     try:
         teammate = read_hub(args.from_hub, given_plan)
     except HubUnreadable as exc:
@@ -82,12 +82,10 @@ def reproduce(args: argparse.Namespace) -> int:
             print(f"reproduce: rerunning {ctx.plan_label} into {ctx.rel(hub.path)}", flush=True)
             run = execute(ctx, hub, str(python), jobs=args.jobs, verbose=False, ledger=not args.no_ledger)
     except (ReproduceError, *USER_ERRORS) as exc:
-        print(f"error: reproduce: {exc}", file=sys.stderr)
-        return 2
+        return fail(f"reproduce: {exc}")
     if hash_tree(teammate.path) != before:
-        print(f"error: {teammate.path} changed during the reproduction; it must stay read-only "
-              "(report this as a harness bug)", file=sys.stderr)
-        return 2
+        return fail(f"{teammate.path} changed during the reproduction; it must stay read-only "
+                    "(report this as a harness bug)")
     try:
         rerun = read_hub(hub.path)
     except HubUnreadable as exc:

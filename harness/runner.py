@@ -9,7 +9,6 @@ BLOCKED before anything runs. `python -m harness run-target` is what a nox targe
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
 import shutil
@@ -18,7 +17,7 @@ import time
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import IO, Callable
+from typing import Callable
 
 from harness.context import HUB_ENV, RunContext, add_context_arguments, make_context
 from harness.envs import ensure_env
@@ -26,11 +25,10 @@ from harness.hub import INVOCATION_ENV, Hub, create_hub, invocation_hub, open_hu
 from harness.plan import Target, expand
 from harness.process import ChildResult, Children, Interrupted, interrupt_on_sigterm, interrupt_status, run_child
 from harness.provenance import git_state, probe_cuda, probe_versions
-from harness.reporting import emit, fmt_duration
+from harness.reporting import emit, fail, fmt_duration
 from harness.schema import EnvironmentRecord, HubFiles, Provenance, Verdict, VerdictRecord
-from harness.verdict import command_verdict, load_outcomes, pytest_verdict
+from harness.verdict import RECORD_PREFIX, command_verdict, load_outcomes, parse_record, pytest_verdict
 
-RECORD_PREFIX = "TRAIN_RECORD "
 # A pytest target's per-test limit is its timeout; the whole process gets this much more for
 # interpreter start-up, collection and teardown before the wall-clock kill.
 PYTEST_WALL_GRACE_S = 60.0
@@ -154,14 +152,8 @@ def _judge(target: Target, setup: RunSetup, result: ChildResult, cuda: bool | No
         return verdict, reason, {"counts": outcomes.counts if outcomes else None, "tests": tests}
     found = _outputs(target, setup)
     verdict, reason = command_verdict(result.exit_code, result.timed_out, found, cuda)
-    record = None
-    if result.marked_line is not None:
-        try:
-            record = json.loads(result.marked_line)
-        except json.JSONDecodeError:
-            record = None
     return verdict, reason, {"outputs": tuple({"path": p, "bytes": s} for p, s in found),
-                             "record": record if isinstance(record, dict) else None}
+                             "record": parse_record(result.marked_line)}
 
 
 def run_target(setup: RunSetup, target: Target, *, threads: int | None = None,
@@ -291,8 +283,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"interrupted{where}", file=sys.stderr)
         return interrupt_status(exc)
     except (ValueError, KeyError, FileNotFoundError, FileExistsError, RuntimeError, OSError) as exc:
-        print(f"error: run-target: {exc.args[0] if isinstance(exc, KeyError) else exc}", file=sys.stderr)
-        return 2
+        return fail(f"run-target: {exc.args[0] if isinstance(exc, KeyError) else exc}")
     code = 0 if record.verdict == Verdict.GREEN else 1
     emit(args.format, "run-target", {"hub": ctx.rel(hub.path), "target": target.name, "verdict": str(record.verdict),
                                      "reason": record.reason, "duration_s": record.duration_s, "exit_code": code},

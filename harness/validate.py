@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.context import HOME, resolve_plan
+from harness.context import HOME, project_root_of, resolve_plan
 from harness.fsio import sha256_file
 from harness.handmade import DERIVED, read_handmade
 from harness.hubview import HubUnreadable
@@ -58,19 +58,11 @@ def _check_file(path: Path, entry: FileEntry, shown: str, result: ValidationResu
         result.problems.append(f"{shown}: content changed (sha256 differs from manifest.json)")
 
 
-def project_root_of(hub: Path, manifest: Manifest) -> Path | None:
-    """The checkout the hub sits in: the hub path minus the project-relative path it was collated at."""
-    parts = Path(manifest.hub).parts
-    if parts and not Path(manifest.hub).is_absolute() and hub.parts[-len(parts):] == parts:
-        return Path(*hub.parts[: -len(parts)]) if len(hub.parts) > len(parts) else Path("/")
-    return None
-
-
 def _check_external(hub: Path, m: Manifest, mode: str, result: ValidationResult) -> None:
     """Bulky files outside the hub: hashed when present; absent ones summed up, or problems if required."""
     if mode == "hub-only" or not m.external:
         return
-    root = project_root_of(hub, m)
+    root = project_root_of(hub, m.hub)
     absent: list[FileEntry] = []
     for entry in m.external:
         path = root / entry.path if root is not None else None
@@ -92,7 +84,7 @@ def _check_external(hub: Path, m: Manifest, mode: str, result: ValidationResult)
 def _expected_targets(m: Manifest, hub: Path, home: Path, result: ValidationResult) -> list[tuple[str, str | None, str | None]]:
     """(name, log, verdict) of every target that must be in the hub: the plan's, when it is unchanged."""
     listed = {t.name: (t.name, t.log, t.verdict) for t in m.targets}
-    plan_path = resolve_plan(m.plan.path, home, project_root_of(hub, m)) if m.plan.path else None
+    plan_path = resolve_plan(m.plan.path, home, project_root_of(hub, m.hub)) if m.plan.path else None
     if plan_path is None or not plan_path.is_file():
         result.warnings.append(f"{m.plan.path}: plan file not found here; checking the targets the manifest lists")
         return list(listed.values())

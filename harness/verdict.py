@@ -14,9 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from harness.reporting import short_list
 from harness.schema import Counts, Verdict
 
 OUTCOMES = ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
+RECORD_PREFIX = "TRAIN_RECORD "  # a command target's last line of this form is its record
 _TIMEOUT_MARK = "from pytest-timeout"
 _EXIT_MEANING = {
     2: "interrupted, e.g. by a collection error",
@@ -40,9 +42,8 @@ class PytestOutcomes:
         tally = Counter("errors" if t["outcome"] == "error" else t["outcome"] for t in self.tests)
         return Counts(len(self.tests), **tally)
 
-    def named(self, outcome: str, limit: int = 3) -> str:
-        chosen = [t["nodeid"] for t in self.tests if t["outcome"] == outcome]
-        return ", ".join(chosen[:limit]) + (f" (+{len(chosen) - limit} more)" if len(chosen) > limit else "")
+    def named(self, outcome: str) -> str:
+        return short_list([t["nodeid"] for t in self.tests if t["outcome"] == outcome])
 
 
 def load_outcomes(path: Path) -> PytestOutcomes | None:
@@ -103,6 +104,15 @@ def _tally(outcomes: PytestOutcomes, outcome: str, word: str) -> str:
 
 def _first(tests: Sequence[dict], outcome: str) -> str:
     return next((t["message"] for t in tests if t["outcome"] == outcome and t["message"]), "")
+
+
+def parse_record(payload: str | None) -> dict | None:
+    """The JSON object that follows `TRAIN_RECORD ` on a line, or None when there is none."""
+    try:
+        record = json.loads(payload) if payload is not None else None
+    except json.JSONDecodeError:
+        return None
+    return record if isinstance(record, dict) else None
 
 
 def command_verdict(exit_code: int | None, timed_out: bool, outputs: Sequence[tuple[str, int | None]],
