@@ -1,13 +1,9 @@
 """Compare two hubs: do they tell the same story, and if not, where and why?
 
-`python -m harness compare <hubA> <hubB>` compares what the evidence means (verdicts, test node
-ids, counts, the CLI smoke's loss, shapes and epochs, the data hash), never log bytes. Exit 0:
-they agree (within tolerance); 1: they disagree, disagreements listed first; 2: a hub is
-unreadable or damaged. Environment drift (git SHA, versions, platform) alone is a warning.
-
-Loss tolerance: the final training loss must agree within `loss_rtol` only when both runs are
-deterministic (`--deterministic`) with the same Python/torch/lightning/numpy, seed and threads;
-otherwise a loss outside tolerance is a warning. Tolerances come from the plan's `[compare]`.
+What the evidence means is compared (verdicts, test node ids, counts, the CLI smoke's loss,
+shapes, epochs and data hash, pictures pixel by pixel), never log bytes. Environment drift alone
+is a warning, and the loss must agree within the plan's `[compare]` tolerance only between
+deterministic runs on the same versions, seed and threads (docs/reproduce.md lists every check).
 """
 
 from __future__ import annotations

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -21,7 +20,7 @@ from harness.fsio import atomic_write_text
 from harness.hubread import read_hub
 from harness.hubview import HubUnreadable
 from harness.plan import load_plan
-from harness.reporting import as_json, emit, fail, md_table
+from harness.reporting import as_json, emit, fail, md_table, relative_link
 from harness.schema import Verdict
 
 SECTIONS = (("DISAGREEMENTS", DISAGREE), ("AGREEMENTS", AGREE), ("WARNINGS", WARN))
@@ -60,19 +59,16 @@ def outcome_line(result: Comparison) -> str:
     return f"result: {'AGREE' if result.agree else 'DISAGREE'} ({n_dis} disagreement(s), {n_warn} warning(s)); exit {result.exit_code}"
 
 
-def _not_green_note(result: Comparison) -> list[str]:
-    same = ["", "note: A and B are the same folder: this compares a hub with itself"] \
+def _notes(result: Comparison) -> list[str]:
+    """Agreement that is no evidence: a hub compared with itself, or hubs that agree on not GREEN."""
+    lines = ["", "note: A and B are the same folder: this compares a hub with itself"] \
         if result.hub_a.resolve() == result.hub_b.resolve() else []
-    return same + _not_green(result)
-
-
-def _not_green(result: Comparison) -> list[str]:
     not_green = result.not_green_in_both()
     overall = next((f for f in result.findings if f.check == "overall verdict"), None)
-    if not not_green and not (overall and overall.status == AGREE and overall.a != Verdict.GREEN):
-        return []
-    what = f"targets {', '.join(not_green)}" if not_green else f"the hub verdict ({overall.a})"
-    return ["", f"note: not GREEN in either hub: {what}; the hubs agree, but neither is GREEN evidence"]
+    if not_green or (overall and overall.status == AGREE and overall.a != Verdict.GREEN):
+        what = f"targets {', '.join(not_green)}" if not_green else f"the hub verdict ({overall.a})"
+        lines += ["", f"note: not GREEN in either hub: {what}; the hubs agree, but neither is GREEN evidence"]
+    return lines
 
 
 def render_table(result: Comparison) -> str:
@@ -84,7 +80,7 @@ def render_table(result: Comparison) -> str:
     for title, status in SECTIONS:
         rows = _rows(result, status)
         lines += ["", f"{title} ({len(rows)})"] + ([md_table(rows, ["target", "check", "A", "B", "detail"], 140)] if rows else [])
-    return "\n".join(lines + _not_green_note(result) + ["", outcome_line(result)])
+    return "\n".join(lines + _notes(result) + ["", outcome_line(result)])
 
 
 def comparison_payload(result: Comparison) -> dict[str, Any]:
@@ -92,16 +88,11 @@ def comparison_payload(result: Comparison) -> dict[str, Any]:
     return {"hub_a": str(result.hub_a), "hub_b": str(result.hub_b), "tolerance": asdict(result.tolerance),
             "tolerance_source": result.tolerance_source, "result": "AGREE" if result.agree else "DISAGREE",
             "exit_code": result.exit_code, "not_green_in_both": result.not_green_in_both(),
-            **{key: [asdict(f) for f in result.by_status(status)]
-               for key, status in (("disagreements", DISAGREE), ("agreements", AGREE), ("warnings", WARN))}}
+            **{title.lower(): [asdict(f) for f in result.by_status(status)] for title, status in SECTIONS}}
 
 
 def render_json(result: Comparison, command: str = "compare") -> str:
     return as_json(command, comparison_payload(result))
-
-
-def _link(target: Path, start: Path) -> str:
-    return Path(os.path.relpath(target, start)).as_posix()
 
 
 def render_md(result: Comparison, where: Path) -> str:
@@ -110,22 +101,19 @@ def render_md(result: Comparison, where: Path) -> str:
     base = where.parent.resolve()
     lines = [f"# Comparison: A = `{result.hub_a.name}` vs B = `{result.hub_b.name}`", "",
              f"**{outcome_line(result)}**", "", f"- A: `{result.hub_a}`", f"- B: `{result.hub_b}`", ""]
-    headers = ["target", "check", "A", "B", "detail"]
-    title, status = SECTIONS[0]
-    rows = _rows(result, status)
-    lines += [f"## {title} ({len(rows)})", "", md_table(rows, headers) if rows else "None.", ""]
-    pictures = [f for f in result.findings if f.check.startswith("picture ")]
-    if pictures:
-        lines += ["## Pictures", "", "| target | picture | A | B | pixels |", "|---|---|---|---|---|"]
-        for f in pictures:
-            cells = [f"![A]({_link(result.hub_a / f.a, base)})" if f.a else "(none)",
-                     f"![B]({_link(result.hub_b / f.b, base)})" if f.b else "(none)"]
-            lines.append(f"| {f.target} | {f.check.removeprefix('picture ')} | {cells[0]} | {cells[1]} | {f.detail} |")
-        lines.append("")
-    for title, status in SECTIONS[1:]:
+    for title, status in SECTIONS:
         rows = _rows(result, status)
-        lines += [f"## {title} ({len(rows)})", "", md_table(rows, headers) if rows else "None.", ""]
-    return "\n".join(lines + _not_green_note(result))
+        lines += [f"## {title} ({len(rows)})", "", md_table(rows, ["target", "check", "A", "B", "detail"]) if rows
+                  else "None.", ""]
+        pictures = [f for f in result.findings if f.check.startswith("picture ")] if status == DISAGREE else []
+        if pictures:  # right after the disagreements: what a reviewer must look at
+            lines += ["## Pictures", "", "| target | picture | A | B | pixels |", "|---|---|---|---|---|"]
+            for f in pictures:
+                cells = [f"![A]({relative_link(result.hub_a / f.a, base)})" if f.a else "(none)",
+                         f"![B]({relative_link(result.hub_b / f.b, base)})" if f.b else "(none)"]
+                lines.append(f"| {f.target} | {f.check.removeprefix('picture ')} | {cells[0]} | {cells[1]} | {f.detail} |")
+            lines.append("")
+    return "\n".join(lines + _notes(result))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -172,7 +160,7 @@ def main(args: argparse.Namespace) -> int:
         return fail(f"cannot read tolerances: {exc}")
     result = compare_hubs(hubs[0], hubs[1], tol, source)
     out = args.output.expanduser().resolve() if args.output else Path.cwd() / "comparison.md"
-    if any(hub.path == out or hub.path in out.parents for hub in hubs):
+    if any(out.is_relative_to(hub.path) for hub in hubs):
         return fail(f"--output {args.output} is inside a hub; hubs are never written to: pick another file")
     text = {"json": render_json, "table": render_table}.get(args.fmt, lambda r: render_md(r, out))(result)
     if args.output:

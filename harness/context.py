@@ -1,10 +1,8 @@
 """The run context: harness home, project under test, plan and project commit, resolved once.
 
-Every command builds one `RunContext` at its entry (from its options, or from a hub's
-run.json) and hands it down; nothing below re-derives a root or re-loads the plan. The three
-places are kept apart (docs/architecture.md): the harness home holds the plans and the evidence
-venvs, the project is the checkout the targets run in (and where hubs and the ledger live),
-and a plan path is resolved against the home, never against the project. Stdlib-only.
+Every command builds one `RunContext` at its entry (from its options, or from a hub's run.json)
+and hands it down, so nothing below re-derives a root or re-loads the plan. A plan path is
+resolved against the harness home, never against the project (docs/architecture.md). Stdlib-only.
 """
 
 from __future__ import annotations

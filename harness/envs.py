@@ -1,11 +1,9 @@
 """Build (or reuse) the evidence venv of a project, from its plan's `[project]` recipe.
 
-One venv per project and recipe, kept under the harness home's `.nox/evidence/` (never inside
-the checkout under test). A stamp decides whether to install: the sha256 of the recipe, the
-files it names (`-r`, `-c`, the project's own pyproject.toml / setup.py), the interpreter
-version and the package sources. A warm run installs nothing. uv builds the venv when the
-tools venv has it (seconds), pip otherwise (same packages); uv does not read pip's settings, so
-pip's find-links and index URLs are carried over to it. Stdlib-only.
+One venv per project and recipe, under the harness home's `.nox/evidence/` (never inside the
+checkout under test). A stamp over the recipe, the files it names, the interpreter version and
+the package sources decides whether to install, so a warm run installs nothing. uv builds it
+when present (seconds), pip otherwise; uv does not read pip's settings, so they are passed on.
 """
 
 from __future__ import annotations

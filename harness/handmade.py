@@ -1,16 +1,10 @@
 """Read a teammate's hub made by hand, the seed's way: logs named `*_green.log` and a summary.md.
 
-Such a folder has no manifest, no run.json and no verdict records, only what `| tee` kept. Its
-verdicts are derived from the logs, and every one is marked "derived from a hand-made log":
-- a pytest log: the per-test result lines of `-vv` and pytest's final summary line. GREEN only
-  when that line exists and every test passed; a skip, xfail, XPASS, error or "no tests ran"
-  is not, and the reason quotes the line that says so; a log without the final line was cut
-  short and is UNKNOWN;
-- a command log (a `| tee` keeps no exit status): GREEN only when it ends with the command's own
-  completion record (`TRAIN_RECORD`) or Lightning's "`Trainer.fit` stopped" line and holds no
-  traceback; a traceback or an `ERROR:` line is RED; anything else is UNKNOWN. The last
-  TRAIN_RECORD becomes the record's `record`, as the runner keeps it, so compare can read it.
-A summary.md claiming more than the logs show is reported line by line. Nothing is written.
+Such a folder has no manifest, run.json or verdict records, only what `| tee` kept, so each
+verdict is derived from its log and marked "derived from a hand-made log" (the rules are in
+docs/reproduce.md: a pytest log needs pytest's final line and every test passed, a command log
+its completion line and no traceback). A summary.md claiming more than the logs show is
+reported line by line. Nothing is written.
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ TIMESTAMP_FORMAT = "%Y-%m-%dT%H%M%SZ"
 MAX_SUFFIX = 100
 #: Set once by the noxfile in nox's process; inherited by every session of that invocation.
 INVOCATION_ENV = "EVIDENCE_INVOCATION"
+INVOCATIONS = Path(".nox", "invocations")  # in the harness home: one file per invocation, naming its hub
 
 
 class HubExistsError(FileExistsError):
@@ -54,6 +55,11 @@ class Hub:
     def verdict_path(self, target: str) -> Path:
         return self.path / HubFiles.verdict(target)
 
+    def earlier_run(self, target: Target) -> Path | None:
+        """A file that an earlier run of `target` left here, if any: a target never runs twice into a hub."""
+        return next((p for p in (self.path / target.log, self.path / f"{target.log}.partial",
+                                 self.verdict_path(target.name)) if p.exists()), None)
+
 
 def _claim(path: Path) -> bool:
     """Create `path` only if it did not exist; atomic against a concurrent run."""
@@ -78,10 +84,7 @@ def _fresh_stamp(ctx: RunContext, base: str, explicit: bool) -> str:
 
 def create_hub(ctx: RunContext, *, explicit: str | Path | None = None, targets: tuple[str, ...] | None = None,
                timestamp: str | None = None) -> Hub:
-    """A fresh hub + artifacts folder with INCOMPLETE and run.json; never reuses a folder.
-
-    `targets` lists the targets this run selects (None: nox sessions add them as they run).
-    """
+    """A fresh hub + artifacts folder with INCOMPLETE and run.json for `targets` (None: as nox sessions add them)."""
     stamp = _fresh_stamp(ctx, timestamp or new_timestamp(), explicit is not None)
     if explicit is None:
         hub_path = ctx.path(ctx.plan.hub_for(stamp))
@@ -116,11 +119,10 @@ def open_hub(path: str | Path, ctx: RunContext) -> Hub:
 def invocation_hub(ctx: RunContext, invocation: str) -> Hub:
     """The one hub of a nox invocation: created by its first target session, found by the others.
 
-    nox may run each session in its own process, so the sessions cannot share Python state.
-    They share `EVIDENCE_INVOCATION` (set in nox's process, inherited by every session) and a
-    pointer file `.nox/invocations/<id>` in the harness home naming the hub.
+    Sessions may run in separate processes, so they share only `EVIDENCE_INVOCATION` and a pointer
+    file naming the hub (docs/architecture.md, "One hub per nox invocation").
     """
-    pointer = ctx.home / ".nox" / "invocations" / invocation
+    pointer = ctx.home / INVOCATIONS / invocation
     pointer.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(pointer) + ".lock"):
         if pointer.is_file():
@@ -132,23 +134,22 @@ def invocation_hub(ctx: RunContext, invocation: str) -> Hub:
 
 def known_invocation_hub(home: Path, invocation: str) -> Path | None:
     """The hub a nox invocation made, if any (what its `collate` session collates)."""
-    pointer = home / ".nox" / "invocations" / invocation
+    pointer = home / INVOCATIONS / invocation
     return Path(pointer.read_text(encoding="utf-8").strip()) if pointer.is_file() else None
 
 
 def reopen_for_target(hub: Hub, target: Target) -> None:
-    """Let one more target run into an existing hub, if the hub allows it.
+    """Let one more target run into an existing (e.g. a nox invocation's, collated) hub, if it allows it.
 
-    A nox invocation's hub is collated after every target session, so the next session reopens
-    it: only if the hub is still intact (nothing changed since it was collated), and only for a
-    target the run did not fix in advance; the hub is marked INCOMPLETE again until re-collated.
+    Only a target the run did not fix in advance may join, and only while the hub still matches
+    its manifest; the hub is then marked INCOMPLETE again until re-collated.
     """
     from harness.validate import integrity_problems  # validate reads hubs; only reopening needs it
 
-    for existing in (hub.path / target.log, hub.path / f"{target.log}.partial", hub.verdict_path(target.name)):
-        if existing.exists():
-            raise HubExistsError(f"{existing} exists: target {target.name!r} already ran in this hub; hubs are never "
-                                 "overwritten, start a new one (omit --hub)")
+    existing = hub.earlier_run(target)
+    if existing is not None:
+        raise HubExistsError(f"{existing} exists: target {target.name!r} already ran in this hub; hubs are never "
+                             "overwritten, start a new one (omit --hub)")
     if hub.run.targets is not None and target.name not in hub.run.targets:
         raise HubExistsError(f"{hub.path} was made for targets {list(hub.run.targets)}; {target.name!r} cannot join "
                              "it. Omit --hub to start a new hub.")

@@ -1,17 +1,13 @@
 """Update the project's ledger after a collated run: the plan row and the fix-plan attempt.
 
-This is the seed's Do Now step 4 and its "If Blocked" paragraph, done by code: a GREEN,
-validated hub marks the plan row `[x]` and appends the next numbered attempt to
-`docs/fix_plan.md` ("Attempts History") linking the fresh logs and summary; a blocked hub sets
-the row back to `[P]` and appends a blocker attempt linking `blocker.log`. Each hub adds
-exactly one attempt: the attempt carries an HTML comment `<!-- hub: <path> -->` and a hub whose
-comment is already present is skipped (row included), so collating twice changes nothing.
-All writes are atomic; concurrent collates are serialised by a lock file (the pinned filelock).
+The seed's Do Now step 4 and its "If Blocked" paragraph, done by code: a GREEN hub sets the plan
+row to `[x]`, a blocked one to `[P]`, and each appends one numbered attempt to the fix plan's
+"Attempts History" linking its evidence. The attempt carries `<!-- hub: <path> -->`, so collating
+twice changes nothing. Writes are atomic; concurrent collates are serialised by a lock file.
 """
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,12 +16,10 @@ from filelock import FileLock
 
 from harness.collation import Collation
 from harness.fsio import atomic_write_text
-from harness.reporting import fmt_duration
+from harness.reporting import fmt_duration, relative_link
 from harness.schema import HubFiles, Verdict
 
-STATE_DONE = "[x]"
-STATE_PENDING = "[P]"
-STATE_OPEN = "[ ]"
+STATE_DONE, STATE_PENDING = "[x]", "[P]"
 _STATE_RE = re.compile(r"^\[( |P|x|X)\]$")
 _LIST_RE = re.compile(r"^(\s*[-*]\s+)\[( |P|x|X)\](\s+.*)$")
 _ATTEMPT_RE = re.compile(r"\bAttempt #(\d+)\b")
@@ -42,15 +36,11 @@ def hub_marker(hub_rel: str) -> str:
     return f"<!-- hub: {hub_rel} -->"
 
 
-def _clean_cell(cell: str) -> str:
-    return cell.strip().strip("*`").strip()
-
-
 def set_row_state(text: str, row: str, state: str, evidence: str | None = None, *, source: str = "plan") -> str:
     """Return `text` with plan row `row` set to `state` (and its last cell to `evidence`).
 
-    A row is either a markdown table line with a cell equal to `row` and a state cell
-    (`[ ]`, `[P]`, `[x]`), or a checklist line whose first word is the row, `- [P] B3 ...`. Exactly one must match.
+    Exactly one line must match: a table line with a cell equal to `row` and a state cell (`[ ]`,
+    `[P]`, `[x]`), or a checklist line whose first word is the row, `- [P] B3 ...`.
     """
     if not _STATE_RE.match(state):
         raise ValueError(f"state {state!r} must be one of [ ], [P], [x]")
@@ -62,7 +52,7 @@ def set_row_state(text: str, row: str, state: str, evidence: str | None = None, 
         ending = line[len(body):]
         if body.lstrip().startswith("|"):
             cells = body.strip().strip("|").split("|")
-            if not any(_clean_cell(c) == row for c in cells):
+            if not any(c.strip().strip("*`").strip() == row for c in cells):
                 continue
             state_idx = [j for j, c in enumerate(cells) if _STATE_RE.match(c.strip())]
             if not state_idx:
@@ -167,8 +157,9 @@ class LedgerUpdate:
     skipped_reason: str | None = None
 
 
-def _rel_link(target_rel: str, from_file_rel: str) -> str:
-    return Path(os.path.relpath(target_rel, start=str(Path(from_file_rel).parent))).as_posix()
+def _md_link(rel: str, from_file: str) -> str:
+    """A Markdown link to `rel` from within `from_file` (both relative to the project root)."""
+    return f"[{Path(rel).name}]({relative_link(rel, Path(from_file).parent)})"
 
 
 def _initiative(plan_file_rel: str) -> str | None:
@@ -179,24 +170,11 @@ def _initiative(plan_file_rel: str) -> str | None:
     return None
 
 
-def record_attempt(
-    project_root: Path,
-    *,
-    plan_file: str,
-    fix_plan: str,
-    row: str,
-    hub_rel: str,
-    timestamp: str,
-    green: bool,
-    headline: str,
-    details: list[str],
-    links: AttemptLinks,
-) -> LedgerUpdate:
-    """Apply one hub's outcome to the ledger: row state, evidence link and one attempt.
+def record_attempt(project_root: Path, *, plan_file: str, fix_plan: str, row: str, hub_rel: str, timestamp: str,
+                   green: bool, headline: str, details: list[str], links: AttemptLinks) -> LedgerUpdate:
+    """Apply one hub's outcome: row state, evidence link and one attempt (`headline` plus `details` sub-bullets).
 
-    `plan_file`, `fix_plan`, `hub_rel` and the links are relative to `project_root`. The
-    attempt text is `headline` (one sentence) plus `details` (sub-bullets). Returns what was
-    done; a hub already recorded in the fix plan is skipped entirely.
+    Paths are relative to `project_root`. A hub already recorded in the fix plan is skipped entirely.
     """
     plan_path = project_root / plan_file
     fix_path = project_root / fix_plan
@@ -213,19 +191,16 @@ def record_attempt(
 
         evidence_target = links.summary if green else (links.blocker or links.summary)
         verdict_word = "GREEN" if green else "blocked"
-        evidence = f"[{Path(evidence_target).name}]({_rel_link(evidence_target, plan_file)}) ({verdict_word}, {timestamp})"
+        evidence = f"{_md_link(evidence_target, plan_file)} ({verdict_word}, {timestamp})"
         new_plan = set_row_state(plan_path.read_text(encoding="utf-8"), row, state, evidence, source=str(plan_path))
 
         initiative = _initiative(plan_file)
         number = next_attempt_number(fix_text, initiative, source=str(fix_path))
 
-        def link(rel: str) -> str:
-            return f"[{Path(rel).name}]({_rel_link(rel, fix_plan)})"
-
-        evidence_links = [link(links.summary)] + ([link(links.blocker)] if links.blocker else [])
+        evidence_links = [_md_link(p, fix_plan) for p in (links.summary, links.blocker) if p]
         entry_lines = [f"- [{timestamp}] Attempt #{number} — {headline} {marker}"]
         entry_lines += [f"  - {d}" for d in details]
-        entry_lines.append(f"  - Row {row} → `{state}`. Evidence: {', '.join(evidence_links)}; logs: {', '.join(link(p) for p in links.logs)}.")
+        entry_lines.append(f"  - Row {row} → `{state}`. Evidence: {', '.join(evidence_links)}; logs: {', '.join(_md_link(p, fix_plan) for p in links.logs)}.")
         new_fix = append_attempt(fix_text, "\n".join(entry_lines), initiative, source=str(fix_path))
 
         # Plan row first: if the second write failed, rerunning collate would redo both.

@@ -1,10 +1,8 @@
-"""Build a hub's `manifest.json`: which bytes the run produced, with their verdicts.
+"""Build a hub's `manifest.json` (`harness.schema.Manifest`): the bytes a run produced, with their verdicts.
 
-collate writes it once the verdicts are known. Hub files are listed relative to the hub, so a
-copied, moved or cloned hub still checks (hub format 2); bulky files outside the hub (outcome
-records, the CLI smoke's bundle and checkpoint under `artifacts/`, git-ignored) are listed
-apart, relative to the project root, and a reader without them reports them as absent.
-`harness/validate.py` re-checks a manifest; the format is `harness.schema.Manifest`.
+Hub files are listed relative to the hub, so a copied or cloned hub still checks (format 2);
+bulky files outside it (the git-ignored `artifacts/`) are listed apart, relative to the project
+root, and a reader without them reports them as absent. `harness/validate.py` re-checks it.
 """
 
 from __future__ import annotations

@@ -1,11 +1,9 @@
 """`python -m harness pipeline`: one hub, every plan target, then collate (`make phase-c4d-b3`).
 
-It builds (or reuses) the project's evidence venv, creates the hub first (so all targets share
-one timestamp, and an existing `--hub` is refused before anything runs), then runs the targets
-itself: each in its own fresh interpreter, as many at once as the plan's `after` order and the
-cores allow, with the threads split so that two children do not oversubscribe the CPU. The GPU
-probe runs beside the first target. It prints `[2/4] bundle_loader GREEN 6.4 s` lines, then a
-compact table, then `hub: <path>` and `verdict: <overall>` last. Exit 0 only when GREEN.
+The hub is created first (one timestamp for all; an existing `--hub` is refused before anything
+runs). The targets then run each in its own interpreter, as many at once as the plan's `after`
+and the cores allow, with the threads split between them; the GPU probe runs beside the first.
+It prints a line per target, a table, then `hub:` and `verdict:` last. Exit 0 only when GREEN.
 """
 
 from __future__ import annotations

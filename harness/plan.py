@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,6 @@ PLACEHOLDERS = ("python", "artifacts", "hub", "project_root")
 RESERVED_SESSIONS = ("evidence_env", "collate", "tests", "compare", "quality")
 # The embedded backend's recipe: what a plan without a [project] table installs.
 DEFAULT_INSTALL = (("-c", "{home}/constraints.txt", "-e", ".[dev]"),)
-__all__ = ["PlanError", "load_plan", "EvidencePlan", "Target", "expand"]
 
 
 @dataclass(frozen=True)
@@ -195,8 +194,7 @@ def _compare(check: Checker, data: dict[str, Any]) -> CompareSpec:
     return CompareSpec(**values)
 
 
-_TARGET_KEYS = {"name", "session", "kind", "selector", "argv", "log", "timeout", "expected_outputs", "description",
-                "after", "inputs", "figures"}
+_TARGET_KEYS = {f.name for f in fields(Target)} - {"line"}
 
 
 def _load_targets(check: Checker, raw_targets: Any) -> tuple[Target, ...]:

@@ -138,7 +138,6 @@ class Checker:
             if name not in allowed:
                 raise self.fail(table_id, key, f"unknown placeholder {{{name}}} in {text!r}; allowed: {list(allowed)}")
 
-
     def lists_of_strings(self, table_id: Any, data: Mapping[str, Any], key: str) -> tuple[tuple[str, ...], ...]:
         value = data.get(key, [])
         if not isinstance(value, list) or not all(isinstance(v, list) and v and all(isinstance(a, str) and a for a in v)

@@ -1,11 +1,9 @@
 """Where and on what a run ran: git state of the checkout, and the evidence interpreter.
 
-Git state comes from `git` itself (a checkout that is not a repository gives sha "unknown" and
-says so); it is read at the hub's creation, at each target's start and at collate, because the
+Git state is read at the hub's creation, at each target's start and at collate, because the
 production-code guard must hold throughout. The interpreter is probed once per run, in a child
-with the targets' own environment: `probe_versions` reads every installed distribution with
-`importlib.metadata` (fast; a uv-built venv has no pip), `probe_cuda` imports torch to ask
-`torch.cuda.is_available()` (seconds, so the pipeline runs it beside the first target).
+with the targets' environment: `probe_versions` reads every installed distribution (fast; a
+uv-built venv has no pip), `probe_cuda` imports torch (seconds, so it runs beside the first target).
 """
 
 from __future__ import annotations

@@ -8,7 +8,9 @@ docs/harness.md, "Machine-readable output"), so a CI step can parse any of them 
 from __future__ import annotations
 
 import json
+import os
 import sys
+from pathlib import Path
 from typing import Any, Iterable
 
 CLI_SCHEMA = "evidence-cli/1"
@@ -35,6 +37,11 @@ def fmt_bytes(size: float) -> str:
 def short_list(items: list[str], limit: int = 3) -> str:
     """`a, b, c (+2 more)`: the first `limit` items and how many were left out."""
     return ", ".join(items[:limit]) + (f" (+{len(items) - limit} more)" if len(items) > limit else "")
+
+
+def relative_link(target: str | Path, folder: str | Path) -> str:
+    """`target` as a POSIX path relative to `folder`: a link that survives copying both together."""
+    return Path(os.path.relpath(target, folder)).as_posix()
 
 
 def cell(value: Any, limit: int = 120) -> str:

@@ -1,12 +1,8 @@
-"""Reproduce a teammate's evidence: rerun the plan that produced their hub, then compare.
+"""Reproduce a teammate's evidence: rerun the plan behind their hub, then compare (`make reproduce`).
 
-`python -m harness reproduce --from <hub>` (or `make reproduce FROM=<hub>`):
-1. reads the teammate's hub (a harness hub must pass the integrity checks; a hand-made one in
-   the seed's format is read from its logs) and the plan it records (or `--plan`);
-2. refuses when that plan file now hashes differently, unless `--allow-plan-change`;
-3. reruns the plan into a NEW hub (never inside the teammate's), then compares teammate (A)
-   with rerun (B): exit 0 agree, 1 disagree, 2 a hub unreadable or the rerun could not start.
-The teammate's hub is only read: every file is hashed before and after, and a change is an error.
+The plan must hash as recorded (unless `--allow-plan-change`), the rerun goes into a NEW hub,
+and the teammate's hub is only read: it is hashed before and after, and a change is an error.
+Exit 0 agree, 1 disagree, 2 a hub unreadable or the rerun could not start (docs/reproduce.md).
 """
 
 from __future__ import annotations
@@ -53,11 +49,18 @@ def recorded_plan(hub: HubView, explicit: Path | None, allow_change: bool) -> tu
     return plan, message
 
 
-def _inside(path: Path, folder: Path) -> bool:
-    return path.resolve() == folder.resolve() or folder.resolve() in path.resolve().parents
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--from", dest="from_hub", type=Path, required=True, help="the teammate's hub to reproduce")
+    parser.add_argument("--no-ledger", action="store_true", help="do not update the plan row / fix plan from the rerun")
+    parser.add_argument("--allow-plan-change", action="store_true",
+                        help="rerun even if the recorded plan file now hashes differently (compare warns)")
+    parser.add_argument("--hub", type=Path, default=None, help="folder for the new hub (default: a fresh one)")
+    parser.add_argument("--jobs", "-j", type=int, default=2, help="targets at once (default: 2)")
+    parser.add_argument("--format", choices=("table", "json"), default="table", dest="fmt")
+    add_context_arguments(parser)
 
 
-def reproduce(args: argparse.Namespace) -> int:
+def main(args: argparse.Namespace) -> int:
     """Rerun the plan behind `--from` into a new hub and compare; the CLI's exit status."""
     try:
         given_plan = load_plan(resolve_plan(args.plan)) if args.plan else None
@@ -74,7 +77,7 @@ def reproduce(args: argparse.Namespace) -> int:
         if warning:
             print(f"warning: {warning}", file=sys.stderr)
         ctx = make_context(args.project, plan, args.project_commit)
-        if args.hub is not None and _inside(ctx.path(args.hub), teammate.path):
+        if args.hub is not None and ctx.path(args.hub).resolve().is_relative_to(teammate.path.resolve()):
             raise ReproduceError(f"--hub {args.hub} is inside the teammate's hub {teammate.path}; pick another folder")
         with contextlib.redirect_stdout(echo):
             python = ensure_env(ctx, log=lambda line: print(f"reproduce: {line}", flush=True))
@@ -98,18 +101,3 @@ def reproduce(args: argparse.Namespace) -> int:
         print(f"\nreproduce: comparing A = the teammate's hub with B = the rerun ({run.result.collation.overall})")
         print(render_table(result))
     return result.exit_code
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--from", dest="from_hub", type=Path, required=True, help="the teammate's hub to reproduce")
-    parser.add_argument("--no-ledger", action="store_true", help="do not update the plan row / fix plan from the rerun")
-    parser.add_argument("--allow-plan-change", action="store_true",
-                        help="rerun even if the recorded plan file now hashes differently (compare warns)")
-    parser.add_argument("--hub", type=Path, default=None, help="folder for the new hub (default: a fresh one)")
-    parser.add_argument("--jobs", "-j", type=int, default=2, help="targets at once (default: 2)")
-    parser.add_argument("--format", choices=("table", "json"), default="table", dest="fmt")
-    add_context_arguments(parser)
-
-
-def main(args: argparse.Namespace) -> int:
-    return reproduce(args)

@@ -160,12 +160,11 @@ def run_target(setup: RunSetup, target: Target, *, threads: int | None = None,
                echo: Callable[[str], None] | None = None, children: Children | None = None) -> VerdictRecord:
     """Run `target` into the hub; write and return its verdict record."""
     hub, ctx = setup.hub, setup.ctx
-    log_path = hub.path / target.log
-    partial = log_path.with_name(log_path.name + ".partial")
-    for existing in (log_path, partial, hub.verdict_path(target.name)):
-        if existing.exists():
-            raise FileExistsError(f"{existing} exists: target {target.name!r} already ran in this hub; "
-                                  "hubs are never overwritten, start a new one")
+    log_path, partial = hub.path / target.log, hub.path / f"{target.log}.partial"
+    existing = hub.earlier_run(target)
+    if existing is not None:
+        raise FileExistsError(f"{existing} exists: target {target.name!r} already ran in this hub; "
+                              "hubs are never overwritten, start a new one")
     if target.kind == "pytest" and missing_pytest_plugins(setup.environment.packages):
         raise RuntimeError(f"{', '.join(missing_pytest_plugins(setup.environment.packages))} not installed in the "
                            f"evidence venv ({setup.python}); add it to the plan's [project] install steps")
@@ -215,8 +214,7 @@ def run_target(setup: RunSetup, target: Target, *, threads: int | None = None,
 def prepare_setup(ctx: RunContext, hub: Hub, python: str, background: Executor | None = None) -> RunSetup:
     """The run's shared setup; the environment is probed once per hub and kept in environment.json.
 
-    With `background`, the slow GPU probe (it imports torch) runs there, beside the first target,
-    and `finish_environment` writes environment.json once it answered.
+    With `background`, the slow GPU probe runs there, beside the first target; `finish_environment` then writes it.
     """
     known = EnvironmentRecord.load(hub.path)
     if known is not None and known.runtime.cuda_available is not None:

@@ -1,10 +1,9 @@
 """`python -m harness validate <hub>`: re-check a collated hub at any later time, wherever it is.
 
-Every file the manifest lists inside the hub must be there with its recorded size and sha256,
-and nothing may have been added; the records, the manifest and its overall verdict must agree.
-Paths are relative to the hub (format 2), so a copied, moved or cloned hub validates by itself.
-Bulky files outside the hub are checked when present; when absent (a fresh clone has no
-`artifacts/`) they are reported as "not present here" unless `--require-artifacts`.
+Every file the manifest lists must be there with its size and sha256, nothing may have been
+added, and the records, logs, summary, JUnit file and manifest must tell the same story. Paths
+are hub-relative (format 2), so a copied hub validates by itself; bulky files outside it are
+checked when present and otherwise reported as "not present here" unless `--require-artifacts`.
 """
 
 from __future__ import annotations
