@@ -85,17 +85,14 @@ def resolve_tolerance(plan: Path | None, hub_a: HubView, home: Path = HOME) -> t
     return loaded.compare, f"{hub_a.plan.path} [compare]{changed}"
 
 
-def _counts(record: VerdictRecord) -> dict[str, int]:
-    return {k: getattr(record.counts, k) if record.counts else 0 for k in COUNT_KEYS}
-
-
-def _counts_text(counts: dict[str, int]) -> str:
+def _counts_text(record: VerdictRecord) -> str:
+    """`3 passed, 0 failed, 0 skipped` plus any other non-zero count: equal texts, equal counts."""
+    counts = {k: getattr(record.counts, k) if record.counts else 0 for k in COUNT_KEYS}
     return ", ".join(f"{counts[k]} {k}" for k in COUNT_KEYS if counts[k] or k in ("passed", "failed", "skipped"))
 
 
 def _compare_tests(name: str, a: VerdictRecord, b: VerdictRecord) -> list[Finding]:
-    out_a = {str(t["nodeid"]): str(t.get("outcome")) for t in a.tests if t.get("nodeid")}
-    out_b = {str(t["nodeid"]): str(t.get("outcome")) for t in b.tests if t.get("nodeid")}
+    out_a, out_b = ({str(t["nodeid"]): str(t.get("outcome")) for t in r.tests if t.get("nodeid")} for r in (a, b))
     findings = []
     if out_a or out_b:
         added, removed = set(out_b) - set(out_a), set(out_a) - set(out_b)
@@ -103,13 +100,12 @@ def _compare_tests(name: str, a: VerdictRecord, b: VerdictRecord) -> list[Findin
                                        f"missing from B: {short_list(sorted(removed))}" if removed else "") if p)
         findings.append(Finding(DISAGREE if detail else AGREE, name, "test node ids", len(out_a), len(out_b),
                                 detail or "same node ids"))
-    ca, cb = _counts(a), _counts(b)
+    ca, cb = _counts_text(a), _counts_text(b)
     changed = [f"{n}: {out_a[n]} -> {out_b[n]}" for n in sorted(set(out_a) & set(out_b)) if out_a[n] != out_b[n]]
     if ca != cb or changed:
-        findings.append(Finding(DISAGREE, name, "counts", _counts_text(ca), _counts_text(cb),
-                                "; ".join(changed[:3]) or "counts differ"))
+        findings.append(Finding(DISAGREE, name, "counts", ca, cb, "; ".join(changed[:3]) or "counts differ"))
     elif a.kind == "pytest":
-        findings.append(Finding(AGREE, name, "counts", _counts_text(ca), _counts_text(cb)))
+        findings.append(Finding(AGREE, name, "counts", ca, cb))
     return findings
 
 
@@ -246,10 +242,9 @@ def compare_environment(a: HubView, b: HubView) -> list[Finding]:
     for key in ENV_KEYS:
         va, vb = _env_value(a, key), _env_value(b, key)
         if key == "git_dirty" and (va is not False or vb is not False):
-            files = {h: sorted({f for r in hub.verdicts.values() for f in r.provenance.git.dirty_files}) for h, hub in
-                     (("A", a), ("B", b))}
-            detail = "; ".join(f"{h}: {short_list(fs) or 'unknown'}" for h, fs, v in (("A", files["A"], va), ("B", files["B"], vb))
-                               if v is not False)
+            dirty = {h: sorted({f for r in hub.verdicts.values() for f in r.provenance.git.dirty_files})
+                     for h, hub, v in (("A", a, va), ("B", b, vb)) if v is not False}
+            detail = "; ".join(f"{h}: {short_list(files) or 'unknown'}" for h, files in dirty.items())
             findings.append(Finding(WARN, ENVIRONMENT, key, va, vb, f"tracked files differed from HEAD ({detail})"))
             continue
         mixed = [h for h, v in (("A", va), ("B", vb)) if isinstance(v, list)]

@@ -55,6 +55,10 @@ class Hub:
     def verdict_path(self, target: str) -> Path:
         return self.path / HubFiles.verdict(target)
 
+    def outcomes(self, target: str) -> Path:
+        """Where a pytest target's outcome record goes (bulky: under artifacts/, not in the hub)."""
+        return self.artifacts / "pytest" / f"{target}.json"
+
     def earlier_run(self, target: Target) -> Path | None:
         """A file that an earlier run of `target` left here, if any: a target never runs twice into a hub."""
         return next((p for p in (self.path / target.log, self.path / f"{target.log}.partial",

@@ -45,7 +45,7 @@ def external_refs(c: Collation) -> list[tuple[str, str, str]]:
         rec = t.record
         if rec is None:
             continue
-        outcomes = c.ctx.rel(c.hub.artifacts / "pytest" / f"{t.name}.json")
+        outcomes = c.ctx.rel(c.hub.outcomes(t.name))
         if rec.kind == "pytest" and c.ctx.path(outcomes).is_file():
             refs.append((outcomes, "outcomes", t.name))
         found = [(str(o["path"]), "output") for o in rec.outputs if isinstance(o, dict) and o.get("path")]

@@ -62,7 +62,7 @@ def child_env(ctx: RunContext, threads: int | None = None, base: dict[str, str] 
         "PYTHONSAFEPATH": "1",
         "PYTHONUNBUFFERED": "1",
     })
-    for key in ("EVIDENCE_HUB", "EVIDENCE_INVOCATION"):
+    for key in (HUB_ENV, INVOCATION_ENV):
         env.pop(key, None)
     return env
 
@@ -73,16 +73,12 @@ def placeholders(setup: RunSetup) -> dict[str, str]:
             "project_root": str(ctx.project)}
 
 
-def outcomes_path(hub: Hub, target: Target) -> Path:
-    return hub.artifacts / "pytest" / f"{target.name}.json"
-
-
 def build_argv(target: Target, setup: RunSetup) -> list[str]:
     """The exact child command line of a target."""
     if target.kind == "pytest":
         timeout = str(int(target.timeout)) if float(target.timeout).is_integer() else str(target.timeout)
         return [setup.python, "-m", "pytest", str(target.selector), "-vv", "-p", "no:cacheprovider",
-                "-p", "harness_outcomes", "--harness-outcomes", str(outcomes_path(setup.hub, target)),
+                "-p", "harness_outcomes", "--harness-outcomes", str(setup.hub.outcomes(target.name)),
                 "--timeout", timeout, "--timeout-method", "signal"]
     return [expand(arg, **placeholders(setup)) for arg in target.argv]
 
@@ -142,10 +138,13 @@ def copy_figures(target: Target, setup: RunSetup) -> tuple[str, ...]:
     return tuple(copied)
 
 
-def _judge(target: Target, setup: RunSetup, result: ChildResult, cuda: bool | None) -> tuple[Verdict, str, dict]:
+def _judge(target: Target, setup: RunSetup, result: ChildResult, cuda: bool | None,
+           missing: list[str]) -> tuple[Verdict, str, dict]:
     """The verdict, its reason, and the record fields that depend on the kind."""
+    if missing:
+        return Verdict.BLOCKED, f"missing input(s): {', '.join(missing)}", {}
     if target.kind == "pytest":
-        outcomes = load_outcomes(outcomes_path(setup.hub, target))
+        outcomes = load_outcomes(setup.hub.outcomes(target.name))
         verdict, reason = pytest_verdict(outcomes, result.exit_code, result.timed_out, cuda)
         tests = tuple({k: t[k] for k in ("nodeid", "outcome", "duration_s")} for t in outcomes.tests) if outcomes else ()
         reason = reason.replace(f"{setup.ctx.project}/", "")  # messages name files relative to the checkout
@@ -183,7 +182,7 @@ def run_target(setup: RunSetup, target: Target, *, threads: int | None = None,
             result = ChildResult(None, False)
         else:
             if target.kind == "pytest":
-                outcomes_path(hub, target).parent.mkdir(parents=True, exist_ok=True)
+                hub.outcomes(target.name).parent.mkdir(parents=True, exist_ok=True)
             try:
                 result = run_child(argv, env=env, cwd=ctx.project, limit=wall_limit(target), log=log, echo=echo,
                                    mark=RECORD_PREFIX, children=children)
@@ -192,10 +191,7 @@ def run_target(setup: RunSetup, target: Target, *, threads: int | None = None,
                 raise
         duration = time.monotonic() - t0
         cuda = setup.cuda_available()
-        if missing:
-            verdict, reason, fields = Verdict.BLOCKED, f"missing input(s): {', '.join(missing)}", {}
-        else:
-            verdict, reason, fields = _judge(target, setup, result, cuda)
+        verdict, reason, fields = _judge(target, setup, result, cuda, missing)
         record = VerdictRecord(
             target=target.name, kind=target.kind, log=target.log, verdict=verdict, reason=reason,
             session=target.session, selector=target.selector, argv=tuple(argv), exit_code=result.exit_code,
@@ -246,16 +242,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _hub_for(args: argparse.Namespace, ctx: RunContext) -> Hub:
+    """--hub, else $EVIDENCE_HUB, else the nox invocation's hub (each reopened for the target), else a new hub."""
     chosen = args.hub or (Path(os.environ[HUB_ENV]) if os.environ.get(HUB_ENV) else None)
     if chosen is not None:
         hub = open_hub(chosen, ctx)
-        reopen_for_target(hub, ctx.plan.target(args.target))
-        return hub
-    if os.environ.get(INVOCATION_ENV):
+    elif os.environ.get(INVOCATION_ENV):
         hub = invocation_hub(ctx, os.environ[INVOCATION_ENV])
-        reopen_for_target(hub, ctx.plan.target(args.target))
-        return hub
-    return create_hub(ctx)
+    else:
+        return create_hub(ctx)
+    reopen_for_target(hub, ctx.plan.target(args.target))
+    return hub
 
 
 def main(args: argparse.Namespace) -> int:

@@ -12,6 +12,7 @@ import argparse
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from harness.context import HOME, project_root_of, resolve_plan
 from harness.fsio import sha256_file
@@ -49,28 +50,27 @@ class ValidationResult:
         self.verdict_problems.append(message)
 
 
-def _check_file(path: Path, entry: FileEntry, shown: str, result: ValidationResult) -> None:
-    size = path.stat().st_size
-    if size != entry.bytes:
-        result.problems.append(f"{shown}: size changed ({entry.bytes} bytes in manifest.json, {size} now)")
-    elif sha256_file(path) != entry.sha256:
-        result.problems.append(f"{shown}: content changed (sha256 differs from manifest.json)")
+def _check_entries(entries: tuple[FileEntry, ...], root: Path | None, result: ValidationResult,
+                   on_absent: Callable[[FileEntry], None]) -> None:
+    """Every listed file found under `root` must have its recorded size and sha256; `on_absent` gets the others."""
+    for entry in entries:
+        path = root / entry.path if root is not None else None
+        if entry.missing:
+            result.problems.append(f"{entry.path}: was already missing when the hub was collated")
+        elif path is None or not path.is_file():
+            on_absent(entry)
+        elif (size := path.stat().st_size) != entry.bytes:
+            result.problems.append(f"{entry.path}: size changed ({entry.bytes} bytes in manifest.json, {size} now)")
+        elif sha256_file(path) != entry.sha256:
+            result.problems.append(f"{entry.path}: content changed (sha256 differs from manifest.json)")
 
 
 def _check_external(hub: Path, m: Manifest, mode: str, result: ValidationResult) -> None:
     """Bulky files outside the hub: hashed when present; absent ones summed up, or problems if required."""
     if mode == "hub-only" or not m.external:
         return
-    root = project_root_of(hub, m.hub)
     absent: list[FileEntry] = []
-    for entry in m.external:
-        path = root / entry.path if root is not None else None
-        if entry.missing:
-            result.problems.append(f"{entry.path}: was already missing when the hub was collated")
-        elif path is None or not path.is_file():
-            absent.append(entry)
-        else:
-            _check_file(path, entry, entry.path, result)
+    _check_entries(m.external, project_root_of(hub, m.hub), result, absent.append)
     if absent:
         size = fmt_bytes(sum(e.bytes or 0 for e in absent))
         text = f"{len(absent)} file(s) outside the hub, {size}, not present here (e.g. {absent[0].path})"
@@ -104,27 +104,18 @@ def _expected_targets(m: Manifest, hub: Path, home: Path, result: ValidationResu
 def _check_hub_files(hub: Path, m: Manifest, expected: list[tuple[str, str | None, str | None]],
                      result: ValidationResult) -> None:
     listed = {e.path: e for e in m.files}
-    for entry in m.files:
-        if entry.missing:
-            result.problems.append(f"{entry.path}: was already missing when the hub was collated")
-        elif (hub / entry.path).is_file():
-            _check_file(hub / entry.path, entry, entry.path, result)
-        else:
-            result.problems.append(f"{entry.path}: missing (listed in manifest.json with {entry.bytes} bytes)")
-    required = {HubFiles.SUMMARY: None, HubFiles.RUN: None}
-    said = {t.name: t.reason for t in m.targets}
-    reasons: dict[str, str] = {}
+    _check_entries(m.files, hub, result, lambda e: result.problems.append(
+        f"{e.path}: missing (listed in manifest.json with {e.bytes} bytes)"))
+    unselected = {t.name for t in m.targets if t.reason == "not selected in this run"}
+    required: dict[str, tuple[str | None, str | None]] = {HubFiles.SUMMARY: (None, None), HubFiles.RUN: (None, None)}
     for name, log, verdict in expected:
-        for rel in [HubFiles.verdict(name)] + ([log] if log else []):
-            required[rel] = verdict
-            if said.get(name) == "not selected in this run":
-                reasons[rel] = "not selected in this run"
-    for rel, verdict in required.items():
+        required |= {rel: (name, verdict) for rel in [HubFiles.verdict(name)] + ([log] if log else [])}
+    for rel, (name, verdict) in required.items():
         path = hub / rel
         if not path.is_file() and rel not in listed:
             message = f"{rel}: expected file missing"
             if verdict in NOT_FINISHED:  # honest about it: the run failed, the hub is not damaged
-                why = reasons.get(rel, "not finished")
+                why = "not selected in this run" if name in unselected else "not finished"
                 result.not_green(message + f" (its target is recorded as {why})")
             else:
                 result.problems.append(message)
