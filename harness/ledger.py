@@ -70,46 +70,34 @@ def set_row_state(text: str, row: str, state: str, evidence: str | None = None, 
                 new_lines[i] = f"{m.group(1)}{state}{m.group(3)}{ending}"
     if len(hits) != 1:
         where = "no line" if not hits else f"{len(hits)} lines ({', '.join(str(h + 1) for h in hits)})"
-        raise LedgerError(
-            f"{source}: {where} hold row {row!r} with a state cell [ ]/[P]/[x]; "
-            "keep exactly one table row or checklist line for it"
-        )
+        raise LedgerError(f"{source}: {where} hold row {row!r} with a state cell [ ]/[P]/[x]; "
+                          "keep exactly one table row or checklist line for it")
     return "".join(new_lines)
+
+
+def _heading(line: str) -> tuple[int, str]:
+    """(level, title) of a Markdown heading line; (0, "") for any other line."""
+    m = _HEADING_RE.match(line.rstrip("\r\n"))
+    return (len(m.group(1)), m.group(2)) if m else (0, "")
 
 
 def _attempts_section(lines: list[str], initiative: str | None, source: str) -> tuple[int, int]:
     """(first, end) line indices of the Attempts History section body to append to."""
-    starts = [
-        (i, len(m.group(1)))
-        for i, line in enumerate(lines)
-        if (m := _HEADING_RE.match(line.rstrip("\r\n"))) and m.group(2).strip().lower() == ATTEMPTS_HEADING.lower()
-    ]
+    headings = [(i, *_heading(line)) for i, line in enumerate(lines)]
+    starts = [(i, level) for i, level, title in headings if level and title.strip().lower() == ATTEMPTS_HEADING.lower()]
     if not starts:
         raise LedgerError(f"{source}: no '## {ATTEMPTS_HEADING}' heading to append the attempt to; add one")
     if len(starts) > 1:
         if not initiative:
             raise LedgerError(f"{source}: several '{ATTEMPTS_HEADING}' sections and no initiative to choose one")
-        chosen = []
-        for idx, level in starts:
-            for j in range(idx - 1, -1, -1):
-                m = _HEADING_RE.match(lines[j].rstrip("\r\n"))
-                if m and len(m.group(1)) < level:
-                    if f"[{initiative}]" in m.group(2):
-                        chosen.append((idx, level))
-                    break
-        if len(chosen) != 1:
-            raise LedgerError(
-                f"{source}: cannot tell which '{ATTEMPTS_HEADING}' belongs to [{initiative}] "
-                f"({len(chosen)} candidates); put it under a heading containing [{initiative}]"
-            )
-        starts = chosen
+        # A section belongs to the nearest heading above it of a higher level, e.g. `# [ADR-003-BACKEND-API]`.
+        starts = [(i, level) for i, level in starts
+                  if f"[{initiative}]" in next((t for _, lv, t in reversed(headings[:i]) if 0 < lv < level), "")]
+        if len(starts) != 1:
+            raise LedgerError(f"{source}: cannot tell which '{ATTEMPTS_HEADING}' belongs to [{initiative}] "
+                              f"({len(starts)} candidates); put it under a heading containing [{initiative}]")
     start, level = starts[0]
-    end = len(lines)
-    for j in range(start + 1, len(lines)):
-        m = _HEADING_RE.match(lines[j].rstrip("\r\n"))
-        if m and len(m.group(1)) <= level:
-            end = j
-            break
+    end = next((i for i, lv, _ in headings[start + 1:] if 0 < lv <= level), len(lines))
     while end > start + 1 and not lines[end - 1].strip():
         end -= 1
     return start, end
