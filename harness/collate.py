@@ -76,13 +76,13 @@ def collate(ctx: RunContext, hub: Hub, *, ledger: bool = True) -> CollateResult:
     return CollateResult(c, blocker, update, note, code)
 
 
-def collate_path(hub: str | Path, *, ledger: bool = True, project: Path | None = None, plan: Path | None = None,
-                 ctx: RunContext | None = None) -> CollateResult:
-    """`collate` of a hub folder, its context read from its run.json unless given."""
+def collate_path(hub: str | Path, *, ledger: bool = True, project: Path | None = None,
+                 plan: Path | None = None) -> CollateResult:
+    """`collate` of a hub folder, in the context its run.json records (`project`, `plan` override it)."""
     path = Path(hub).expanduser().resolve()
     if not path.is_dir():
         raise FileNotFoundError(f"{path}: no such hub folder (pass the folder that holds run.json)")
-    ctx = ctx or context_for_hub(path, RunRecord.load(path), project, plan)
+    ctx = context_for_hub(path, RunRecord.load(path), project, plan)
     return collate(ctx, open_hub(path, ctx), ledger=ledger)
 
 

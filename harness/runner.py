@@ -46,6 +46,11 @@ class RunSetup:
     cuda_available: Callable[[], bool | None] = lambda: None  # may wait for the run's GPU probe
     pending: Future | None = None  # the background GPU probe, when one runs
 
+    def expand(self, text: str) -> str:
+        """`text` with this run's `{python}`, `{artifacts}`, `{hub}` and `{project_root}` filled in."""
+        return expand(text, python=self.python, artifacts=self.ctx.rel(self.hub.artifacts),
+                      hub=self.ctx.rel(self.hub.path), project_root=str(self.ctx.project))
+
 
 def child_env(ctx: RunContext, threads: int | None = None, base: dict[str, str] | None = None) -> dict[str, str]:
     """A target's environment: GPU hidden, seed and threads fixed, the checkout off sys.path."""
@@ -67,12 +72,6 @@ def child_env(ctx: RunContext, threads: int | None = None, base: dict[str, str] 
     return env
 
 
-def placeholders(setup: RunSetup) -> dict[str, str]:
-    ctx, hub = setup.ctx, setup.hub
-    return {"python": setup.python, "artifacts": ctx.rel(hub.artifacts), "hub": ctx.rel(hub.path),
-            "project_root": str(ctx.project)}
-
-
 def build_argv(target: Target, setup: RunSetup) -> list[str]:
     """The exact child command line of a target."""
     if target.kind == "pytest":
@@ -80,7 +79,7 @@ def build_argv(target: Target, setup: RunSetup) -> list[str]:
         return [setup.python, "-m", "pytest", str(target.selector), "-vv", "-p", "no:cacheprovider",
                 "-p", "harness_outcomes", "--harness-outcomes", str(setup.hub.outcomes(target.name)),
                 "--timeout", timeout, "--timeout-method", "signal"]
-    return [expand(arg, **placeholders(setup)) for arg in target.argv]
+    return [setup.expand(arg) for arg in target.argv]
 
 
 def wall_limit(target: Target) -> float:
@@ -118,18 +117,15 @@ def _header(target: Target, setup: RunSetup, argv: list[str], env: dict[str, str
 
 
 def _outputs(target: Target, setup: RunSetup) -> list[tuple[str, int | None]]:
-    found = []
-    for pattern in target.expected_outputs:
-        path = setup.ctx.path(expand(pattern, **placeholders(setup)))
-        found.append((setup.ctx.rel(path), path.stat().st_size if path.is_file() else None))
-    return found
+    paths = [setup.ctx.path(setup.expand(pattern)) for pattern in target.expected_outputs]
+    return [(setup.ctx.rel(path), path.stat().st_size if path.is_file() else None) for path in paths]
 
 
 def copy_figures(target: Target, setup: RunSetup) -> tuple[str, ...]:
     """Copy the pictures a target declares into `<hub>/figures/<target>/`; hub-relative paths."""
     copied = []
     for pattern in target.figures:
-        source = setup.ctx.path(expand(pattern, **placeholders(setup)))
+        source = setup.ctx.path(setup.expand(pattern))
         if source.is_file():
             dest = setup.hub.path / HubFiles.FIGURES / target.name / source.name
             dest.parent.mkdir(parents=True, exist_ok=True)
