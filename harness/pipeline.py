@@ -108,8 +108,7 @@ class PipelineRun:
 
     @property
     def exit_code(self) -> int:
-        c = self.result.collation
-        return self.interrupt_status if self.interrupted else 0 if c.green and self.result.exit_code == 0 else 1
+        return self.interrupt_status if self.interrupted else self.result.exit_code  # collate's: 0 only when GREEN
 
 
 def execute(ctx: RunContext, hub: Hub, python: str, *, jobs: int, verbose: bool, ledger: bool,

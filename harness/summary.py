@@ -161,14 +161,11 @@ def render_blocker(c: Collation) -> str:
     return "\n".join(out)
 
 
-def publish_step_summary(c: Collation) -> bool:
+def publish_step_summary(c: Collation) -> None:
     """Append summary.md to `$GITHUB_STEP_SUMMARY` when CI sets it (GitHub renders it on the run's page)."""
-    target = os.environ.get("GITHUB_STEP_SUMMARY")
-    if not target:
-        return False
-    with open(target, "a", encoding="utf-8") as handle:
-        handle.write((c.hub.path / HubFiles.SUMMARY).read_text(encoding="utf-8") + "\n")
-    return True
+    if os.environ.get("GITHUB_STEP_SUMMARY"):
+        with open(os.environ["GITHUB_STEP_SUMMARY"], "a", encoding="utf-8") as handle:
+            handle.write((c.hub.path / HubFiles.SUMMARY).read_text(encoding="utf-8") + "\n")
 
 
 def write_junit(c: Collation) -> Path:
