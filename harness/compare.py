@@ -207,8 +207,11 @@ def compare_pictures(name: str, a: VerdictRecord, hub_a: Path, b: VerdictRecord,
         fa, fb = pics_a.get(pic), pics_b.get(pic)
         diff = picture_difference(hub_a / fa if fa else hub_a / "-", hub_b / fb if fb else hub_b / "-")
         why_not = not_comparable(a, b)
+        handmade = [h for h, r in (("A", a), ("B", b)) if r.derived_from and not r.figures]
         if diff is None:
             findings.append(Finding(AGREE, name, f"picture {pic}", fa, fb, "pixels identical"))
+        elif handmade:  # a hand-made hub keeps logs only: no picture to compare, which is no disagreement
+            findings.append(Finding(WARN, name, f"picture {pic}", fa, fb, f"hub {handmade[0]} is hand-made: it keeps no pictures"))
         elif fa and fb and why_not:
             findings.append(Finding(WARN, name, f"picture {pic}", fa, fb, f"{diff}; not enforced: {'; '.join(why_not)}"))
         else:

@@ -9,20 +9,21 @@ hubs to compare with come from the factory, judged by the same real plan.
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 import json
 from pathlib import Path
 from typing import Callable
 
 import pytest
 
-from factory import REAL_PLAN, collated, context, make_project, make_real_project, with_record
+from factory import REAL_PLAN, collated, context, make_project, make_real_project, recollate, with_record
 from harness import comparereport as compare
 from harness import validate as validate_cmd
 from harness.handmade import DERIVED
 from harness.hubread import read_hub
 from harness.hubview import HubUnreadable, hash_tree
 from harness.plan import EvidencePlan, load_plan
-from harness.schema import Verdict
+from harness.schema import HubFiles, Verdict, VerdictRecord
 
 GRIDSIZE, BUNDLE, INTEGRATION, SMOKE = "gridsize_regression", "bundle_loader", "integration", "cli_smoke_gs2"
 HANDMADE_LOGS = {GRIDSIZE: "pytest_gridsize_green.log", BUNDLE: "pytest_bundle_loader_green.log",
@@ -312,3 +313,19 @@ def test_validate_reads_a_hand_made_hub_whose_green_log_holds_a_pass_and_a_skip(
 def test_comparing_a_hub_with_itself_says_so(harness_hub, capsys):
     assert run_compare(harness_hub, harness_hub) == 0
     assert "note: A and B are the same folder" in capsys.readouterr().out
+
+
+def test_a_picture_the_hand_made_hub_cannot_hold_is_only_a_warning(handmade, tmp_path, capsys):
+    """The seed's hand-made format keeps logs only; the harness hub's pictures are no disagreement."""
+    ctx = context(make_real_project(tmp_path / "pictured"))
+    hub = collated(ctx, change={SMOKE: with_record(**TRAIN)})
+    picture = hub / HubFiles.FIGURES / SMOKE / "loss_curve.png"
+    picture.parent.mkdir(parents=True)
+    picture.write_bytes(b"\x89PNG not really")
+    path = hub / HubFiles.verdict(SMOKE)
+    replace(VerdictRecord.load(path), figures=(f"figures/{SMOKE}/loss_curve.png",)).write(path)
+    recollate(ctx, hub)
+    code, payload = compared(capsys, handmade(), hub)
+    assert code == 0, payload["disagreements"]
+    warning = finding(payload, "warnings", SMOKE, "picture loss_curve.png")
+    assert "hand-made: it keeps no pictures" in warning["detail"]
