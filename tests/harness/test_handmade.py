@@ -9,8 +9,8 @@ hubs to compare with come from the factory, judged by the same real plan.
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
