@@ -4,6 +4,7 @@ Examples::
 
     python scripts/make_fixture.py --n-patterns 64 --out tests/fixtures/pytorch_integration/minimal_dataset_v1.npz
     python scripts/make_fixture.py --n-patterns 512 --out artifacts/sim_512.npz --nphotons 1e6
+    python scripts/make_fixture.py --n-patterns 64 --probe diffuser --out artifacts/sim_diffuser_64.npz
 
 Same arguments, same bytes: the sidecar's sha256 is reproducible (see ptycho.simulation).
 """
@@ -15,7 +16,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ptycho.simulation import simulate_dataset, write_dataset
+from ptycho.simulation import PROBES, simulate_dataset, write_dataset
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -27,6 +28,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
     parser.add_argument("--step", type=float, default=8.0, help="raster step in pixels (default 8)")
     parser.add_argument("--jitter", type=float, default=0.5, help="uniform position jitter in pixels (default 0.5)")
+    parser.add_argument("--probe", choices=PROBES, default="gaussian",
+                        help="illumination: the smooth 'gaussian' (default, the committed fixture's) or a structured "
+                             "'diffuser' / 'zoneplate', which make each pattern's data more decisive")
     return parser.parse_args(argv)
 
 
@@ -37,7 +41,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         dataset = simulate_dataset(
-            n_patterns=args.n_patterns, N=args.N, nphotons=args.nphotons, seed=args.seed, step=args.step, jitter=args.jitter
+            n_patterns=args.n_patterns, N=args.N, nphotons=args.nphotons, seed=args.seed, step=args.step, jitter=args.jitter,
+            probe=args.probe,
         )
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)

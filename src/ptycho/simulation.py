@@ -9,6 +9,13 @@ Physics (BRIEF §5): patch at scan point (x, y) = ``obj[y-N/2 : y+N/2, x-N/2 : x
 ``A = |fftshift(fft2(psi, norm="ortho"))|``, counts ``~ Poisson((s*A)**2)`` with
 ``s = sqrt(nphotons) / (N/2)``, stored diffraction ``sqrt(counts) / s`` (float32, max < 10).
 Diffraction and coordinates are computed from the same index set, in one pass.
+
+The probe is chosen by name (``PROBES``): the smooth ``gaussian`` (the committed fixture's), or a
+structured one, ``diffuser`` or ``zoneplate``. Why structured: with a smooth probe the pattern(s)
+of one scan group do not determine the object patch (many patches fit them equally well), and a
+PINN that reconstructs each group from its own data inherits that ambiguity; a probe with
+structure at the pixel scale spreads the diffraction and makes each group's data decisive, as
+diffusers do in real ptychography (docs/performance.md, "Science II").
 """
 
 from __future__ import annotations
@@ -53,6 +60,64 @@ def make_probe(N: int = 64, sigma: float | None = None, defocus: float = 0.5) ->
     yy, xx = np.mgrid[:N, :N] - N / 2
     r2 = (xx**2 + yy**2) / sigma**2
     return (np.exp(-r2 / 2) * np.exp(1j * defocus * r2)).astype(np.complex64)
+
+
+def _envelope(N: int, sigma: float) -> np.ndarray:
+    """Real Gaussian amplitude ``exp(-r^2 / (2 sigma^2))`` on the (N, N) grid centred at N/2, max 1."""
+    yy, xx = np.mgrid[:N, :N] - N / 2
+    return np.exp(-(xx**2 + yy**2) / (2 * sigma**2))
+
+
+def make_diffuser_probe(
+    N: int = 64, sigma: float | None = None, phase_rms: float = 1.5, correlation_px: float = 2.0,
+    seed: int | np.random.SeedSequence = 0,
+) -> np.ndarray:
+    """A beam through a diffuser: Gaussian envelope times a smooth random phase, (N, N) complex64, max |P| = 1.
+
+    The phase is white noise filtered by a Gaussian of ``correlation_px`` pixels (periodic
+    boundaries), mean removed and scaled to ``phase_rms`` radians standard deviation; the
+    envelope has ``sigma`` = N/6 by default. Its speckle spreads each pattern over the detector.
+    """
+    sigma = N / 6 if sigma is None else sigma
+    noise = ndimage.gaussian_filter(np.random.default_rng(seed).standard_normal((N, N)), correlation_px, mode="wrap")
+    phase = phase_rms * (noise - noise.mean()) / noise.std()
+    return (_envelope(N, sigma) * np.exp(1j * phase)).astype(np.complex64)
+
+
+def make_zone_plate_probe(N: int = 64, sigma: float | None = None, first_zone_px: float = 8.0) -> np.ndarray:
+    """Gaussian envelope times a binary Fresnel zone phase (0 or pi), (N, N) complex64, max |P| = 1.
+
+    Zone n covers ``first_zone_px * sqrt(n) <= r < first_zone_px * sqrt(n + 1)``: rings that
+    narrow outwards (1.5 px wide at r = 2 sigma for the defaults), like a zone-plate lens.
+    Rotationally symmetric, so less diverse than the diffuser.
+    """
+    sigma = N / 6 if sigma is None else sigma
+    yy, xx = np.mgrid[:N, :N] - N / 2
+    zones = np.floor((xx**2 + yy**2) / first_zone_px**2).astype(np.int64) % 2
+    return (_envelope(N, sigma) * np.exp(1j * np.pi * zones)).astype(np.complex64)
+
+
+#: Probe names accepted by ``simulate_dataset`` and ``make_named_probe``.
+PROBES = ("gaussian", "diffuser", "zoneplate")
+
+
+def make_named_probe(name: str, N: int = 64, seed: int | np.random.SeedSequence = 0) -> tuple[np.ndarray, dict]:
+    """The probe called ``name`` (one of ``PROBES``) with its defaults, and its metadata record.
+
+    ``seed`` draws the diffuser's phase (the other probes are deterministic).
+    """
+    if name == "gaussian":
+        return make_probe(N), {"name": name, "kind": "gaussian with quadratic phase", "sigma_px": N / 8,
+                               "defocus": 0.5}
+    if name == "diffuser":
+        return make_diffuser_probe(N, seed=seed), {
+            "name": name, "kind": "gaussian envelope times smooth random phase", "sigma_px": N / 6,
+            "phase_rms_rad": 1.5, "phase_correlation_px": 2.0,
+            "phase_seed": "4th child of SeedSequence(seed)"}
+    if name == "zoneplate":
+        return make_zone_plate_probe(N), {"name": name, "kind": "gaussian envelope times binary Fresnel zone phase",
+                                          "sigma_px": N / 6, "first_zone_px": 8.0}
+    raise ValueError(f"probe {name!r} is unknown; choose one of {PROBES}")
 
 
 def make_object(size: int, seed: int | np.random.SeedSequence = 0) -> np.ndarray:
@@ -131,15 +196,24 @@ def simulate_dataset(
     seed: int = 0,
     step: float = 8.0,
     jitter: float = 0.5,
+    probe: str = "gaussian",
 ) -> SimulatedDataset:
-    """Simulate a scan of ``n_patterns`` diffraction patterns from a known object and probe."""
+    """Simulate a scan of ``n_patterns`` diffraction patterns from a known object and the probe named ``probe``.
+
+    The object, scan and noise draw from the first three children of ``SeedSequence(seed)``
+    (so a Gaussian-probe dataset is byte-identical to one made before probes had names), the
+    diffuser's phase from the fourth.
+    """
     if n_patterns < 1:
         raise ValueError(f"n_patterns={n_patterns} is invalid; simulate at least one pattern")
+    if probe not in PROBES:
+        raise ValueError(f"probe {probe!r} is unknown; choose one of {PROBES}")
     scale = ModelConfig(N=N, nphotons=nphotons).intensity_scale
-    object_seed, scan_seed, noise_seed = np.random.SeedSequence(seed).spawn(3)
+    object_seed, scan_seed, noise_seed, probe_seed = np.random.SeedSequence(seed).spawn(4)
     x, y, size = raster_positions(n_patterns, step, jitter, N, scan_seed)
     obj = make_object(size, object_seed)
-    probe = make_probe(N)
+    probe_name = probe
+    probe, probe_record = make_named_probe(probe_name, N, probe_seed)
     amplitude = far_field_amplitude(extract_patches(obj, x, y, N) * probe)
     counts = np.random.default_rng(noise_seed).poisson((scale * amplitude) ** 2)
     diffraction = (np.sqrt(counts) / scale).astype(np.float32)
@@ -169,7 +243,7 @@ def simulate_dataset(
             "phase_range_rad": [round(float(np.angle(obj).min()), 4), round(float(np.angle(obj).max()), 4)],
             "note": "objectGuess is the ground-truth object",
         },
-        "probe": {"kind": "gaussian with quadratic phase", "sigma_px": N / 8, "defocus": 0.5},
+        "probe": probe_record,
         "scan": {"kind": "jittered raster, row-major", "step_px": step, "jitter_px": jitter,
                  "columns": math.ceil(math.sqrt(n_patterns))},
         "transformations": [
