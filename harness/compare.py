@@ -250,6 +250,8 @@ def compare_environment(a: HubView, b: HubView) -> list[Finding]:
             detail = "; ".join(f"{h}: {short_list(files) or 'unknown'}" for h, files in dirty.items())
             findings.append(Finding(WARN, ENVIRONMENT, key, va, vb, f"tracked files differed from HEAD ({detail})"))
             continue
+        if key == "threads":  # split between targets that ran side by side: compare target by target
+            va, vb = ({n: r.provenance.threads for n, r in hub.verdicts.items()} for hub in (a, b))
         mixed = [h for h, v in (("A", va), ("B", vb)) if isinstance(v, list)]
         if va == vb and not mixed:
             findings.append(Finding(AGREE, ENVIRONMENT, key, va, vb))

@@ -161,3 +161,19 @@ def test_collate_appends_the_summary_for_github(two, tmp_path, monkeypatch, caps
     collate_cmd.main(parser.parse_args([str(a), "--no-ledger"]))
     text = page.read_text()
     assert text.startswith("earlier step\n") and "**Overall verdict: GREEN**" in text
+
+
+def test_threads_split_between_parallel_targets_are_compared_target_by_target(two):
+    """A pipeline gives targets that run side by side fewer threads each: that is no drift."""
+    ctx, a, b = two
+    for hub in (a, b):
+        path = hub / HubFiles.verdict("integration")
+        record = VerdictRecord.load(path)
+        replace(record, provenance=replace(record.provenance, threads=1)).write(path)
+        recollate(ctx, hub)
+    assert findings(a, b)["(environment)/threads"][0] == "agree"
+    path = b / HubFiles.verdict("unit")
+    record = VerdictRecord.load(path)
+    replace(record, provenance=replace(record.provenance, threads=1)).write(path)
+    recollate(ctx, b)
+    assert findings(a, b)["(environment)/threads"][0] == "warning"
