@@ -29,10 +29,11 @@ import torch
 from bench.metrics import score, stitched_region
 from ptycho.config import ModelConfig, TrainingConfig
 from ptycho.raw_data import RawData
-from ptycho.simulation import simulate_dataset
+from ptycho.config import LR_SCHEDULES
+from ptycho.simulation import PROBES, simulate_dataset
 from ptycho_torch import physics
 from ptycho_torch.data import build_container
-from ptycho_torch.model import PtychoPINN
+from ptycho_torch.model import PtychoPINN, learning_rate_factor
 from ptycho_torch.reconstruct import predict_patches, stitch_container
 
 
@@ -46,6 +47,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--n-filters-scale", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--lr-schedule", choices=LR_SCHEDULES, default="constant",
+                        help="over the whole --epochs run, as TrainingConfig.lr_schedule")
+    parser.add_argument("--probe", choices=PROBES, default="diffuser", help="simulated illumination (default diffuser)")
     parser.add_argument("--loss", choices=sorted(physics.LOSSES), default="poisson")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
@@ -57,13 +61,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    raw = RawData.from_arrays(simulate_dataset(n_patterns=args.n_patterns, nphotons=args.nphotons, seed=args.seed).arrays)
+    raw = RawData.from_arrays(simulate_dataset(n_patterns=args.n_patterns, nphotons=args.nphotons, seed=args.seed,
+                                                    probe=args.probe).arrays)
     region = stitched_region(raw.xcoords, raw.ycoords, raw.objectGuess.shape, raw.N)
     model_config = ModelConfig(N=raw.N, gridsize=args.gridsize, n_filters_scale=args.n_filters_scale,
                                nphotons=args.nphotons)
     container = build_container(raw, TrainingConfig(model=model_config, seed=args.seed))
     model = PtychoPINN(model_config, probe=container.probe)
     optimiser = torch.optim.Adam(model.parameters(), lr=args.learning_rate)
+    total_steps = args.epochs * -(-len(container) // args.batch_size)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimiser, lambda step: learning_rate_factor(args.lr_schedule, step, total_steps))
     loss_fn = physics.LOSSES[args.loss]
     generator = torch.Generator().manual_seed(args.seed)
 
@@ -88,6 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
+            scheduler.step()
             total += loss.item() * len(batch)
             steps += 1
         seconds += time.perf_counter() - start

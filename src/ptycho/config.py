@@ -15,6 +15,8 @@ from pathlib import Path
 
 AMP_ACTIVATIONS = ("sigmoid", "softplus")
 LOSSES = ("poisson", "gaussian")
+#: Learning-rate schedules over the whole run (``ptycho_torch.model.learning_rate_factor``).
+LR_SCHEDULES = ("constant", "cosine")
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 LOGGERS = ("none", "csv", "mlflow")
 
@@ -90,7 +92,11 @@ class ModelConfig:
 
 @dataclass
 class TrainingConfig:
-    """What to learn from and how long: data files, batch size, epochs, optimiser."""
+    """What to learn from and how long: data files, batch size, epochs, optimiser.
+
+    ``lr_schedule``: ``constant`` keeps ``learning_rate``; ``cosine`` decays it along a half cosine
+    to 1 % of its value at the last optimiser step of ``max_epochs``.
+    """
 
     model: ModelConfig = field(default_factory=ModelConfig)
     train_data_file: Path | None = None
@@ -102,6 +108,7 @@ class TrainingConfig:
     n_groups: int | None = None
     seed: int = 0
     loss: str = "poisson"
+    lr_schedule: str = "constant"
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, ModelConfig):
@@ -123,6 +130,10 @@ class TrainingConfig:
             raise ValueError(f"TrainingConfig.seed={self.seed!r} is invalid: use an integer >= 0")
         if self.loss not in LOSSES:
             raise ValueError(f"TrainingConfig.loss={self.loss!r} is unknown: choose one of {LOSSES}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(
+                f"TrainingConfig.lr_schedule={self.lr_schedule!r} is unknown: choose one of {LR_SCHEDULES}"
+            )
 
 
 @dataclass

@@ -240,6 +240,7 @@ def params_snapshot(config: TrainingConfig) -> dict[str, Any]:
     snapshot["batch_size"] = config.batch_size
     snapshot["max_epochs"] = config.max_epochs
     snapshot["learning_rate"] = config.learning_rate
+    snapshot["lr_schedule"] = config.lr_schedule
     snapshot["seed"] = config.seed
     snapshot["train_data_file"] = str(config.train_data_file)
     return snapshot

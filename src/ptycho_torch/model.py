@@ -157,6 +157,19 @@ class Autoencoder(nn.Module):
         return physics.far_field_amplitude(physics.illuminate(obj, self.probe))
 
 
+def learning_rate_factor(schedule: str, step: int, total_steps: int, final: float = 0.01) -> float:
+    """Multiplier of the base learning rate at optimiser ``step`` (0-based) of ``total_steps``.
+
+    ``constant``: 1. ``cosine``: a half cosine from 1 to ``final`` at the last step (then ``final``).
+    """
+    if schedule == "constant":
+        return 1.0
+    if schedule == "cosine":
+        progress = min(step / max(total_steps - 1, 1), 1.0)
+        return final + (1 - final) * 0.5 * (1 + math.cos(math.pi * progress))
+    raise ValueError(f"learning-rate schedule {schedule!r} is unknown; use 'constant' or 'cosine'")
+
+
 def default_probe(N: int) -> torch.Tensor:
     """The simulator's Gaussian probe: a stand-in until trained weights (with their probe) are loaded."""
     from ptycho.simulation import make_probe
@@ -229,5 +242,13 @@ class PtychoPINN_Lightning(L.LightningModule):
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         return self._loss(batch, "val_loss")
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.parameters(), lr=self.training_config.learning_rate)
+    def configure_optimizers(self) -> torch.optim.Optimizer | dict:
+        """Adam at ``learning_rate``; with a schedule other than ``constant``, stepped every optimiser step."""
+        optimiser = torch.optim.Adam(self.parameters(), lr=self.training_config.learning_rate)
+        schedule = self.training_config.lr_schedule
+        if schedule == "constant":
+            return optimiser
+        total = int(self.trainer.estimated_stepping_batches)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimiser, lambda step: learning_rate_factor(schedule, step, total))
+        return {"optimizer": optimiser, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
