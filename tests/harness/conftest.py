@@ -11,6 +11,9 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
+from factory import context, make_project
+
+from harness.context import RunContext
 
 SYNTHETIC_TESTS = '''
 import os
@@ -125,3 +128,14 @@ class TargetFactory:
 @pytest.fixture
 def targets() -> type[TargetFactory]:
     return TargetFactory
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    """A factory project (tests/harness/factory.py): a committed git repository with a three-target plan."""
+    return make_project(tmp_path / "proj").resolve()
+
+
+@pytest.fixture
+def ctx(root: Path) -> RunContext:
+    return context(root)

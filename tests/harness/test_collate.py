@@ -21,16 +21,6 @@ from harness.validate import validate
 ATTEMPT = "Attempt #35"  # the ledger baseline's next attempt
 
 
-@pytest.fixture
-def root(tmp_path: Path) -> Path:
-    return make_project(tmp_path / "proj").resolve()
-
-
-@pytest.fixture
-def ctx(root: Path) -> RunContext:
-    return context(root)
-
-
 def run_main(hub: Path, *extra: str) -> int:
     parser = argparse.ArgumentParser()
     collate_mod.add_arguments(parser)

@@ -8,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from factory import (DATA_SHA, FIXTURE, LOGS, SELECTORS, collated, context, git, make_hub, make_project, section,
+from factory import (DATA_SHA, FIXTURE, LOGS, SELECTORS, collated, context, git, make_hub, section,
                      table_rows, with_git, with_record, with_runtime)
 
 from harness.collation import Collation, build_collation
@@ -21,16 +21,6 @@ from harness.summary import dataset_notes, render_summary
 
 HUB_REL = "plans/active/ADR-003-BACKEND-API/reports/2026-11-29T101500Z/phase_c4d_at_parallel"
 CELL_LIMIT = 120
-
-
-@pytest.fixture
-def root(tmp_path: Path) -> Path:
-    return make_project(tmp_path / "proj").resolve()
-
-
-@pytest.fixture
-def ctx(root: Path) -> RunContext:
-    return context(root)
 
 
 def summary(hub: Path) -> str:

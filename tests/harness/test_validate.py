@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from dataclasses import replace
 
-from factory import LOGS, PLAN_TOML, TIMESTAMP, collated, context, make_hub, make_project, recollate
+from factory import LOGS, PLAN_TOML, TIMESTAMP, collated, make_hub, recollate
 
 from harness import validate as validate_mod
 from harness.context import HOME, RunContext
@@ -26,16 +26,6 @@ NOT_PRESENT = "not present here"
 COMMITTED_HUBS = [f"plans/active/ADR-003-BACKEND-API/reports/{stamp}/phase_c4d_at_parallel"
                   for stamp in ("2026-11-29T130123Z", "2026-11-29T124944Z")]
 COMMITTED_PLAN = "plans/active/ADR-003-BACKEND-API/evidence/phase_c4d_b3.toml"
-
-
-@pytest.fixture
-def root(tmp_path: Path) -> Path:
-    return make_project(tmp_path / "proj").resolve()
-
-
-@pytest.fixture
-def ctx(root: Path) -> RunContext:
-    return context(root)
 
 
 @pytest.fixture
