@@ -15,7 +15,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 #: (folder holding top-level packages, package) for every package whose imports are checked.
-PACKAGES = ((REPO / "src", "ptycho"), (REPO / "src", "ptycho_torch"), (REPO, "bench"))
+PACKAGES = ((REPO / "src", "ptycho"), (REPO / "src", "ptycho_torch"), (REPO, "bench"), (REPO, "harness"))
 
 
 def module_names(packages: tuple[tuple[Path, str], ...]) -> dict[str, Path]:
@@ -65,9 +65,10 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
-def test_backend_and_bench_imports_are_acyclic():
+def test_backend_bench_and_harness_imports_are_acyclic():
     graph = import_graph(PACKAGES)
-    assert {"ptycho.params", "ptycho_torch.train", "ptycho_torch.inference", "bench.quality"} <= set(graph)
+    assert {"ptycho.params", "ptycho_torch.train", "ptycho_torch.inference", "bench.quality", "harness.collate"} <= set(graph)
+    assert "harness.collation" in graph["harness.collate"], "the graph lost a known harness edge"
     assert "ptycho_torch.model" in graph["ptycho_torch.workflows.components"], "the graph lost a known edge"
     cycle = find_cycle(graph)
     assert cycle is None, f"import cycle (function-level imports count): {' -> '.join(cycle or [])}"
