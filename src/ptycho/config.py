@@ -16,7 +16,7 @@ from pathlib import Path
 AMP_ACTIVATIONS = ("sigmoid", "softplus")
 LOSSES = ("poisson", "gaussian")
 #: Learning-rate schedules over the whole run (``ptycho_torch.model.learning_rate_factor``).
-LR_SCHEDULES = ("constant", "cosine")
+LR_SCHEDULES = ("constant", "cosine", "cosine-tail")
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 LOGGERS = ("none", "csv", "mlflow")
 
@@ -95,7 +95,8 @@ class TrainingConfig:
     """What to learn from and how long: data files, batch size, epochs, optimiser.
 
     ``lr_schedule``: ``constant`` keeps ``learning_rate``; ``cosine`` decays it along a half cosine
-    to 1 % of its value at the last optimiser step of ``max_epochs``.
+    to 1 % of its value at the last optimiser step of ``max_epochs``; ``cosine-tail`` keeps it for
+    three quarters of the steps and decays it so over the last quarter.
     """
 
     model: ModelConfig = field(default_factory=ModelConfig)

@@ -161,13 +161,16 @@ def learning_rate_factor(schedule: str, step: int, total_steps: int, final: floa
     """Multiplier of the base learning rate at optimiser ``step`` (0-based) of ``total_steps``.
 
     ``constant``: 1. ``cosine``: a half cosine from 1 to ``final`` at the last step (then ``final``).
+    ``cosine-tail``: 1 for the first three quarters, then that half cosine over the last quarter
+    (full speed while learning, then settle instead of ending on a noisy step).
     """
-    if schedule == "constant":
+    if schedule not in ("constant", "cosine", "cosine-tail"):
+        raise ValueError(f"learning-rate schedule {schedule!r} is unknown; use 'constant', 'cosine' or 'cosine-tail'")
+    start = 0 if schedule == "cosine" else (3 * total_steps) // 4
+    if schedule == "constant" or step < start:
         return 1.0
-    if schedule == "cosine":
-        progress = min(step / max(total_steps - 1, 1), 1.0)
-        return final + (1 - final) * 0.5 * (1 + math.cos(math.pi * progress))
-    raise ValueError(f"learning-rate schedule {schedule!r} is unknown; use 'constant' or 'cosine'")
+    progress = min((step - start) / max(total_steps - 1 - start, 1), 1.0)
+    return final + (1 - final) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 def default_probe(N: int) -> torch.Tensor:

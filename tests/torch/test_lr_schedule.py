@@ -20,8 +20,15 @@ def test_cosine_falls_from_one_to_one_percent_at_the_last_step():
     assert all(a >= b for a, b in zip(factors, factors[1:])), "cosine decay must not rise"
 
 
+def test_cosine_tail_holds_for_three_quarters_then_decays_like_cosine():
+    factors = [learning_rate_factor("cosine-tail", s, 101) for s in range(101)]
+    assert factors[:75] == [1.0] * 75
+    assert factors[75] == pytest.approx(1.0) and factors[-1] == pytest.approx(0.01)
+    assert all(a >= b for a, b in zip(factors, factors[1:]))
+
+
 def test_unknown_schedules_are_refused_with_the_choices():
-    with pytest.raises(ValueError, match=r"lr_schedule='step' is unknown: choose one of \('constant', 'cosine'\)"):
+    with pytest.raises(ValueError, match=r"lr_schedule='step' is unknown: choose one of \('constant', 'cosine'"):
         TrainingConfig(lr_schedule="step")
     with pytest.raises(ValueError, match="schedule 'step' is unknown"):
         learning_rate_factor("step", 0, 10)
