@@ -5,6 +5,10 @@ noise), trains PtychoPINN on CPU for a fixed number of epochs at gridsize 1 and 
 predicted patches onto the object grid and scores them against the ground truth in the scanned
 region (``bench.metrics``). The same data are reconstructed by rPIE with the known probe
 (``bench.epie``), scored every epoch by the same code, to give ePIE's time to the PINN's quality.
+Beside each PINN score stands its ceiling: free patches fitted to the same groups with no network
+(``bench.free_fit``), stitched and scored alike, and the ratio PINN / ceiling.
+The scan is lit by a structured probe (``--probe``, default ``diffuser``), which makes the data
+of each group decisive; ``--probe gaussian`` gives the smooth probe of the committed fixture.
 
 The PINN is self-supervised: it is trained on the diffraction of the very scan it reconstructs
 (no ground truth enters training), as an iterative solver is; the ground truth is used only to score.
@@ -42,7 +46,11 @@ import torch
 from tabulate import tabulate
 
 from bench.metrics import Region, Scores, align, stitched_region
-from bench.quality_runs import BUDGETS, EpieRun, PinnRun, epie_and_score, simulate, train_and_score
+from bench.free_fit import FreeFit
+from bench.quality_runs import (BUDGETS, EpieRun, PinnRun, epie_and_score, free_fit_and_score, simulate,
+                                train_and_score)
+from ptycho.config import LR_SCHEDULES
+from ptycho.simulation import PROBES
 from ptycho_torch.stitching import WEIGHTINGS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,9 +88,17 @@ def save_panel(path: Path, truth: np.ndarray, region: Region, runs: dict[str, np
 
 
 def _row(method: str, nphotons: float, gridsize: int | str, s: Scores, train: float | None,
-         infer: float) -> list:
-    return [method, f"{nphotons:.0e}", gridsize, f"{s.ssim_amp:.3f}", f"{s.ssim_phase:.3f}", f"{s.psnr_amp:.1f}",
-            f"{s.psnr_phase:.1f}", f"{s.frc_complex:.2f}", "" if train is None else f"{train:.0f}", f"{infer:.1f}"]
+         infer: float, ceiling: FreeFit | None = None) -> list:
+    bound = ["", ""] if ceiling is None else [f"{ceiling.scores.ssim_amp:.3f}",
+                                              f"{s.ssim_amp / ceiling.scores.ssim_amp:.2f}"]
+    return [method, f"{nphotons:.0e}", gridsize, f"{s.ssim_amp:.3f}", *bound, f"{s.ssim_phase:.3f}",
+            f"{s.psnr_amp:.1f}", f"{s.psnr_phase:.1f}", f"{s.frc_complex:.2f}",
+            "" if train is None else f"{train:.0f}", f"{infer:.1f}"]
+
+
+def _ratio(run: PinnRun, ceiling: FreeFit) -> float:
+    """PINN amplitude SSIM / its free-fit ceiling's."""
+    return run.scores.ssim_amp / ceiling.scores.ssim_amp
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -96,6 +112,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--epochs-gs2", type=int, help="override the gridsize-2 training epochs")
     parser.add_argument("--n-filters-scale", type=int, help="override ModelConfig.n_filters_scale")
     parser.add_argument("--batch-size", type=int, help="override the training batch size")
+    parser.add_argument("--learning-rate", type=float, help="override the Adam learning rate")
+    parser.add_argument("--lr-schedule", choices=LR_SCHEDULES, help="override the learning-rate schedule")
+    parser.add_argument("--probe", choices=PROBES, help="override the simulated probe (default diffuser)")
+    parser.add_argument("--free-fit-steps", type=int, help="override the free-fit ceiling's Adam steps (both gridsizes)")
+    parser.add_argument("--epie-epochs", type=int, help="override the rPIE epochs")
     parser.add_argument("--stitch-weighting", choices=WEIGHTINGS,
                         help="stitching average: 'probe' (|P|^2 / max, the default) or 'uniform'")
     parser.add_argument("--threads", type=int, default=int(os.environ.get("QUALITY_THREADS", "1")),
@@ -112,7 +133,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     overrides = {k: v for k, v in {"n_patterns": args.n_patterns, "epochs_gs1": args.epochs_gs1,
                                     "epochs_gs2": args.epochs_gs2, "n_filters_scale": args.n_filters_scale,
-                                    "batch_size": args.batch_size,
+                                    "batch_size": args.batch_size, "learning_rate": args.learning_rate,
+                                    "lr_schedule": args.lr_schedule, "probe": args.probe,
+                                    "free_fit_steps_gs1": args.free_fit_steps, "free_fit_steps_gs2": args.free_fit_steps,
+                                    "epie_epochs": args.epie_epochs,
                                     "stitch_weighting": args.stitch_weighting}.items() if v is not None}
     try:
         budget = replace(BUDGETS[args.budget], **overrides)
@@ -129,12 +153,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     raw = simulate(budget, budget.nphotons)
     region = stitched_region(raw.xcoords, raw.ycoords, raw.objectGuess.shape, raw.N)
-    print(f"[quality] budget={budget.name} n_patterns={budget.n_patterns} object={raw.objectGuess.shape} "
-          f"region={region}", file=sys.stderr, flush=True)
-    pinn = {}
+    print(f"[quality] budget={budget.name} probe={budget.probe} n_patterns={budget.n_patterns} "
+          f"object={raw.objectGuess.shape} region={region}", file=sys.stderr, flush=True)
+    pinn, ceiling = {}, {}
     for gridsize, epochs in ((1, budget.epochs_gs1), (2, budget.epochs_gs2)):
         pinn[gridsize] = train_and_score(raw, region, budget, gridsize, budget.nphotons, epochs)
-        print(f"[quality] PINN gs{gridsize}: {pinn[gridsize].scores}", file=sys.stderr, flush=True)
+        ceiling[gridsize] = free_fit_and_score(raw, region, budget, gridsize, budget.nphotons)
+        print(f"[quality] PINN gs{gridsize}: {pinn[gridsize].scores}; free-fit ceiling "
+              f"{ceiling[gridsize].scores.ssim_amp:.4f}", file=sys.stderr, flush=True)
     epie = epie_and_score(raw, region, budget.nphotons, budget.epie_epochs, budget.seed)
     print(f"[quality] rPIE: {epie.scores}", file=sys.stderr, flush=True)
 
@@ -142,16 +168,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.no_low_dose:
         raw_low = simulate(budget, budget.low_nphotons)
         low = (train_and_score(raw_low, region, budget, 2, budget.low_nphotons, budget.low_dose_epochs_gs2),
-               epie_and_score(raw_low, region, budget.low_nphotons, budget.epie_epochs, budget.seed))
+               epie_and_score(raw_low, region, budget.low_nphotons, budget.epie_epochs, budget.seed),
+               free_fit_and_score(raw_low, region, budget, 2, budget.low_nphotons))
         print(f"[quality] low dose PINN gs2: {low[0].scores}; rPIE: {low[1].scores}", file=sys.stderr, flush=True)
 
-    rows = [_row("PINN", r.nphotons, r.gridsize, r.scores, r.train_seconds, r.infer_seconds) for r in pinn.values()]
+    rows = [_row("PINN", r.nphotons, r.gridsize, r.scores, r.train_seconds, r.infer_seconds, ceiling[g])
+            for g, r in pinn.items()]
     rows.append(_row("rPIE", epie.nphotons, "-", epie.scores, None, epie.seconds))
     if low is not None:
-        rows.append(_row("PINN", low[0].nphotons, 2, low[0].scores, low[0].train_seconds, low[0].infer_seconds))
+        rows.append(_row("PINN", low[0].nphotons, 2, low[0].scores, low[0].train_seconds, low[0].infer_seconds,
+                         low[2]))
         rows.append(_row("rPIE", low[1].nphotons, "-", low[1].scores, None, low[1].seconds))
-    print(tabulate(rows, headers=["method", "nphotons", "gridsize", "SSIM amp", "SSIM phase", "PSNR amp",
-                                  "PSNR phase", "FRC 1/7", "train s", "recon s"]))
+    print(tabulate(rows, headers=["method", "nphotons", "gridsize", "SSIM amp", "free fit", "PINN/free",
+                                  "SSIM phase", "PSNR amp", "PSNR phase", "FRC 1/7", "train s", "recon s"]))
 
     to_same = epie.seconds_to(pinn[2].scores.ssim_amp)
     headline = {
@@ -165,11 +194,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "epie_seconds_to_pinn_gs2_ssim": to_same,
         "infer_speedup_vs_epie": None if to_same is None else to_same / pinn[2].infer_seconds,
         "n_patterns": budget.n_patterns, "nphotons": budget.nphotons, "budget": budget.name,
-        "stitch_weighting": budget.stitch_weighting,
+        "stitch_weighting": budget.stitch_weighting, "probe": budget.probe,
+        "free_fit_ssim_amp_gs2": ceiling[2].scores.ssim_amp, "free_fit_ssim_amp_gs1": ceiling[1].scores.ssim_amp,
+        "pinn_over_free_fit_gs2": _ratio(pinn[2], ceiling[2]), "pinn_over_free_fit_gs1": _ratio(pinn[1], ceiling[1]),
     }
     if low is not None:
         headline.update({"low_nphotons": budget.low_nphotons, "ssim_amp_gs2_low": low[0].scores.ssim_amp,
-                         "ssim_phase_gs2_low": low[0].scores.ssim_phase, "epie_ssim_amp_low": low[1].scores.ssim_amp})
+                         "ssim_phase_gs2_low": low[0].scores.ssim_phase, "epie_ssim_amp_low": low[1].scores.ssim_amp,
+                         "free_fit_ssim_amp_gs2_low": low[2].scores.ssim_amp})
     headline = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in headline.items()}
 
     def pinn_record(r: PinnRun) -> dict:
@@ -186,6 +218,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "region": asdict(region), "object_shape": list(raw.objectGuess.shape),
         "pinn": [pinn_record(r) for r in pinn.values()] + ([pinn_record(low[0])] if low else []),
         "epie": [epie_record(epie)] + ([epie_record(low[1])] if low else []),
+        "free_fit": [c.as_dict() | {"nphotons": budget.nphotons} for c in ceiling.values()]
+        + ([low[2].as_dict() | {"nphotons": budget.low_nphotons}] if low else []),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                     "torch": torch.__version__, "load_average": list(os.getloadavg())},
         "wall_seconds": time.perf_counter() - began,

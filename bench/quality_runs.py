@@ -17,10 +17,11 @@ import numpy as np
 import torch
 
 from bench.epie import rpie
+from bench.free_fit import FreeFit, fit_free
 from bench.metrics import Region, Scores, score
-from ptycho.config import ExecutionConfig, ModelConfig, TrainingConfig
+from ptycho.config import LR_SCHEDULES, ExecutionConfig, ModelConfig, TrainingConfig
 from ptycho.raw_data import RawData
-from ptycho.simulation import simulate_dataset
+from ptycho.simulation import PROBES, simulate_dataset
 from ptycho_torch.data import PtychoDataContainerTorch, build_container
 from ptycho_torch.reconstruct import predict_patches, stitch_container
 from ptycho_torch.stitching import WEIGHTINGS
@@ -42,8 +43,12 @@ class Budget:
     n_filters_scale: int = 2
     batch_size: int = 16
     learning_rate: float = 1e-3
+    lr_schedule: str = "constant"
     seed: int = 0
     stitch_weighting: str = "probe"  # stitch_patches weight: "probe" (|P|^2 / max) or "uniform"
+    probe: str = "diffuser"  # ptycho.simulation.PROBES
+    free_fit_steps_gs1: int = 250  # network-free ceiling: full-batch Adam steps (converged, docs/performance.md)
+    free_fit_steps_gs2: int = 200
 
     def __post_init__(self) -> None:
         side = math.isqrt(self.n_patterns)
@@ -55,6 +60,13 @@ class Budget:
             )
         if self.stitch_weighting not in WEIGHTINGS:
             raise ValueError(f"stitch_weighting={self.stitch_weighting!r} is unknown; use one of {WEIGHTINGS}")
+        if self.probe not in PROBES:
+            raise ValueError(f"probe={self.probe!r} is unknown; use one of {PROBES}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule={self.lr_schedule!r} is unknown; use one of {LR_SCHEDULES}")
+
+    def free_fit_steps(self, gridsize: int) -> int:
+        return self.free_fit_steps_gs1 if gridsize == 1 else self.free_fit_steps_gs2
 
 
 # n_filters_scale=1 (0.5 M parameters) and batch 4: on 2 CPU cores the default 2 M-parameter
@@ -109,8 +121,9 @@ class EpieRun:
 
 
 def simulate(budget: Budget, nphotons: float) -> RawData:
-    """The scan to reconstruct: ``n_patterns`` N=64 patterns at ``nphotons`` (same object/scan for every dose)."""
-    dataset = simulate_dataset(n_patterns=budget.n_patterns, N=64, nphotons=nphotons, seed=budget.seed)
+    """The scan to reconstruct: ``n_patterns`` N=64 patterns at ``nphotons`` (same object/scan/probe for every dose)."""
+    dataset = simulate_dataset(n_patterns=budget.n_patterns, N=64, nphotons=nphotons, seed=budget.seed,
+                               probe=budget.probe)
     return RawData.from_arrays(dataset.arrays)
 
 
@@ -127,13 +140,26 @@ def reconstruct_pinn(container: PtychoDataContainerTorch, model: torch.nn.Module
     return obj, time.perf_counter() - start, network, weights
 
 
+def training_config(raw: RawData, budget: Budget, gridsize: int, nphotons: float, epochs: int) -> TrainingConfig:
+    """The PINN's configuration; its grouping (gridsize, neighbour count, seed) is also the free fit's."""
+    return TrainingConfig(
+        model=ModelConfig(N=raw.N, gridsize=gridsize, n_filters_scale=budget.n_filters_scale, nphotons=nphotons),
+        max_epochs=epochs, batch_size=budget.batch_size, learning_rate=budget.learning_rate,
+        lr_schedule=budget.lr_schedule, seed=budget.seed,
+    )
+
+
+def free_fit_and_score(raw: RawData, region: Region, budget: Budget, gridsize: int, nphotons: float) -> FreeFit:
+    """The network-free ceiling of the PINN run with the same arguments: same scan, same groups, same stitch."""
+    config = training_config(raw, budget, gridsize, nphotons, 1)
+    return fit_free(raw, build_container(raw, config), config.model, region, budget.free_fit_steps(gridsize),
+                    weighting=budget.stitch_weighting)
+
+
 def train_and_score(raw: RawData, region: Region, budget: Budget, gridsize: int, nphotons: float,
                     epochs: int) -> PinnRun:
     """Train a fresh PINN for ``epochs`` on ``raw`` and score its stitched reconstruction."""
-    config = TrainingConfig(
-        model=ModelConfig(N=raw.N, gridsize=gridsize, n_filters_scale=budget.n_filters_scale, nphotons=nphotons),
-        max_epochs=epochs, batch_size=budget.batch_size, learning_rate=budget.learning_rate, seed=budget.seed,
-    )
+    config = training_config(raw, budget, gridsize, nphotons, epochs)
     container = build_container(raw, config)
     start = time.perf_counter()
     result = _train_with_lightning(container, None, config, ExecutionConfig(logger="none"))
