@@ -28,7 +28,7 @@ help: ## show this help
 	@echo "  test                  the project's test suite (nox -s tests)"
 	@echo "  reproduce FROM=<hub>  rerun the plan behind <hub> (harness-made or hand-made) into a new hub and compare"
 	@echo "  bench                 harness vs. by-hand timing benchmark (writes artifacts/bench/<ts>.json)"
-	@echo "  quality               science benchmark in the evidence venv (QUALITY_BUDGET=quick: ~3 min); JSON last"
+	@echo "  quality               science benchmark in the evidence venv (QUALITY_BUDGET=quick: ~8 min); JSON last"
 	@echo "  clean                 remove .nox, .venv-tools and artifacts/* (never hubs under plans/)"
 
 $(TOOLS_STAMP): constraints.txt

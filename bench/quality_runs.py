@@ -76,7 +76,7 @@ class Budget:
 # and gives gs2, the slower learner, the whole 10 minutes; gs1 passes its target well within them.
 # A constant learning rate: annealing while the score still rises costs more than it gains.
 BUDGETS = {
-    "full": Budget("full", n_patterns=256, epochs_gs1=150, epochs_gs2=140, low_dose_epochs_gs2=40, epie_epochs=150,
+    "full": Budget("full", n_patterns=256, epochs_gs1=150, epochs_gs2=125, low_dose_epochs_gs2=40, epie_epochs=150,
                    n_filters_scale=1, batch_size=4),
     # A small scan that is revisited often: gs2 passes 0.90 after about 250 epochs (5 minutes).
     "quick": Budget("quick", n_patterns=64, epochs_gs1=60, epochs_gs2=300, low_dose_epochs_gs2=30, epie_epochs=60,
