@@ -120,6 +120,7 @@ def test_an_interrupt_leaves_an_incomplete_hub_and_no_traceback(project, write_p
     deadline = time.monotonic() + 30
     while not list(project.glob("reports/*/hub/slow.log.partial")) and time.monotonic() < deadline:
         time.sleep(0.1)
+    assert proc.poll() is None and list(project.glob("reports/*/hub/slow.log.partial")), "the target never started"
     time.sleep(0.5)
     proc.send_signal(sig)
     out, _ = proc.communicate(timeout=60)
