@@ -27,8 +27,6 @@ from harness.runner import RunSetup, finish_environment, prepare_setup, run_targ
 from harness.schema import VerdictRecord
 from harness.summary import publish_step_summary
 
-WAKE_S = 0.25  # how often the scheduler's main thread wakes while targets run
-
 
 def ready(targets: list[Target], done: set[str], started: set[str]) -> list[Target]:
     """Targets not started whose `after` targets (those selected) have all finished, in plan order."""
@@ -58,9 +56,7 @@ def schedule(targets: list[Target], run_one: Callable[[Target, int], VerdictReco
                     running[pool.submit(run_one, target, share)] = target
                 if not running:
                     raise RuntimeError(f"cannot schedule {[t.name for t in targets if t.name not in started]}")
-                # A bounded wait: the main thread wakes up to run a pending Ctrl-C/SIGTERM handler even
-                # when the kernel delivered the signal to a worker thread (a blocked wait would miss it).
-                finished, _ = wait(running, timeout=WAKE_S, return_when=FIRST_COMPLETED)
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in finished:
                     results[running.pop(future).name] = future.result()
         except BaseException:

@@ -110,13 +110,21 @@ def test_json_format_is_one_parsable_object(project, plan_path, capsys):
     assert payload["targets"][0]["verdict"] == "GREEN" and "ledger untouched" in payload["ledger"]
 
 
+def _as_typed_in_a_terminal() -> None:
+    """Default signal dispositions: a suite started in the background (`cmd &`) inherits SIGINT ignored,
+    and a Python started that way keeps ignoring Ctrl-C, as it should."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_an_interrupt_leaves_an_incomplete_hub_and_no_traceback(project, write_plan, targets, plan_path, sig):
     plan = write_plan([targets.command("slow", "import time; print('working', flush=True); time.sleep(60)")],
                       name="slow.toml")
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
     proc = subprocess.Popen([sys.executable, "-m", "harness", "pipeline", "--plan", str(plan), "--project", str(project)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                            preexec_fn=_as_typed_in_a_terminal)
     deadline = time.monotonic() + 30
     while not list(project.glob("reports/*/hub/slow.log.partial")) and time.monotonic() < deadline:
         time.sleep(0.1)
