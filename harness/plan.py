@@ -17,6 +17,8 @@ from harness.planlines import Checker, Lines, PlanError
 
 DEFAULT_PLAN = Path("plans/active/ADR-003-BACKEND-API/evidence/phase_c4d_b3.toml")
 KINDS = ("pytest", "command")
+DEVICES = ("cpu", "cuda")  # cuda: the only targets that see a GPU (CUDA_VISIBLE_DEVICES is left alone)
+EXECUTORS = ("local", "slurm")
 PLACEHOLDERS = ("python", "artifacts", "hub", "project_root")
 # Sessions the noxfile defines itself; a target may not shadow them.
 RESERVED_SESSIONS = ("evidence_env", "collate", "tests", "compare", "quality")
@@ -40,6 +42,12 @@ class Target:
     inputs: tuple[str, ...] = ()  # files (relative to the project) that must exist before it runs
     figures: tuple[str, ...] = ()  # pictures it writes, copied into the hub
     after: tuple[str, ...] = ()
+    device: str = "cpu"
+    runner: str | None = None  # CI runner label (`python -m harness ci github`); default ubuntu-latest
+    executor: str = "local"  # slurm: run as a Slurm job (partition, gres, cpus; time from timeout)
+    partition: str | None = None
+    gres: str | None = None
+    cpus: int | None = None
     line: int = 0
 
     @property
@@ -238,6 +246,7 @@ def _load_targets(check: Checker, raw_targets: Any) -> tuple[Target, ...]:
                 where = "this target" if dep == name else "later in the list" if dep in names else "unknown"
                 raise check.fail(tid, "after", f"after = {dep!r}: that target is {where}; "
                                  "list targets in run order, each after the ones it needs")
+        placement = _placement(check, tid, item)
         targets.append(Target(
             name=name, session=session, kind=kind, log=log,
             timeout=check.number(tid, item, "timeout", positive=True),
@@ -246,9 +255,23 @@ def _load_targets(check: Checker, raw_targets: Any) -> tuple[Target, ...]:
             expected_outputs=check.strings(tid, item, "expected_outputs"),
             inputs=check.relative_paths(tid, item, "inputs"),
             figures=check.strings(tid, item, "figures"),
-            after=after, line=check.lines.of(tid),
+            after=after, line=check.lines.of(tid), **placement,
         ))
     return tuple(targets)
+
+
+def _placement(check: Checker, tid: Any, item: dict[str, Any]) -> dict[str, Any]:
+    """Where a target runs: device, CI runner label, executor and its Slurm resources."""
+    found = {k: check.string(tid, item, k) for k in ("device", "runner", "executor", "partition", "gres") if k in item}
+    for key, allowed in (("device", DEVICES), ("executor", EXECUTORS)):
+        if found.get(key, allowed[0]) not in allowed:
+            raise check.fail(tid, key, f"{key} {found[key]!r} must be one of {list(allowed)}")
+    if "cpus" in item:
+        found["cpus"] = check.integer(tid, item, "cpus", 1)
+    slurm_only = [k for k in ("partition", "gres", "cpus") if k in found]
+    if slurm_only and found.get("executor") != "slurm":
+        raise check.fail(tid, slurm_only[0], f"{slurm_only[0]!r} applies to executor = \"slurm\" only")
+    return found
 
 
 def expand(text: str, **values: str) -> str:
