@@ -1,95 +1,91 @@
 """Evidence sessions, generated from the evidence plan; the logic lives in `harness/` (tested there).
 
-`nox -l` lists them. Each plan target is a session (`nox -s cli_smoke_gs2`) that runs
-`python -m harness run-target` from nox's own interpreter; the target itself runs in the
-project's evidence venv (`python -m harness env` builds or reuses it). The sessions of one nox
-invocation share one hub: this file sets EVIDENCE_INVOCATION once in nox's process, every
-session inherits it, and `harness.hub.invocation_hub` keeps a pointer file per invocation
-(docs/architecture.md, "One hub per nox invocation"). Each target session collates the hub
-(ledger untouched), so the hub is complete after every session. `make phase-c4d-b3` does not go
-through nox: `harness pipeline` runs the targets itself, in parallel where the plan allows.
+Each plan target is a session (`nox -s cli_smoke_gs2`) that requires the targets it comes `after`
+and may run beside the others under `nox -j`. nox's interpreter needs nothing but nox: the harness
+runs in its tools venv (`harness/tools.py` builds it from the lock on first use). A nox invocation
+that selects a target session hands itself over to the driver (`python -m harness pipeline`),
+which makes the hub for exactly the targets nox selects, runs this same nox command into it and
+collates it whatever nox's exit status (docs/harness.md, "nox runs the evidence").
 """
 
 from __future__ import annotations
 
 import os
 import sys
-import uuid
 from pathlib import Path
 
+import nox
+
 ROOT = Path(__file__).resolve().parent
-sys.path.insert(0, str(ROOT))  # nox's interpreter imports the stdlib-only harness
+sys.path.insert(0, str(ROOT))  # harness.plan and harness.tools are stdlib-only: safe in nox's interpreter
 
-import nox  # noqa: E402
-
-from harness.context import PLAN_ENV, resolve_plan  # noqa: E402
-from harness.hub import INVOCATION_ENV  # noqa: E402
-from harness.plan import load_plan  # noqa: E402
+from harness import tools  # noqa: E402
+from harness.plan import DEFAULT_PLAN, load_plan  # noqa: E402
 
 nox.needs_version = ">=2026.10"
 nox.options.default_venv_backend = "none"
 nox.options.sessions = ["tests"]  # a bare `nox` runs the test suite; `nox -l` lists the rest
 
-PLAN = load_plan(resolve_plan(os.environ.get(PLAN_ENV)))
-os.environ.setdefault(INVOCATION_ENV, uuid.uuid4().hex)  # one id per nox invocation, inherited by its sessions
-HARNESS = [sys.executable, "-m", "harness"]
-HARNESS_ENV = {"PYTHONPATH": str(ROOT)}
+PLAN = load_plan(ROOT / (os.environ.get("EVIDENCE_PLAN") or DEFAULT_PLAN))  # relative to the harness home
+LISTING = {"-l", "--list", "--list-sessions", "--json", "--usage", "-h", "--help", "--version"}
 CPU_ENV = {"CUDA_VISIBLE_DEVICES": "", "OMP_WAIT_POLICY": "PASSIVE"}  # GPU hidden; idle threads sleep
 
+if "EVIDENCE_DRIVER" not in os.environ and not LISTING & {a.split("=")[0] for a in sys.argv[1:]}:
+    harness_python = str(tools.ensure_tools(ROOT))
+    os.execv(harness_python, [harness_python, "-m", "harness", "pipeline", "--nox", sys.executable, "--", *sys.argv[1:]])
 
-def _evidence_python(session: nox.Session) -> str:
-    """The project's evidence venv interpreter (built or reused by `python -m harness env`)."""
-    out = session.run(*HARNESS, "env", external=True, silent=True, env=HARNESS_ENV)
-    return str(out).strip().splitlines()[-1]
+
+def _harness(session: nox.Session, *args: str, silent: bool = False) -> str:
+    return str(session.run(str(tools.ensure_tools(ROOT)), "-m", "harness", *args, external=True, silent=silent,
+                           env={"PYTHONPATH": str(ROOT)}))
+
+
+def _target_session(name: str) -> None:
+    target = PLAN.target(name)
+
+    def run(session: nox.Session) -> None:
+        jobs = os.environ.get("NOX_PARALLEL") or str(os.cpu_count() if session.parallel else 1)
+        _harness(session, "run-target", name, "--jobs", jobs)
+
+    run.__doc__ = target.summary
+    nox.session(name=target.session, tags=list(PLAN.tags), requires=[PLAN.target(a).session for a in target.after],
+                allow_parallel=True, venv_backend="none")(run)
+
+
+for _target in PLAN.targets:
+    _target_session(_target.name)
 
 
 @nox.session
 def evidence_env(session: nox.Session) -> None:
     """Build (or reuse) the project's evidence venv; installs only when its recipe changed."""
-    session.log(f"evidence python: {_evidence_python(session)}")
+    session.log(f"evidence python: {_harness(session, 'env', silent=True).strip().splitlines()[-1]}")
 
 
-def _target_session(name: str, summary: str) -> None:
-    def run(session: nox.Session) -> None:
-        session.run(*HARNESS, "run-target", "--target", name, "--collate", *session.posargs, external=True,
-                    env=HARNESS_ENV)
-
-    run.__doc__ = summary
-    nox.session(name=PLAN.target(name).session, tags=list(PLAN.tags), allow_parallel=False, venv_backend="none")(run)
-
-
-for _target in PLAN.targets:
-    _target_session(_target.name, _target.summary)
-
-
-@nox.session(tags=list(PLAN.tags), allow_parallel=False)
+@nox.session
 def collate(session: nox.Session) -> None:
-    """Collate this invocation's hub (ledger untouched), or `-- <hub> [--no-ledger]`."""
-    args = list(session.posargs)
-    if not args:
-        from harness.hub import known_invocation_hub
-
-        hub = known_invocation_hub(ROOT, os.environ[INVOCATION_ENV])
-        if hub is None:
-            session.error("no target ran in this nox invocation; pass a hub: nox -s collate -- <hub>")
-        args = [str(hub), "--no-ledger"]
-    session.run(*HARNESS, "collate", *args, external=True, env=HARNESS_ENV)
+    """(Re)collate a hub: `nox -s collate -- <hub> [--no-ledger]`."""
+    if not session.posargs:
+        session.error("pass a hub: nox -s collate -- <hub> [--no-ledger]")
+    _harness(session, "collate", *session.posargs)
 
 
 @nox.session
 def tests(session: nox.Session) -> None:
     """The project's own test suite (not slow) in the evidence venv, on every core; posargs go to pytest."""
-    session.run(_evidence_python(session), "-m", "pytest", "-m", "not slow", "-n", "auto", *session.posargs,
-                external=True, env={**CPU_ENV, "OMP_NUM_THREADS": "1"})
+    python = _harness(session, "env", silent=True).strip().splitlines()[-1]
+    session.run(python, "-m", "pytest", "-m", "not slow", "-n", "auto", *session.posargs, external=True,
+                env={**CPU_ENV, "OMP_NUM_THREADS": "1"})
 
 
 @nox.session
 def compare(session: nox.Session) -> None:
     """Compare two hubs: `nox -s compare -- <hub A> <hub B>`."""
-    session.run(*HARNESS, "compare", *session.posargs, external=True, env=HARNESS_ENV)
+    _harness(session, "compare", *session.posargs)
 
 
 @nox.session
 def quality(session: nox.Session) -> None:
     """Science benchmark (bench/quality.py) on CPU in the evidence venv; posargs go to it."""
-    session.run(_evidence_python(session), "bench/quality.py", *session.posargs, external=True, env=CPU_ENV)
+    python = _harness(session, "env", silent=True).strip().splitlines()[-1]
+    session.run(python, "bench/quality.py", *session.posargs, external=True, env=CPU_ENV)

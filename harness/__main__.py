@@ -1,54 +1,224 @@
-"""`python -m harness <command>`: dispatch to the module that implements the command.
+"""`python -m harness <command>`: the one command-line layer. Every parser is built here.
 
-Modules are imported lazily, only for the command asked for, so a missing optional piece (or a
-heavy import such as tabulate) never breaks the other commands. Each module exposes
-`add_arguments(parser)` and `main(args) -> int`.
+Engine modules hold no `main`; each command below resolves the run context once, calls the
+engine, and prints text or, with `--format json`, one JSON object (harness/reporting.py). A
+user mistake is one `error:` line, exit 2 (`harness.UserError`). Modules are imported lazily,
+per command, so running one target loads only what it needs.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
+import os
 import sys
+from pathlib import Path
+from typing import Callable
 
-COMMANDS: dict[str, tuple[str, str]] = {
-    "pipeline": ("harness.pipeline", "one hub, every target, then collate; prints hub + verdict last"),
-    "run-target": ("harness.runner", "run one plan target into a hub (what a nox target session calls)"),
-    "collate": ("harness.collate", "summarise a hub: summary.md, junit.xml, manifest.json, ledger"),
-    "validate": ("harness.validate", "re-check a hub against its manifest (tamper check), wherever it is"),
-    "compare": ("harness.comparereport", "compare two hubs (harness-made or hand-made)"),
-    "reproduce": ("harness.reproduce", "rerun the plan that produced a hub and compare"),
-    "env": ("harness.envs", "build or reuse the project's evidence venv; print its python"),
+from harness import UserError
+
+COMMANDS: dict[str, str] = {
+    "pipeline": "one hub for the selected targets (default: all), run through nox, then collate; hub + verdict last",
+    "run-target": "run one plan target into the run's hub (what a nox target session calls)",
+    "collate": "summarise a hub: summary.md, junit.xml, manifest.json, ledger",
+    "validate": "re-check a hub against its manifest (tamper check), wherever it is",
+    "compare": "compare two hubs (harness-made or hand-made)",
+    "reproduce": "rerun the plan that produced a hub and compare",
+    "env": "build or reuse the project's evidence venv; print its python",
 }
 
 
-def _top_parser() -> argparse.ArgumentParser:
-    listing = "\n".join(f"  {name:<11} {text}" for name, (_, text) in COMMANDS.items())
-    parser = argparse.ArgumentParser(
-        prog="python -m harness",
-        description="Evidence harness: run a plan's targets into a timestamped hub and judge them.",
-        epilog=f"commands:\n{listing}\n\n`python -m harness <command> -h` shows a command's options.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("command", choices=list(COMMANDS), metavar="command", help="one of: " + ", ".join(COMMANDS))
-    parser.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+def _context_options(parser: argparse.ArgumentParser, plan: bool = True) -> None:
+    from harness.context import PLAN_ENV, PROJECT_ENV
+
+    parser.add_argument("--project", "--project-root", dest="project", type=Path, default=None,
+                        help=f"checkout under test (default: ${PROJECT_ENV}, else the harness home)")
+    if plan:
+        parser.add_argument("--plan", type=Path, default=None,
+                            help=f"evidence plan TOML, relative to the harness home or absolute (default: ${PLAN_ENV})")
+    parser.add_argument("--project-commit", default=None, help="the judged commit, for a checkout without git")
+
+
+def _format(parser: argparse.ArgumentParser, *extra: str) -> None:
+    parser.add_argument("--format", choices=("text", "json", *extra), default="text",
+                        help="json: one JSON object on stdout (progress goes to stderr)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m harness", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="command")
+    cmd = {name: sub.add_parser(name, help=text, description=text) for name, text in COMMANDS.items()}
+    p = cmd["pipeline"]
+    p.add_argument("--targets", nargs="+", metavar="NAME", help="only these plan targets (ledger untouched)")
+    p.add_argument("--no-dependencies", action="store_true", help="run the named targets alone (nox --no-dependencies)")
+    p.add_argument("--hub", help="explicit hub folder; refused if it exists (default: timestamped)")
+    p.add_argument("--part", help="one target alone into a part at this folder (to merge with others)")
+    p.add_argument("--no-ledger", action="store_true", help="collate without touching the plan row / fix plan")
+    p.add_argument("--jobs", "-j", default=None, help="targets at once: a number or auto (default: cores)")
+    p.add_argument("--verbose", "-v", action="store_true", help="show every child's output and the venv step")
+    p.add_argument("--nox", dest="nox_python", default=None, help=argparse.SUPPRESS)  # the noxfile hands over
+    p.add_argument("nox_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    cmd["run-target"].add_argument("target", help="target name from the plan")
+    cmd["run-target"].add_argument("--jobs", default="1", help="how many targets nox runs at once (threads rule)")
+    for name in ("collate", "validate"):
+        cmd[name].add_argument("hub", type=Path, help="hub folder (holds run.json)")
+    cmd["collate"].add_argument("--no-ledger", action="store_true", help="do not touch the plan row or the fix plan")
+    group = cmd["validate"].add_mutually_exclusive_group()
+    group.add_argument("--require-artifacts", action="store_true", help="bulky files outside the hub must be present")
+    group.add_argument("--hub-only", action="store_true", help="check only the files inside the hub")
+    c = cmd["compare"]
+    c.add_argument("hub_a", type=Path, help="reference hub (e.g. the teammate's)")
+    c.add_argument("hub_b", type=Path, help="hub to check against it (e.g. your rerun)")
+    c.add_argument("--output", type=Path, default=None, help="write the report here (never inside either hub)")
+    r = cmd["reproduce"]
+    r.add_argument("--from", dest="from_hub", type=Path, required=True, help="the teammate's hub to reproduce")
+    r.add_argument("--no-ledger", action="store_true", help="do not update the plan row / fix plan from the rerun")
+    r.add_argument("--allow-plan-change", action="store_true", help="rerun even if the recorded plan changed")
+    r.add_argument("--hub", type=Path, default=None, help="folder for the new hub (default: a fresh one)")
+    r.add_argument("--jobs", "-j", default=None, help="targets at once: a number or auto (default: cores)")
+    for name, parser_ in cmd.items():
+        _context_options(parser_, plan=name not in ("run-target",))
+        _format(parser_, *(("table", "md") if name in ("compare", "reproduce") else ()))
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    top = _top_parser().parse_args(argv)
-    module_name, text = COMMANDS[top.command]
+def _say(args: argparse.Namespace) -> Callable[[str], None]:
+    """Progress lines: stdout, or stderr when stdout carries one JSON object."""
+    stream = sys.stderr if args.format == "json" else sys.stdout
+    return lambda line: print(line, file=stream, flush=True)
+
+
+def _context(args: argparse.Namespace):
+    from harness.context import make_context
+
+    return make_context(args.project, getattr(args, "plan", None), args.project_commit)
+
+
+def cmd_pipeline(args: argparse.Namespace) -> int:
+    from harness import pipeline as pl
+    from harness.reporting import emit_run
+
+    ctx = _context(args)
+    jobs: int | None = pl.parse_jobs(args.jobs if args.jobs is not None else os.environ.get("NOX_PARALLEL"))
+    nox = pl.nox_command(args.nox_python, ctx.home)
+    rest = args.nox_args[1:] if args.nox_args[:1] == ["--"] else args.nox_args
+    user_args, posargs = (rest[:rest.index("--")], rest[rest.index("--") + 1:]) if "--" in rest else (rest, [])
+    if args.nox_python:  # handed over by the noxfile: nox's own arguments say what is selected
+        targets, ledger, jobs = pl.selected_targets(ctx, nox, user_args), False, None
+        if not targets:
+            os.execvpe(nox[0], nox + rest, {**os.environ, pl.DRIVER_ENV: "1"})
+        extra = argparse.ArgumentParser(prog="nox -s <target> --", add_help=False)
+        for option in ("--part", "--hub"):
+            extra.add_argument(option)
+        given, unknown = extra.parse_known_args(posargs)
+        if unknown:
+            raise UserError(f"unknown session argument(s) {unknown}: a target session takes --part DIR or --hub DIR")
+        args.part, args.hub = given.part, given.hub
+        nox_args = user_args + (["--no-dependencies"] if args.part and "--no-dependencies" not in user_args else [])
+    else:
+        names = tuple(args.targets or (t.name for t in ctx.plan.targets))
+        sessions = [ctx.plan.target(n).session for n in names]
+        targets = names if args.no_dependencies or not args.targets else \
+            pl.selected_targets(ctx, nox, ["-s", *sessions])
+        nox_args = ["-s", *sessions] + (["--no-dependencies"] if args.no_dependencies or args.part else [])
+        ledger = not args.no_ledger and len(targets) == len(ctx.plan.targets) and not args.part
+    hub = pl.start(ctx, targets=targets, hub=args.part or args.hub, part=bool(args.part),
+                   log=sys.stderr if args.verbose else None)
+    if args.format != "json":
+        print(f"pipeline: hub {ctx.rel(hub.path)}; {len(targets)} target(s) through nox"
+              + (f", up to {jobs} at a time" if jobs else ""), flush=True)
+    run = pl.execute(ctx, hub, nox=nox, args=nox_args, jobs=jobs, verbose=args.verbose, ledger=ledger,
+                     output=sys.stderr if args.format == "json" else None)
+    return emit_run(args.format, "pipeline", run.result, run.exit_code, run.interrupted)
+
+
+def cmd_run_target(args: argparse.Namespace) -> int:
+    from harness.context import HUB_ENV
+    from harness.hub import open_hub
+    from harness.pipeline import VERBOSE_ENV
+    from harness.runner import Interrupted, run_one
+
+    if not os.environ.get(HUB_ENV):
+        raise UserError(f"run-target runs inside a run's hub (${HUB_ENV}); use `nox -s {args.target}` or make")
+    ctx = _context(args)
+    hub = open_hub(os.environ[HUB_ENV], ctx)
+    say = _say(args)
+    say(f"[{args.target}] started in {ctx.rel(hub.path)}")
+    jobs = os.cpu_count() or 1 if args.jobs == "auto" else max(1, int(args.jobs))
+    echo = (lambda line: say(f"  {args.target} | {line.rstrip()}")) if os.environ.get(VERBOSE_ENV) else None
     try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name != module_name:
-            raise
-        print(f"python -m harness: command {top.command} is not available ({module_name} is not in this checkout)",
-              file=sys.stderr)
-        return 2
-    parser = argparse.ArgumentParser(prog=f"python -m harness {top.command}", description=text)
-    module.add_arguments(parser)
-    return int(module.main(parser.parse_args(top.rest)))
+        record = run_one(ctx, hub, args.target, jobs=jobs, echo=echo)
+    except Interrupted:
+        print(f"[{args.target}] interrupted: its log stays .partial", file=sys.stderr)
+        return 130
+    from harness.reporting import emit, fmt_duration
+
+    code = 0 if str(record.verdict) == "GREEN" else 1
+    emit(args.format, "run-target", {"hub": ctx.rel(hub.path), "target": args.target, "verdict": str(record.verdict),
+                                     "reason": record.reason, "duration_s": record.duration_s, "exit_code": code},
+         f"[{args.target}] {record.verdict} {fmt_duration(record.duration_s)} - {record.reason}")
+    return code
+
+
+def cmd_collate(args: argparse.Namespace) -> int:
+    from harness.collate import collate_path
+    from harness.reporting import emit_run
+
+    result = collate_path(args.hub, ledger=not args.no_ledger, project=args.project, plan=args.plan)
+    return emit_run(args.format, "collate", result, result.exit_code, False)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from harness.reporting import emit
+    from harness.schema import HubFiles
+    from harness.validate import handmade_report, validate
+
+    hub = Path(args.hub).expanduser()
+    if hub.is_dir() and not (hub / HubFiles.MANIFEST).exists() and not (hub / HubFiles.RUN).exists():
+        return handmade_report(hub.resolve(), args.format)
+    mode = "require" if args.require_artifacts else "hub-only" if args.hub_only else "default"
+    result = validate(hub, mode=mode, project=args.project.resolve() if args.project else None)
+    code = 0 if result.ok else 2 if result.unreadable else 1
+    n = len(result.manifest.files) + len(result.manifest.external) if result.manifest else 0
+    scope = "partial, " if result.manifest and result.manifest.partial_run else ""
+    status = f"valid ({n} files, {scope}overall GREEN)" if result.ok else f"INVALID ({len(result.problems)} problem(s))"
+    lines = [f"warning: {w}" for w in result.warnings] + [f"problem: {p}" for p in result.problems]
+    emit(args.format, "validate", {"hub": str(result.hub), "valid": result.ok, "problems": result.problems,
+                                   "warnings": result.warnings, "exit_code": code}, "\n".join(lines + [f"{result.hub}: {status}"]))
+    return code
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from harness.comparereport import compare_paths
+
+    return compare_paths(args.hub_a, args.hub_b, plan=args.plan, fmt=args.format, output=args.output)
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from harness.reproduce import reproduce
+
+    return reproduce(args.from_hub, project=args.project, plan=args.plan, project_commit=args.project_commit,
+                     hub=args.hub, jobs=args.jobs, ledger=not args.no_ledger, allow_plan_change=args.allow_plan_change,
+                     fmt=args.format)
+
+
+def cmd_env(args: argparse.Namespace) -> int:
+    from harness.envs import ensure_env
+
+    print(ensure_env(_context(args), log=lambda line: print(line, file=sys.stderr)))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler = globals()[f"cmd_{args.command.replace('-', '_')}"]
+    try:
+        return int(handler(args))
+    except (UserError, OSError) as exc:
+        print(f"error: {args.command}: {exc}", file=sys.stderr)
+        return getattr(exc, "code", 2)
+    except KeyboardInterrupt:
+        print(f"{args.command}: interrupted; nothing more was recorded", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

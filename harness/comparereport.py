@@ -7,7 +7,6 @@ always come first: they are what a reviewer must act on. No rendering is ever wr
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from dataclasses import asdict
@@ -20,7 +19,7 @@ from harness.fsio import atomic_write_text
 from harness.hubread import read_hub
 from harness.hubview import HubUnreadable
 from harness.plan import load_plan
-from harness.reporting import as_json, emit, fail, md_table, relative_link
+from harness.reporting import as_json, emit, md_table, relative_link
 from harness.schema import Verdict
 
 SECTIONS = (("DISAGREEMENTS", DISAGREE), ("AGREEMENTS", AGREE), ("WARNINGS", WARN))
@@ -116,18 +115,30 @@ def render_md(result: Comparison, where: Path) -> str:
     return "\n".join(lines + _notes(result))
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """CLI: compare HUB_A HUB_B [--plan P] [--format table|json]."""
-    parser.add_argument("hub_a", type=Path, help="reference hub (e.g. the teammate's)")
-    parser.add_argument("hub_b", type=Path, help="hub to check against it (e.g. your rerun)")
-    parser.add_argument("--plan", type=Path, default=None,
-                        help="plan TOML (relative to the harness home, or absolute) whose [compare] table sets "
-                             "tolerances and whose targets name a hand-made hub's logs (default: the plan hub A "
-                             "records; for a hand-made hub, the default plan)")
-    parser.add_argument("--format", choices=("table", "json", "md"), default="table", dest="fmt",
-                        help="md: a Markdown report with both hubs' pictures side by side (see --output)")
-    parser.add_argument("--output", type=Path, default=None,
-                        help="write the report to this file (never inside either hub) instead of printing it")
+def compare_paths(path_a: Path, path_b: Path, *, plan: Path | None, fmt: str, output: Path | None) -> int:
+    """`compare`: read both hubs, compare, render; exit 0 agree, 1 disagree, 2 a hub unreadable."""
+    plan_path = resolve_plan(plan) if plan is not None else None
+    given = load_plan(plan_path) if plan_path is not None else None  # also maps a hand-made hub's logs to targets
+    hubs, errors = [], []
+    for path in (path_a, path_b):
+        try:
+            hubs.append(read_hub(path, given))
+        except HubUnreadable as exc:
+            errors.append(exc)
+    if errors:
+        return report_unreadable(errors, fmt)
+    tol, source = resolve_tolerance(plan_path, hubs[0])
+    result = compare_hubs(hubs[0], hubs[1], tol, source)
+    out = output.expanduser().resolve() if output else Path.cwd() / "comparison.md"
+    if any(out.is_relative_to(hub.path) for hub in hubs):
+        raise ValueError(f"--output {output} is inside a hub; hubs are never written to: pick another file")
+    text = {"json": render_json, "md": lambda r: render_md(r, out)}.get(fmt, render_table)(result)
+    if output:
+        atomic_write_text(out, text + "\n")
+        print(f"wrote {out}; {outcome_line(result)}")
+    else:
+        print(text)
+    return result.exit_code
 
 
 def report_unreadable(errors: list[HubUnreadable], fmt: str, command: str = "compare") -> int:
@@ -137,35 +148,3 @@ def report_unreadable(errors: list[HubUnreadable], fmt: str, command: str = "com
     for error in errors:
         print(f"error: {error}", file=sys.stderr)
     return 2
-
-
-def main(args: argparse.Namespace) -> int:
-    """Exit 0 when the hubs agree, 1 when they disagree, 2 when a hub is unreadable."""
-    plan_path = resolve_plan(args.plan) if args.plan is not None else None
-    try:  # --plan also maps a hand-made hub's logs to targets
-        plan = load_plan(plan_path) if plan_path is not None else None
-    except (OSError, ValueError) as exc:
-        return fail(f"cannot read --plan: {exc}")
-    hubs, errors = [], []
-    for path in (args.hub_a, args.hub_b):
-        try:
-            hubs.append(read_hub(path, plan))
-        except HubUnreadable as exc:
-            errors.append(exc)
-    if errors:
-        return report_unreadable(errors, args.fmt)
-    try:
-        tol, source = resolve_tolerance(plan_path, hubs[0])
-    except (OSError, ValueError) as exc:
-        return fail(f"cannot read tolerances: {exc}")
-    result = compare_hubs(hubs[0], hubs[1], tol, source)
-    out = args.output.expanduser().resolve() if args.output else Path.cwd() / "comparison.md"
-    if any(out.is_relative_to(hub.path) for hub in hubs):
-        return fail(f"--output {args.output} is inside a hub; hubs are never written to: pick another file")
-    text = {"json": render_json, "table": render_table}.get(args.fmt, lambda r: render_md(r, out))(result)
-    if args.output:
-        atomic_write_text(out, text + "\n")
-        print(f"wrote {out}; {outcome_line(result)}")
-    else:
-        print(text)
-    return result.exit_code

@@ -2,25 +2,29 @@
 
 Every command builds one `RunContext` at its entry (from its options, or from a hub's run.json)
 and hands it down, so nothing below re-derives a root or re-loads the plan. A plan path is
-resolved against the harness home, never against the project (docs/architecture.md). Stdlib-only.
+resolved against the harness home, never against the project (docs/architecture.md). The checkout's
+git state and its identity (what makes two clones one project) are read here too. Stdlib-only.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
+import re
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness import UserError
 from harness.plan import DEFAULT_PLAN, EvidencePlan, load_plan
-from harness.schema import RunRecord
+from harness.schema import GitState, ProjectId, RunRecord
 
 HOME = Path(__file__).resolve().parents[1]
-#: Environment variables that carry the context into nox sessions (set by `make`, `pipeline`).
+#: Environment variables that carry the context into nox sessions (set by `make` and the driver).
 PROJECT_ENV, PLAN_ENV, HUB_ENV = "EVIDENCE_PROJECT", "EVIDENCE_PLAN", "EVIDENCE_HUB"
+UNKNOWN = "unknown"
 
 
-class ContextError(ValueError):
+class ContextError(UserError, ValueError):
     """The project, plan or hub given cannot be used; the message says which and how to fix it."""
 
 
@@ -85,26 +89,77 @@ def project_root_of(hub: Path, hub_rel: str) -> Path | None:
 
 def context_for_hub(hub: Path, run: RunRecord, project: Path | None = None, plan: Path | None = None,
                     home: Path = HOME) -> RunContext:
-    """The context a hub was made in: its project root (from where the hub sits) and its plan."""
-    recorded = Path(run.project_root) if run.project_root and Path(run.project_root).is_dir() else None
-    project = project or project_root_of(hub, run.hub) or recorded
-    if project is None:
-        raise ContextError(f"{hub}: cannot tell which checkout it belongs to (run.json says hub {run.hub!r}); "
+    """The context of an existing hub: `project` (default: the checkout the hub sits in), its recorded plan.
+
+    The project never comes from a path the hub names (run.json's project_root is information only).
+    """
+    root = project or project_root_of(hub, run.hub)
+    if root is None:
+        raise ContextError(f"{hub}: not inside the checkout it was made for (run.json says hub {run.hub!r}); "
                            "pass --project <checkout>")
-    root = Path(project).resolve()
     if plan is None and not run.plan.path:
         raise ContextError(f"{hub / 'run.json'}: does not name its evidence plan; pass --plan PLAN.toml")
-    plan_path = resolve_plan(plan or run.plan.path, home, root)
-    return RunContext(home=home, project=root, plan=load_plan(plan_path), project_commit=run.project_commit)
+    ctx = RunContext(home=home, project=Path(root).resolve(),
+                     plan=load_plan(resolve_plan(plan or run.plan.path, home, Path(root))),
+                     project_commit=run.project_commit)
+    mine = project_identity(ctx.project)
+    if not same_project(run.project_id, mine):
+        raise ContextError(f"{hub}: made for another project ({run.project_id.describe()}), not {ctx.project} "
+                           f"({mine.describe()}); pass the --project it belongs to")
+    return ctx
 
 
-def add_context_arguments(parser: argparse.ArgumentParser, *, plan: bool = True) -> None:
-    """`--project` (alias `--project-root`), `--plan`, `--project-commit`: one spelling for every command."""
-    parser.add_argument("--project", "--project-root", dest="project", type=Path, default=None,
-                        help=f"checkout under test (default: ${PROJECT_ENV}, else the harness home)")
-    if plan:
-        parser.add_argument("--plan", type=Path, default=None,
-                            help=f"evidence plan TOML, relative to the harness home or absolute "
-                                 f"(default: ${PLAN_ENV}, else {DEFAULT_PLAN})")
-    parser.add_argument("--project-commit", default=None,
-                        help="the judged commit, for a checkout that is not a git repository")
+def _git(root: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=60,
+                          check=True, stdin=subprocess.DEVNULL).stdout
+
+
+def git_state(root: Path, production: tuple[str, ...] = ("src",)) -> GitState:
+    """SHA, dirty flag and files, and the production files that differ from HEAD (untracked too)."""
+    try:
+        top = _git(root, "rev-parse", "--show-toplevel").strip()
+        sha = _git(root, "rev-parse", "HEAD").strip()
+    except FileNotFoundError:
+        return GitState(UNKNOWN, None, note="git is not installed")
+    except subprocess.CalledProcessError as exc:
+        return GitState(UNKNOWN, None, note=f"{root} is not a git repository with a commit ({exc.stderr.strip()})")
+    porcelain = _git(root, "status", "--porcelain", "--untracked-files=no")
+    dirty_files = tuple(sorted(line[3:].strip() for line in porcelain.splitlines() if line.strip()))
+    changed = set(_git(root, "diff", "--name-only", "HEAD", "--", *production).split())
+    changed |= set(_git(root, "ls-files", "--others", "--exclude-standard", "--", *production).split())
+    note = "" if Path(top).resolve() == root.resolve() else f"repository root is {top}"
+    return GitState(sha, bool(dirty_files), dirty_files, tuple(sorted(changed)), note)
+
+
+def committed_changes(root: Path, start: str, end: str, production: tuple[str, ...]) -> list[str] | None:
+    """Production files changed by commits between `start` and `end` (None when git cannot tell)."""
+    try:
+        return _git(root, "diff", "--name-only", start, end, "--", *production).split()
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def project_identity(root: Path) -> ProjectId:
+    """What makes a checkout a project: its history's root commit and origin URL; never its path."""
+    try:
+        roots = sorted(_git(root, "rev-list", "--max-parents=0", "HEAD").split())
+    except (OSError, subprocess.SubprocessError):
+        return ProjectId(None, None, root.name)
+    try:
+        origin = _git(root, "remote", "get-url", "origin").strip() or None
+    except (OSError, subprocess.SubprocessError):
+        origin = None
+    return ProjectId(roots[0] if roots else None, origin, root.name)
+
+
+def same_project(a: ProjectId, b: ProjectId) -> bool:
+    """Two clones of one repository are one project: same root commit (and origin, where both have one)."""
+    if a.root is None or b.root is None:
+        return a.root is None and b.root is None  # without git history nothing can tell them apart
+    return a.root == b.root and (a.origin is None or b.origin is None or _url(a.origin) == _url(b.origin))
+
+
+def _url(origin: str) -> str:
+    """An origin URL without the differences two clones of one repository may show (`.git`, a trailing /)."""
+    url = re.sub(r"^[a-z+]+://", "", origin.strip().rstrip("/").removesuffix(".git"))
+    return re.sub(r"^[^@/]+@([^:/]+):", r"\1/", re.sub(r"^[^@/]+@(?=[^:]+/)", "", url))

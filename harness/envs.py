@@ -8,7 +8,6 @@ when present (seconds), pip otherwise; uv does not read pip's settings, so they 
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -20,9 +19,9 @@ import sys
 from pathlib import Path
 from typing import Callable, Mapping
 
-from harness.context import RunContext, add_context_arguments, make_context
+from harness import UserError
+from harness.context import RunContext
 from harness.plan import expand
-from harness.reporting import fail
 
 STAMP_FILE = ".evidence-stamp"
 TORCH_INDEX_ENV, TORCH_FIND_LINKS_ENV = "EVIDENCE_TORCH_INDEX_URL", "EVIDENCE_TORCH_FIND_LINKS"
@@ -33,7 +32,7 @@ _PROJECT_FILES = ("pyproject.toml", "setup.py", "setup.cfg")
 _PIP_KEYS = {"find-links": "--find-links", "index-url": "--index-url", "extra-index-url": "--extra-index-url"}
 
 
-class EnvBuildError(RuntimeError):
+class EnvBuildError(UserError, RuntimeError):
     """The evidence venv could not be built; the message names the failing step."""
 
 
@@ -172,17 +171,3 @@ def _cached_pip_sources(venv: Path) -> list[str]:
         return list(json.loads((venv / "pip-sources.json").read_text(encoding="utf-8")))
     except (OSError, ValueError):
         return pip_config_sources()
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.description = "Build (or reuse) the project's evidence venv; print its python last."
-    add_context_arguments(parser)
-
-
-def main(args: argparse.Namespace) -> int:
-    try:
-        python = ensure_env(make_context(args.project, args.plan, args.project_commit))
-    except (ValueError, OSError, EnvBuildError) as exc:
-        return fail(f"env: {exc}")
-    print(python)
-    return 0

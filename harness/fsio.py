@@ -14,8 +14,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from harness import UserError
 
-class HubWriteError(OSError):
+
+class HubWriteError(UserError, OSError):
     """A hub file could not be written (disk full, read-only folder); nothing was half-written."""
 
 
@@ -56,3 +58,19 @@ def sha256_file(path: str | Path) -> str:
     """Hex sha256 of a file, streamed (bundles can be large)."""
     with open(path, "rb") as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def inside(root: Path, rel: str) -> Path | None:
+    """`root / rel` when `rel` is a relative path that stays inside `root` through no symlink, else None.
+
+    A hub is untrusted input: no path it names may lead the harness out of it (or out of its project).
+    """
+    if not rel or Path(rel).is_absolute() or ".." in Path(rel).parts:
+        return None
+    path, real = root / rel, root.resolve()
+    for step in [path, *path.parents]:
+        if step == root or step.resolve() == real:
+            return path
+        if step.is_symlink():
+            return None
+    return None

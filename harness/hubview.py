@@ -10,11 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness import UserError
 from harness.fsio import sha256_file
 from harness.schema import EnvironmentRecord, PlanRef, RunRecord, VerdictRecord
 
 
-class HubUnreadable(Exception):
+class HubUnreadable(UserError):
     """A hub cannot be compared; `problems` says what is missing and how to fix it."""
 
     def __init__(self, hub: Path, problems: list[str]) -> None:

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from harness.collation import Collation
+from harness import UserError
+from harness.collate import Collation
 from harness.fsio import atomic_write_text
 from harness.reporting import fmt_duration, relative_link
 from harness.schema import HubFiles, Verdict
@@ -27,7 +28,7 @@ _HEADING_RE = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 ATTEMPTS_HEADING = "Attempts History"
 
 
-class LedgerError(ValueError):
+class LedgerError(UserError, ValueError):
     """The plan or fix-plan file does not have the structure the ledger update needs."""
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.collation import Collation
-from harness.fsio import sha256_file
+from harness.collate import Collation
+from harness.fsio import inside, sha256_file
 from harness.schema import FileEntry, HubFiles, Manifest, PlanRef, TargetSummary, Verdict
 
 _ROLES = {HubFiles.SUMMARY: "summary", HubFiles.RUN: "run-record", HubFiles.BLOCKER: "blocker",
@@ -51,9 +51,11 @@ def external_refs(c: Collation) -> list[tuple[str, str, str]]:
         found = [(str(o["path"]), "output") for o in rec.outputs if isinstance(o, dict) and o.get("path")]
         found += [(str(t.train_record[k]), k) for k in ("bundle", "checkpoint") if t.train_record.get(k)]
         for ref, role in found:
-            path = c.ctx.path(ref)
+            path = inside(c.ctx.project, c.ctx.rel(c.ctx.path(ref)))  # a target's own record may name anything
+            if path is None:
+                continue
             if path.is_dir():
-                refs += [(c.ctx.rel(p), role, t.name) for p in sorted(path.rglob("*")) if p.is_file()]
+                refs += [(c.ctx.rel(p), role, t.name) for p in sorted(path.rglob("*")) if p.is_file() and not p.is_symlink()]
             elif path.is_file() or t.verdict == Verdict.GREEN:
                 # A failed target's outputs were usually never produced: nothing to list. A GREEN
                 # target's must exist; listing it as missing makes the hub fail validation.
@@ -66,7 +68,7 @@ def build_manifest(c: Collation) -> Manifest:
     verdict_of = {t.name: str(t.verdict) for t in c.targets}
     logs = {t.log: t.name for t in c.targets}
     files = []
-    for path in sorted(p for p in c.hub.path.rglob("*") if p.is_file()):
+    for path in sorted(p for p in c.hub.path.rglob("*") if p.is_file() and not p.is_symlink()):  # validate flags links
         rel = path.relative_to(c.hub.path).as_posix()
         if rel not in HubFiles.UNLISTED:
             role, target = hub_role(rel, logs)

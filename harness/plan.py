@@ -112,11 +112,11 @@ class EvidencePlan:
     project: ProjectSpec = field(default_factory=ProjectSpec)
 
     def target(self, name: str) -> Target:
-        """The target called `name`; KeyError lists the valid names."""
+        """The target called `name`; PlanError lists the valid names."""
         for t in self.targets:
             if t.name == name:
                 return t
-        raise KeyError(f"{self.path}: no target {name!r}; targets are {[t.name for t in self.targets]}")
+        raise PlanError(f"{self.path}: no target {name!r}; targets are {[t.name for t in self.targets]}")
 
     def hub_for(self, timestamp: str) -> Path:
         return Path(self.hub_template.format(timestamp=timestamp))

@@ -13,8 +13,10 @@ import string
 from pathlib import Path
 from typing import Any, Mapping
 
+from harness import UserError
 
-class PlanError(ValueError):
+
+class PlanError(UserError, ValueError):
     """The plan file is invalid; the message names the file, the line and the fix."""
 
 

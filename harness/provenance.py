@@ -1,9 +1,8 @@
-"""Where and on what a run ran: git state of the checkout, and the evidence interpreter.
+"""What a run ran on: the evidence interpreter, probed once per run by the driver.
 
-Git state is read at the hub's creation, at each target's start and at collate, because the
-production-code guard must hold throughout. The interpreter is probed once per run, in a child
-with the targets' environment: `probe_versions` reads every installed distribution (fast; a
-uv-built venv has no pip), `probe_cuda` imports torch (seconds, so it runs beside the first target).
+The probes run in a child with the targets' environment: `probe_versions` reads every installed
+distribution (fast; a uv-built venv has no pip), `probe_cuda` imports torch (seconds, so the
+driver runs it beside the first target). The checkout's git state is read in harness/context.py.
 """
 
 from __future__ import annotations
@@ -14,40 +13,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Mapping
 
-from harness.schema import EnvironmentRecord, GitState, Runtime
+from harness.schema import EnvironmentRecord, Runtime
 
-UNKNOWN = "unknown"
 PROBE_TIMEOUT_S = 120
-
-
-def _git(root: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=60,
-                          check=True).stdout
-
-
-def git_state(root: Path, production: tuple[str, ...] = ("src",)) -> GitState:
-    """SHA, dirty flag and files, and the production files that differ from HEAD (untracked too)."""
-    try:
-        top = _git(root, "rev-parse", "--show-toplevel").strip()
-        sha = _git(root, "rev-parse", "HEAD").strip()
-    except FileNotFoundError:
-        return GitState(UNKNOWN, None, note="git is not installed")
-    except subprocess.CalledProcessError as exc:
-        return GitState(UNKNOWN, None, note=f"{root} is not a git repository with a commit ({exc.stderr.strip()})")
-    porcelain = _git(root, "status", "--porcelain", "--untracked-files=no")
-    dirty_files = tuple(sorted(line[3:].strip() for line in porcelain.splitlines() if line.strip()))
-    changed = set(_git(root, "diff", "--name-only", "HEAD", "--", *production).split())
-    changed |= set(_git(root, "ls-files", "--others", "--exclude-standard", "--", *production).split())
-    note = "" if Path(top).resolve() == root.resolve() else f"repository root is {top}"
-    return GitState(sha, bool(dirty_files), dirty_files, tuple(sorted(changed)), note)
-
-
-def committed_changes(root: Path, start: str, end: str, production: tuple[str, ...]) -> list[str] | None:
-    """Production files changed by commits between `start` and `end` (None when git cannot tell)."""
-    try:
-        return _git(root, "diff", "--name-only", start, end, "--", *production).split()
-    except (OSError, subprocess.SubprocessError):
-        return None
 
 
 _VERSIONS = r"""

@@ -77,3 +77,22 @@ def fail(message: str) -> int:
     """Print `error: <message>` on stderr; 2 is the exit status of a command that could not do its job."""
     print(f"error: {message}", file=sys.stderr)
     return 2
+
+
+def emit_run(fmt: str, command: str, result: Any, exit_code: int, interrupted: bool) -> int:
+    """A collated run's report: the short table, the ledger line, then `hub:` and `verdict:` last (or JSON)."""
+    c = result.collation
+    rows = [[t.name, str(t.verdict), fmt_duration(t.duration_s), t.reason] for t in c.targets]
+    scope = "" if not c.partial_run else f" (partial: {len(c.targets)} of {len(c.ctx.plan.targets)} plan targets)"
+    verdict = f"{c.overall}{scope}" + (f" (interrupted; hub {c.hub_rel})" if interrupted else "")
+    emit(fmt, command, {"hub": c.hub_rel, "verdict": str(c.overall), "partial": c.partial_run,
+                        "interrupted": interrupted, "reason": c.overall_reason,
+                        "targets": [{"name": r[0], "verdict": r[1], "duration": r[2], "reason": r[3]} for r in rows],
+                        "ledger": result.ledger_note, "exit_code": exit_code},
+         "\n".join(["", md_table(rows, ["target", "verdict", "duration", "reason"], 100), "",
+                    result.ledger_note, f"hub: {c.hub_rel}", f"verdict: {verdict}"]))
+    if os.environ.get("GITHUB_STEP_SUMMARY"):  # GitHub renders it on the run's page
+        with open(os.environ["GITHUB_STEP_SUMMARY"], "a", encoding="utf-8") as handle:
+            handle.write((c.hub.path / "summary.md").read_text(encoding="utf-8") + "\n")
+    return exit_code
+

@@ -7,24 +7,21 @@ Exit 0 agree, 1 disagree, 2 a hub unreadable or the rerun could not start (docs/
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import sys
 from pathlib import Path
 
+from harness import UserError
 from harness.compare import compare_hubs
 from harness.comparereport import render_json, render_table, report_unreadable
-from harness.context import HOME, add_context_arguments, make_context, resolve_plan
-from harness.envs import ensure_env
-from harness.hub import create_hub
+from harness.context import HOME, make_context, resolve_plan
 from harness.hubread import read_hub
 from harness.hubview import HubUnreadable, HubView, hash_tree
-from harness.pipeline import USER_ERRORS, execute
+from harness.pipeline import execute, nox_command, parse_jobs, start
 from harness.plan import load_plan
-from harness.reporting import fail
 
 
-class ReproduceError(Exception):
+class ReproduceError(UserError):
     """The reproduction cannot go on; the message says why and what to do."""
 
 
@@ -49,55 +46,45 @@ def recorded_plan(hub: HubView, explicit: Path | None, allow_change: bool) -> tu
     return plan, message
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--from", dest="from_hub", type=Path, required=True, help="the teammate's hub to reproduce")
-    parser.add_argument("--no-ledger", action="store_true", help="do not update the plan row / fix plan from the rerun")
-    parser.add_argument("--allow-plan-change", action="store_true",
-                        help="rerun even if the recorded plan file now hashes differently (compare warns)")
-    parser.add_argument("--hub", type=Path, default=None, help="folder for the new hub (default: a fresh one)")
-    parser.add_argument("--jobs", "-j", type=int, default=2, help="targets at once (default: 2)")
-    parser.add_argument("--format", choices=("table", "json"), default="table", dest="fmt")
-    add_context_arguments(parser)
-
-
-def main(args: argparse.Namespace) -> int:
-    """Rerun the plan behind `--from` into a new hub and compare; the CLI's exit status."""
+def reproduce(from_hub: Path, *, project: Path | None, plan: Path | None, project_commit: str | None, hub: Path | None,
+              jobs: str | None, ledger: bool, allow_plan_change: bool, fmt: str) -> int:
+    """Rerun the plan behind `from_hub` into a new hub and compare; ends with `hub:` and `verdict:` lines."""
+    given_plan = load_plan(resolve_plan(plan)) if plan else None
     try:
-        given_plan = load_plan(resolve_plan(args.plan)) if args.plan else None
-    except (OSError, ValueError) as exc:
-        return fail(f"reproduce: --plan: {exc}")
-    try:
-        teammate = read_hub(args.from_hub, given_plan)
+        teammate = read_hub(from_hub, given_plan)
     except HubUnreadable as exc:
-        return report_unreadable([exc], args.fmt, "reproduce")
+        return report_unreadable([exc], fmt, "reproduce")
     before = hash_tree(teammate.path)
-    echo = sys.stderr if args.fmt == "json" else sys.stdout  # keep stdout pure JSON
-    try:
-        plan, warning = recorded_plan(teammate, args.plan, args.allow_plan_change)
-        if warning:
-            print(f"warning: {warning}", file=sys.stderr)
-        ctx = make_context(args.project, plan, args.project_commit)
-        if args.hub is not None and ctx.path(args.hub).resolve().is_relative_to(teammate.path.resolve()):
-            raise ReproduceError(f"--hub {args.hub} is inside the teammate's hub {teammate.path}; pick another folder")
-        with contextlib.redirect_stdout(echo):
-            python = ensure_env(ctx, log=lambda line: print(f"reproduce: {line}", flush=True))
-            hub = create_hub(ctx, explicit=args.hub, targets=tuple(t.name for t in ctx.plan.targets))
-            print(f"reproduce: rerunning {ctx.plan_label} into {ctx.rel(hub.path)}", flush=True)
-            run = execute(ctx, hub, str(python), jobs=args.jobs, verbose=False, ledger=not args.no_ledger)
-    except (ReproduceError, *USER_ERRORS) as exc:
-        return fail(f"reproduce: {exc}")
+    echo = sys.stderr if fmt == "json" else sys.stdout  # keep stdout pure JSON
+    plan_path, warning = recorded_plan(teammate, plan, allow_plan_change)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
+    ctx = make_context(project, plan_path, project_commit)
+    if hub is not None and ctx.path(hub).resolve().is_relative_to(teammate.path.resolve()):
+        raise ReproduceError(f"--hub {hub} is inside the teammate's hub {teammate.path}; pick another folder")
+    workers = parse_jobs(jobs)
+    names = tuple(t.name for t in ctx.plan.targets)
+    with contextlib.redirect_stdout(echo):
+        new = start(ctx, targets=names, hub=hub, part=False, log=echo)
+        print(f"reproduce: rerunning {ctx.plan_label} into {ctx.rel(new.path)}", flush=True)
+        run = execute(ctx, new, nox=nox_command(home=ctx.home), args=["-s", *(t.session for t in ctx.plan.targets)],
+                      jobs=workers, verbose=False, ledger=ledger, output=echo)
     if hash_tree(teammate.path) != before:
-        return fail(f"{teammate.path} changed during the reproduction; it must stay read-only "
-                    "(report this as a harness bug)")
+        raise ReproduceError(f"{teammate.path} changed during the reproduction; it must stay read-only "
+                             "(report this as a harness bug)")
+    tail = [f"hub: {ctx.rel(new.path)}", f"verdict: {run.result.collation.overall}"]
     try:
-        rerun = read_hub(hub.path)
+        rerun = read_hub(new.path)
     except HubUnreadable as exc:
         print("error: the rerun's hub fails validation, so there is nothing sound to compare", file=sys.stderr)
-        return report_unreadable([exc], args.fmt, "reproduce")
+        report_unreadable([exc], fmt, "reproduce")
+        print("\n".join(tail), file=echo)
+        return 2
     result = compare_hubs(teammate, rerun, ctx.plan.compare, f"{ctx.plan_label} [compare]")
-    if args.fmt == "json":
+    if fmt == "json":
         print(render_json(result, "reproduce"))
     else:
         print(f"\nreproduce: comparing A = the teammate's hub with B = the rerun ({run.result.collation.overall})")
         print(render_table(result))
-    return result.exit_code
+        print("\n".join(["", *tail]))
+    return run.exit_code if run.interrupted else result.exit_code

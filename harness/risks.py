@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.collation import Collation, changed_files
+from harness.collate import Collation, changed_files
 from harness.fsio import sha256_file
 from harness.reporting import fmt_duration
 from harness.schema import Verdict
@@ -97,8 +97,9 @@ def derive_risks(c: Collation) -> list[Risk]:
         risks.append(Risk(BLOCKER, "The run was interrupted: a target left its log as `.partial`; "
                                    "the hub stays INCOMPLETE and the ledger was not touched."))
     if c.partial_run:
-        ran = [t.name for t in c.targets if t.reason != "not selected in this run"]
-        risks.append(Risk(BLOCKER, f"Only part of the plan ran ({', '.join(ran)}); a partial run never updates the ledger."))
+        risks.append(Risk(WARNING, f"A partial hub: {len(c.targets)} of the plan's {len(c.ctx.plan.targets)} targets "
+                                   f"({', '.join(t.name for t in c.targets)}); its verdict covers those only, and "
+                                   "it never updates the ledger."))
     for t in c.targets:
         if t.verdict != Verdict.GREEN:
             risks.append(Risk(BLOCKER, f"`{t.name}` is {t.verdict}: {t.reason}", t.name))

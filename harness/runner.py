@@ -1,281 +1,300 @@
-"""Run one plan target into a hub: hidden GPU, fixed seed and threads, teed log, verdict record.
+"""Run one plan target into its run's hub: hidden GPU, fixed seed and threads, sealed log, verdict record.
 
-The child runs in the project's evidence venv with the project as working folder. Its output is
-teed to `<hub>/<log>.partial`, framed by a provenance header and footer; the log is renamed and
-`verdicts/<target>.json` written when it ends. A target whose declared inputs are missing is
-BLOCKED before anything runs. `python -m harness run-target` is what a nox target session calls.
+What a nox target session calls (`python -m harness run-target NAME`), in the hub the driver made
+(`$EVIDENCE_HUB`). The child runs in the evidence venv with the project as working folder, in its
+own session (a time limit or an interrupt stops its whole process group) and dies with this
+process even on `kill -9` (PR_SET_PDEATHSIG). Its output is teed to `<hub>/<log>.partial`, framed
+and sealed by harness/logframe.py; the log is renamed and `verdicts/<target>.json` written when it
+ends. A missing input, or a CUDA target where no GPU is visible, is BLOCKED before anything runs.
 """
 
 from __future__ import annotations
 
-import argparse
+import ctypes
 import os
 import shlex
 import shutil
-import sys
+import signal
+import subprocess
+import threading
 import time
-from concurrent.futures import Executor, Future
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
-from harness.context import HUB_ENV, RunContext, add_context_arguments, make_context
-from harness.envs import ensure_env
-from harness.hub import INVOCATION_ENV, Hub, create_hub, invocation_hub, open_hub, reopen_for_target, utc_now_iso
+from harness.context import HUB_ENV, RunContext, git_state
+from harness.hub import Hub, utc_now_iso
+from harness.logframe import END, FIRST, OUTPUT, SealedLog, frame
 from harness.plan import Target, expand
-from harness.process import ChildResult, Children, Interrupted, interrupt_on_sigterm, interrupt_status, run_child
-from harness.provenance import git_state, probe_cuda, probe_versions
-from harness.reporting import emit, fail, fmt_duration
-from harness.schema import EnvironmentRecord, HubFiles, Provenance, Verdict, VerdictRecord
+from harness.schema import EnvironmentRecord, HubFiles, Provenance, Runtime, Verdict, VerdictRecord
 from harness.verdict import RECORD_PREFIX, command_verdict, load_outcomes, parse_record, pytest_verdict
 
 # A pytest target's per-test limit is its timeout; the whole process gets this much more for
 # interpreter start-up, collection and teardown before the wall-clock kill.
 PYTEST_WALL_GRACE_S = 60.0
+KILL_GRACE_S = 5.0
+CUDA_WAIT_S = 120.0  # how long a command target waits for the run's GPU probe (the driver runs it)
 PLUGIN_DIR = Path(__file__).resolve().parent / "pytest_plugin"
+NEEDS_GPU = "needs a CUDA GPU; run it on a GPU runner or with a GPU executor"
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM while a target ran: its log stays `.partial` and no verdict is recorded."""
 
 
 @dataclass(frozen=True)
-class RunSetup:
-    """What every target of one run shares: context, hub, interpreter, probed environment."""
+class ChildResult:
+    """How the child ended, and the last line that started with the watched prefix."""
 
-    ctx: RunContext
-    hub: Hub
-    python: str
-    environment: EnvironmentRecord
-    cuda_available: Callable[[], bool | None] = lambda: None  # may wait for the run's GPU probe
-    pending: Future | None = None  # the background GPU probe, when one runs
-
-    def expand(self, text: str) -> str:
-        """`text` with this run's `{python}`, `{artifacts}`, `{hub}` and `{project_root}` filled in."""
-        return expand(text, python=self.python, artifacts=self.ctx.rel(self.hub.artifacts),
-                      hub=self.ctx.rel(self.hub.path), project_root=str(self.ctx.project))
+    exit_code: int | None  # None: it could not be started
+    timed_out: bool
+    marked_line: str | None = None
 
 
-def child_env(ctx: RunContext, threads: int | None = None, base: dict[str, str] | None = None) -> dict[str, str]:
-    """A target's environment: GPU hidden, seed and threads fixed, the checkout off sys.path."""
-    env = dict(os.environ if base is None else base)
-    threads_text = str(threads or ctx.plan.environment.threads)
-    env.update({
-        "CUDA_VISIBLE_DEVICES": "",
-        "PYTHONHASHSEED": str(ctx.plan.environment.seed),
-        "OMP_NUM_THREADS": threads_text,
-        "MKL_NUM_THREADS": threads_text,
-        # Idle OpenMP threads sleep instead of spinning: on a shared 2-core machine spinning made
-        # torch 15-90x slower (measured); results do not depend on it.
-        "OMP_WAIT_POLICY": "PASSIVE",
-        "PYTHONSAFEPATH": "1",
-        "PYTHONUNBUFFERED": "1",
-    })
-    for key in (HUB_ENV, INVOCATION_ENV):
-        env.pop(key, None)
+def _die_with_parent() -> None:
+    """In the child: SIGKILL when the harness process dies, however it dies (Linux prctl PR_SET_PDEATHSIG)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+
+
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def stop_group(proc: subprocess.Popen) -> None:
+    """SIGTERM the child's process group, SIGKILL it if it lingers, then reap any stray member."""
+    _signal_group(proc, signal.SIGTERM)
+    try:
+        proc.wait(timeout=KILL_GRACE_S)
+    except subprocess.TimeoutExpired:
+        _signal_group(proc, signal.SIGKILL)
+        proc.wait()
+    _signal_group(proc, signal.SIGKILL)
+
+
+def run_child(argv: list[str], *, env: dict[str, str], cwd: Path, limit: float, log: SealedLog,
+              echo: Callable[[str], None] | None = None, mark: str = "") -> ChildResult:
+    """Run `argv` until it exits or `limit` seconds pass; its output goes to `log` (and `echo`)."""
+    try:
+        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, text=True, errors="replace", bufsize=1,
+                                start_new_session=True, preexec_fn=_die_with_parent)
+    except OSError as exc:
+        log.write(f"could not start {argv[0]!r}: {exc}\n")
+        return ChildResult(None, False)
+    marked: list[str] = []
+
+    def tee() -> None:
+        for line in proc.stdout:
+            log.write(line)
+            if echo is not None:
+                echo(line)
+            if mark and line.startswith(mark):
+                marked.append(line[len(mark):])
+
+    reader = threading.Thread(target=tee, daemon=True)
+    reader.start()
+    timed_out = False
+    try:
+        proc.wait(timeout=limit)
+        _signal_group(proc, signal.SIGKILL)  # the leader is gone; no grandchild may survive it
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        stop_group(proc)
+    except BaseException:  # Ctrl-C / SIGTERM of the harness: stop the child, then let it propagate
+        stop_group(proc)
+        reader.join(timeout=2)
+        raise
+    reader.join(timeout=30)
+    return ChildResult(proc.returncode, timed_out, marked[-1] if marked else None)
+
+
+def child_env(ctx: RunContext, threads: int, device: str = "cpu", base: dict[str, str] | None = None) -> dict[str, str]:
+    """A target's environment: GPU hidden (unless it is a CUDA target), seed and threads fixed, checkout off sys.path."""
+    env = {k: v for k, v in (os.environ if base is None else base).items()
+           if k not in (HUB_ENV, "PYTHONPATH") and not k.startswith("NOX")}
+    env.update({"PYTHONHASHSEED": str(ctx.plan.environment.seed), "OMP_NUM_THREADS": str(threads),
+                "MKL_NUM_THREADS": str(threads), "PYTHONSAFEPATH": "1", "PYTHONUNBUFFERED": "1",
+                # Idle OpenMP threads sleep instead of spinning: on a shared 2-core machine spinning made
+                # torch 15-90x slower (measured); results do not depend on it.
+                "OMP_WAIT_POLICY": "PASSIVE"})
+    if device == "cpu":
+        env["CUDA_VISIBLE_DEVICES"] = ""
     return env
 
 
-def build_argv(target: Target, setup: RunSetup) -> list[str]:
+def share_threads(ctx: RunContext, selected: tuple[str, ...], target: Target, jobs: int) -> int:
+    """The plan's threads divided among the targets that can run beside `target`.
+
+    Targets at the same depth of the selected `after` graph become ready together, so nox runs up
+    to `jobs` of them side by side; each gets `threads // min(jobs, peers)` (at least 1).
+    """
+    depth: dict[str, int] = {}
+    for t in ctx.plan.targets:
+        if t.name in selected:
+            depth[t.name] = 1 + max((depth[a] for a in t.after if a in depth), default=-1)
+    peers = sum(d == depth.get(target.name, 0) for d in depth.values())
+    return max(1, ctx.plan.environment.threads // max(1, min(jobs, peers)))
+
+
+def gpu_visible() -> bool:
+    """Whether this machine shows a CUDA GPU (without importing torch): `nvidia-smi -L` lists one."""
+    smi = shutil.which("nvidia-smi")
+    try:
+        return bool(smi) and "GPU " in subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+def _fill(text: str, ctx: RunContext, hub: Hub, python: str) -> str:
+    return expand(text, python=python, artifacts=ctx.rel(hub.artifacts), hub=ctx.rel(hub.path),
+                  project_root=str(ctx.project))
+
+
+def build_argv(target: Target, ctx: RunContext, hub: Hub, python: str) -> list[str]:
     """The exact child command line of a target."""
     if target.kind == "pytest":
-        timeout = str(int(target.timeout)) if float(target.timeout).is_integer() else str(target.timeout)
-        return [setup.python, "-m", "pytest", str(target.selector), "-vv", "-p", "no:cacheprovider",
-                "-p", "harness_outcomes", "--harness-outcomes", str(setup.hub.outcomes(target.name)),
+        timeout = f"{target.timeout:g}"
+        return [python, "-m", "pytest", str(target.selector), "-vv", "-p", "no:cacheprovider",
+                "-p", "harness_outcomes", "--harness-outcomes", str(hub.outcomes(target.name)),
                 "--timeout", timeout, "--timeout-method", "signal"]
-    return [setup.expand(arg) for arg in target.argv]
+    return [_fill(arg, ctx, hub, python) for arg in target.argv]
 
 
 def wall_limit(target: Target) -> float:
     return target.timeout + (PYTEST_WALL_GRACE_S if target.kind == "pytest" else 0.0)
 
 
-def missing_pytest_plugins(packages: dict[str, str]) -> list[str]:
-    """What a pytest target needs in the evidence venv and it lacks."""
-    return [name for name in ("pytest", "pytest-timeout") if name not in packages]
-
-
-def _frame(lines: list[str]) -> str:
-    return "".join(f"# {line}\n" for line in lines)
-
-
-def _header(target: Target, setup: RunSetup, argv: list[str], env: dict[str, str], prov: Provenance) -> str:
-    g, r, ctx = prov.git, prov.runtime, setup.ctx
-    commit = g.sha if g.known else f"{setup.hub.run.project_commit or 'unknown'} ({setup.hub.run.commit_source})"
-    return _frame([
-        f"evidence log: target {target.name} ({target.kind}) of plan {ctx.plan.id}",
-        f"command: CUDA_VISIBLE_DEVICES= PYTHONHASHSEED={env['PYTHONHASHSEED']} {shlex.join(argv)}",
-        f"cwd: {ctx.project}",
-        f"started_utc: {utc_now_iso()}",
-        f"time limit: {wall_limit(target):g} s",
+def _header(target: Target, ctx: RunContext, hub: Hub, argv: list[str], env: dict[str, str], prov: Provenance) -> str:
+    g, r = prov.git, prov.runtime
+    commit = g.sha if g.known else f"{hub.run.project_commit or 'unknown'} ({hub.run.commit_source})"
+    gpu = (f'CUDA_VISIBLE_DEVICES="{env["CUDA_VISIBLE_DEVICES"]}" (GPU hidden)' if target.device == "cpu" else
+           f"device cuda: CUDA_VISIBLE_DEVICES={env.get('CUDA_VISIBLE_DEVICES', '(unset)')} (GPU target)")
+    return frame([
+        f"{FIRST} target {target.name} ({target.kind}, device {target.device}) of plan {ctx.plan.id}",
+        f"command: PYTHONHASHSEED={env['PYTHONHASHSEED']} {shlex.join(argv)}",
+        f"cwd: {ctx.project}", f"started_utc: {utc_now_iso()}", f"time limit: {wall_limit(target):g} s",
         f"git: sha={commit} dirty={'unknown' if g.dirty is None else g.dirty}" + (f" ({g.note})" if g.note else ""),
         f"dirty files (tracked): {', '.join(g.dirty_files) or 'none'}",
         f"production code ({', '.join(ctx.plan.project.production)}) differing from HEAD: "
         f"{', '.join(g.production_changed) or ('none' if g.known else 'not checked (no git)')}",
         f"python {r.python} ({r.executable}) | torch {r.torch} | lightning {r.lightning} | numpy {r.numpy}",
-        f'CUDA_VISIBLE_DEVICES="{env["CUDA_VISIBLE_DEVICES"]}" (GPU hidden); torch.cuda.is_available() is in the footer',
-        f"platform: {r.platform}",
-        f"seed: {prov.seed}  PYTHONHASHSEED={env['PYTHONHASHSEED']}  threads: {prov.threads}",
-        "----- output -----",
-    ])
+        f"{gpu}; torch.cuda.is_available() is in the footer", f"platform: {r.platform}",
+        f"seed: {prov.seed}  PYTHONHASHSEED={env['PYTHONHASHSEED']}  threads: {prov.threads}", OUTPUT])
 
 
-def _outputs(target: Target, setup: RunSetup) -> list[tuple[str, int | None]]:
-    paths = [setup.ctx.path(setup.expand(pattern)) for pattern in target.expected_outputs]
-    return [(setup.ctx.rel(path), path.stat().st_size if path.is_file() else None) for path in paths]
-
-
-def copy_figures(target: Target, setup: RunSetup) -> tuple[str, ...]:
-    """Copy the pictures a target declares into `<hub>/figures/<target>/`; hub-relative paths."""
+def copy_figures(target: Target, ctx: RunContext, hub: Hub, python: str) -> tuple[str, ...]:
+    """Copy the pictures a target declares into `<hub>/figures/<target>/` (regular files only); hub-relative paths."""
     copied = []
     for pattern in target.figures:
-        source = setup.ctx.path(setup.expand(pattern))
-        if source.is_file():
-            dest = setup.hub.path / HubFiles.FIGURES / target.name / source.name
+        source = ctx.path(_fill(pattern, ctx, hub, python))
+        if source.is_file() and not source.is_symlink():
+            dest = hub.path / HubFiles.FIGURES / target.name / source.name
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, dest)
-            copied.append(dest.relative_to(setup.hub.path).as_posix())
+            copied.append(dest.relative_to(hub.path).as_posix())
     return tuple(copied)
 
 
-def _judge(target: Target, setup: RunSetup, result: ChildResult, cuda: bool | None,
-           missing: list[str]) -> tuple[Verdict, str, dict]:
+def run_cuda(hub: Hub, wait: float) -> bool | None:
+    """`torch.cuda.is_available()` as the run's probe answered it (environment.json), waiting for it a while."""
+    deadline = time.monotonic() + wait
+    while True:
+        env = EnvironmentRecord.load(hub.path)
+        if (env and env.runtime.cuda_available is not None) or time.monotonic() >= deadline:
+            return env.runtime.cuda_available if env else None
+        time.sleep(0.2)
+
+
+def _judge(target: Target, ctx: RunContext, hub: Hub, python: str, result: ChildResult,
+           blocked: str | None) -> tuple[Verdict, str, dict]:
     """The verdict, its reason, and the record fields that depend on the kind."""
-    if missing:
-        return Verdict.BLOCKED, f"missing input(s): {', '.join(missing)}", {}
+    if blocked:
+        return Verdict.BLOCKED, blocked, {}
+    cuda = None if target.device == "cuda" else run_cuda(hub, CUDA_WAIT_S if target.kind == "command" else 0)
     if target.kind == "pytest":
-        outcomes = load_outcomes(setup.hub.outcomes(target.name))
-        verdict, reason = pytest_verdict(outcomes, result.exit_code, result.timed_out, cuda)
+        outcomes = load_outcomes(hub.outcomes(target.name))
+        verdict, reason = pytest_verdict(outcomes, result.exit_code, result.timed_out,
+                                         cuda if target.device == "cpu" else None, hidden=target.device == "cpu")
         tests = tuple({k: t[k] for k in ("nodeid", "outcome", "duration_s")} for t in outcomes.tests) if outcomes else ()
-        reason = reason.replace(f"{setup.ctx.project}/", "")  # messages name files relative to the checkout
-        return verdict, reason, {"counts": outcomes.counts if outcomes else None, "tests": tests}
-    found = _outputs(target, setup)
+        reason = reason.replace(f"{ctx.project}/", "")  # messages name files relative to the checkout
+        return verdict, reason, {"counts": outcomes.counts if outcomes else None, "tests": tests, "cuda": cuda}
+    paths = [ctx.path(_fill(p, ctx, hub, python)) for p in target.expected_outputs]
+    found = [(ctx.rel(p), p.stat().st_size if p.is_file() else None) for p in paths]
     verdict, reason = command_verdict(result.exit_code, result.timed_out, found, cuda)
     return verdict, reason, {"outputs": tuple({"path": p, "bytes": s} for p, s in found),
-                             "record": parse_record(result.marked_line)}
+                             "record": parse_record(result.marked_line), "cuda": cuda}
 
 
-def run_target(setup: RunSetup, target: Target, *, threads: int | None = None,
-               echo: Callable[[str], None] | None = None, children: Children | None = None) -> VerdictRecord:
+def run_target(ctx: RunContext, hub: Hub, target: Target, *, threads: int,
+               echo: Callable[[str], None] | None = None) -> VerdictRecord:
     """Run `target` into the hub; write and return its verdict record."""
-    hub, ctx = setup.hub, setup.ctx
-    log_path, partial = hub.path / target.log, hub.path / f"{target.log}.partial"
+    python = hub.run.python or ""
     existing = hub.earlier_run(target)
     if existing is not None:
         raise FileExistsError(f"{existing} exists: target {target.name!r} already ran in this hub; "
                               "hubs are never overwritten, start a new one")
-    if target.kind == "pytest" and missing_pytest_plugins(setup.environment.packages):
-        raise RuntimeError(f"{', '.join(missing_pytest_plugins(setup.environment.packages))} not installed in the "
-                           f"evidence venv ({setup.python}); add it to the plan's [project] install steps")
-    env = child_env(ctx, threads)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PLUGIN_DIR), env.get("PYTHONPATH")]))
-    argv = build_argv(target, setup)
-    prov = Provenance(git_state(ctx.project, ctx.plan.project.production), setup.environment.runtime,
-                      ctx.plan.environment.seed, int(env["OMP_NUM_THREADS"]))
+    environment = EnvironmentRecord.load(hub.path) or EnvironmentRecord(Runtime(executable=python))
+    if target.kind == "pytest" and environment.packages and not {"pytest", "pytest-timeout"} <= set(environment.packages):
+        raise RuntimeError(f"pytest and pytest-timeout must be installed in the evidence venv ({python}); "
+                           "add them to the plan's [project] install steps")
+    env = child_env(ctx, threads, target.device)
+    env["PYTHONPATH"] = str(PLUGIN_DIR)
+    argv = build_argv(target, ctx, hub, python)
+    prov = Provenance(git_state(ctx.project, ctx.plan.project.production), environment.runtime,
+                      ctx.plan.environment.seed, threads)
     missing = [p for p in target.inputs if not ctx.path(p).exists()]
+    blocked = f"missing input(s): {', '.join(missing)}" if missing else \
+        NEEDS_GPU if target.device == "cuda" and target.executor == "local" and not gpu_visible() else None
+    log_path, partial = hub.path / target.log, hub.path / f"{target.log}.partial"
     started, t0 = utc_now_iso(), time.monotonic()
-    with partial.open("x", encoding="utf-8") as log:
-        log.write(_header(target, setup, argv, env, prov))
-        log.flush()
-        if missing:
-            log.write(f"BLOCKED: missing input(s): {', '.join(missing)} (declared in the plan's `inputs`); not run\n")
+    with open(partial, "xb") as handle:
+        log = SealedLog(handle)
+        log.write(_header(target, ctx, hub, argv, env, prov))
+        if blocked:
+            log.write(f"BLOCKED: {blocked}; not run\n")
             result = ChildResult(None, False)
         else:
             if target.kind == "pytest":
                 hub.outcomes(target.name).parent.mkdir(parents=True, exist_ok=True)
             try:
                 result = run_child(argv, env=env, cwd=ctx.project, limit=wall_limit(target), log=log, echo=echo,
-                                   mark=RECORD_PREFIX, children=children)
-            except (KeyboardInterrupt, Interrupted):
-                log.write(f"# interrupted at {utc_now_iso()}: the log stays .partial and no verdict is recorded\n")
+                                   mark=RECORD_PREFIX)
+            except KeyboardInterrupt:
+                log.write(frame([f"interrupted at {utc_now_iso()}: the log stays .partial and no verdict is recorded"]))
                 raise
         duration = time.monotonic() - t0
-        cuda = setup.cuda_available()
-        verdict, reason, fields = _judge(target, setup, result, cuda, missing)
-        record = VerdictRecord(
-            target=target.name, kind=target.kind, log=target.log, verdict=verdict, reason=reason,
-            session=target.session, selector=target.selector, argv=tuple(argv), exit_code=result.exit_code,
-            timed_out=result.timed_out, started_utc=started, ended_utc=utc_now_iso(), duration_s=round(duration, 3),
-            figures=copy_figures(target, setup) if not missing else (),
-            provenance=replace(prov, runtime=replace(prov.runtime, cuda_available=cuda)), **fields)
-        log.write(_frame([
-            "----- end of output -----", f"ended_utc: {record.ended_utc}", f"duration_s: {duration:.2f}",
-            f"exit_code: {result.exit_code}" + (" (killed at the time limit)" if result.timed_out else ""),
-            f"torch.cuda.is_available(): {cuda}", f"verdict: {verdict} - {reason}"]))
+        verdict, reason, fields = _judge(target, ctx, hub, python, result, blocked)
+        cuda = fields.pop("cuda", None)
+        log.write(frame([END, f"ended_utc: {utc_now_iso()}", f"duration_s: {duration:.2f}",
+                         f"exit_code: {result.exit_code}" + (" (killed at the time limit)" if result.timed_out else ""),
+                         f"torch.cuda.is_available(): {cuda}", f"verdict: {verdict} - {reason}"]))
+    record = VerdictRecord(
+        target=target.name, kind=target.kind, log=target.log, verdict=verdict, reason=reason,
+        session=target.session, selector=target.selector, argv=tuple(argv), exit_code=result.exit_code,
+        timed_out=result.timed_out, started_utc=started, ended_utc=utc_now_iso(), duration_s=round(duration, 3),
+        figures=copy_figures(target, ctx, hub, python) if not blocked else (), device=target.device,
+        provenance=replace(prov, runtime=replace(prov.runtime, cuda_available=cuda)),
+        log_sha256=log.sha256, log_bytes=log.size, **fields)
     os.replace(partial, log_path)
     record.write(hub.verdict_path(target.name))
     return record
 
 
-def prepare_setup(ctx: RunContext, hub: Hub, python: str, background: Executor | None = None) -> RunSetup:
-    """The run's shared setup; the environment is probed once per hub and kept in environment.json.
-
-    With `background`, the slow GPU probe runs there, beside the first target; `finish_environment` then writes it.
-    """
-    known = EnvironmentRecord.load(hub.path)
-    if known is not None and known.runtime.cuda_available is not None:
-        return RunSetup(ctx, hub, python, known, lambda: known.runtime.cuda_available)
-    env, cwd = child_env(ctx), ctx.project
-    versions = probe_versions(python, env, cwd)
-    if background is None:
-        full = probe_cuda(python, env, cwd, versions)
-        full.write(hub.path)
-        return RunSetup(ctx, hub, python, full, lambda: full.runtime.cuda_available)
-    future = background.submit(probe_cuda, python, env, cwd, versions)
-    return RunSetup(ctx, hub, python, versions, lambda: future.result().runtime.cuda_available, future)
+def _stop_on_sigterm(signum: int, frame_: object) -> None:
+    raise Interrupted
 
 
-def finish_environment(setup: RunSetup) -> None:
-    """Write environment.json once the background probe has answered (no-op when already written)."""
-    if setup.pending is not None:
-        setup.pending.result().write(setup.hub.path)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--target", required=True, help="target name from the plan")
-    parser.add_argument("--hub", type=Path, help="existing hub folder (default: $EVIDENCE_HUB, the nox "
-                                                 "invocation's hub, else a fresh one)")
-    parser.add_argument("--collate", action="store_true", help="collate the hub afterwards (ledger untouched)")
-    parser.add_argument("--verbose", "-v", action="store_true", help="echo the target's output to the console")
-    parser.add_argument("--format", choices=("text", "json"), default="text")
-    add_context_arguments(parser)
-
-
-def _hub_for(args: argparse.Namespace, ctx: RunContext) -> Hub:
-    """--hub, else $EVIDENCE_HUB, else the nox invocation's hub (each reopened for the target), else a new hub."""
-    chosen = args.hub or (Path(os.environ[HUB_ENV]) if os.environ.get(HUB_ENV) else None)
-    if chosen is not None:
-        hub = open_hub(chosen, ctx)
-    elif os.environ.get(INVOCATION_ENV):
-        hub = invocation_hub(ctx, os.environ[INVOCATION_ENV])
-    else:
-        return create_hub(ctx)
-    reopen_for_target(hub, ctx.plan.target(args.target))
-    return hub
-
-
-def main(args: argparse.Namespace) -> int:
-    """Exit 0 when GREEN, 1 otherwise, 2 on bad usage; the last line names the hub."""
-    from harness.collate import collate  # the nox session's hub is collated after each target
-
-    interrupt_on_sigterm()
-    quiet = args.format == "json"
-    say = (lambda line: print(line, file=sys.stderr, flush=True)) if quiet else (lambda line: print(line, flush=True))
-    hub = None
-    try:
-        ctx = make_context(args.project, args.plan, args.project_commit)
-        target = ctx.plan.target(args.target)
-        python = ensure_env(ctx, log=lambda line: say(f"run-target: {line}"))
-        hub = _hub_for(args, ctx)
-        setup = prepare_setup(ctx, hub, str(python))
-        say(f"[{target.name}] started in {ctx.rel(hub.path)}")
-        record = run_target(setup, target, echo=(lambda line: say(line.rstrip("\n"))) if args.verbose else None)
-        if args.collate:
-            collate(ctx, hub, ledger=False)
-    except (KeyboardInterrupt, Interrupted) as exc:
-        where = f": the hub {ctx.rel(hub.path)} stays INCOMPLETE" if hub else ""
-        print(f"interrupted{where}", file=sys.stderr)
-        return interrupt_status(exc)
-    except (ValueError, KeyError, FileNotFoundError, FileExistsError, RuntimeError, OSError) as exc:
-        return fail(f"run-target: {exc.args[0] if isinstance(exc, KeyError) else exc}")
-    code = 0 if record.verdict == Verdict.GREEN else 1
-    emit(args.format, "run-target", {"hub": ctx.rel(hub.path), "target": target.name, "verdict": str(record.verdict),
-                                     "reason": record.reason, "duration_s": record.duration_s, "exit_code": code},
-         f"[{target.name}] {record.verdict} {fmt_duration(record.duration_s)} - {record.reason}\nhub: {ctx.rel(hub.path)}")
-    return code
+def run_one(ctx: RunContext, hub: Hub, name: str, *, jobs: int,
+            echo: Callable[[str], None] | None = None) -> VerdictRecord:
+    """`run-target`: one selected target of the hub, its threads shared by the rule of `share_threads`."""
+    target = ctx.plan.target(name)
+    if name not in hub.selected:
+        raise ValueError(f"{hub.path} was made for targets {list(hub.selected)}; {name!r} is not one of them")
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)  # nox stops a session with SIGTERM: stop the child as for Ctrl-C
+    return run_target(ctx, hub, target, threads=share_threads(ctx, hub.selected, target, jobs), echo=echo)

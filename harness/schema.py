@@ -13,6 +13,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, ClassVar, get_type_hints
 
+from harness import UserError
 from harness import legacy
 from harness.fsio import atomic_write_json
 
@@ -29,6 +30,7 @@ class Verdict(str, Enum):
     MISSING = "MISSING"  # collate: no record or no finished log
     INTERRUPTED = "INTERRUPTED"  # collate: the log is still <log>.partial
     INCOMPLETE = "INCOMPLETE"  # a hub whose run did not finish
+    NOT_RUN = "NOT RUN"  # collate: a target it comes `after` is not GREEN, so it was not run
 
     def __str__(self) -> str:
         return self.value
@@ -44,6 +46,7 @@ class HubFiles:
     RUN, ENVIRONMENT, MANIFEST = "run.json", "environment.json", "manifest.json"
     SUMMARY, BLOCKER, INCOMPLETE = "summary.md", "blocker.log", "INCOMPLETE"
     VERDICTS, JUNIT, FIGURES = "verdicts", "junit.xml", "figures"
+    NOX_REPORT = "nox-report.json"  # nox's own --report of the run: a hub file like any other
     UNLISTED = (MANIFEST, INCOMPLETE)  # never listed in a manifest: itself and the in-progress marker
 
     @staticmethod
@@ -51,7 +54,7 @@ class HubFiles:
         return f"{HubFiles.VERDICTS}/{target}.json"
 
 
-class SchemaError(ValueError):
+class SchemaError(UserError, ValueError):
     """A hub file is unreadable or lacks a required field; the message names the file."""
 
 
@@ -185,6 +188,9 @@ class VerdictRecord:
     record: dict[str, Any] | None = None
     provenance: Provenance = field(default_factory=Provenance)
     derived_from: str | None = None  # e.g. "hand-made log": read from a hub the harness did not make
+    device: str = "cpu"
+    log_sha256: str | None = None  # the seal: what the harness wrote into the log (harness/logframe.py)
+    log_bytes: int | None = None
 
     SCHEMA = "evidence-verdict/2"
 
@@ -237,6 +243,18 @@ class PlanRef:
 
 
 @dataclass(frozen=True)
+class ProjectId:
+    """A project's identity: its history's root commit and origin URL; `name` (its folder) is information only."""
+
+    root: str | None = None
+    origin: str | None = None
+    name: str | None = None
+
+    def describe(self) -> str:
+        return f"root commit {(self.root or 'unknown')[:12]}" + (f", origin {self.origin}" if self.origin else "")
+
+
+@dataclass(frozen=True)
 class RunRecord(_HubRecord):
     """`run.json`: what a run started from. Paths are relative to the project root."""
 
@@ -246,11 +264,14 @@ class RunRecord(_HubRecord):
     artifacts: str
     git: GitState
     created_utc: str | None = None
-    targets: tuple[str, ...] | None = None  # None: open to whatever nox sessions add
+    targets: tuple[str, ...] = ()  # the targets this run selected: its verdict covers these
     project_root: str | None = None  # informational: no reader needs it
     project_commit: str | None = None
     commit_source: str = "git"  # git | --project-commit | unknown
     production: tuple[str, ...] = ("src",)
+    project_id: ProjectId = field(default_factory=ProjectId)
+    python: str | None = None  # the evidence interpreter every target of the run uses
+    part: bool = False  # one target run alone to be merged with others (`harness merge`)
 
     SCHEMA, FILE = "evidence-run/2", HubFiles.RUN
 

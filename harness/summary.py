@@ -8,13 +8,12 @@ risk, how to reproduce. Links are relative to the hub, so the hub reads anywhere
 
 from __future__ import annotations
 
-import os
 import shlex
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-from harness.collation import Collation, TargetResult, changed_files
+from harness.collate import Collation, TargetResult, changed_files
 from harness.fsio import atomic_write_bytes
 from harness.reporting import fmt_duration, md_table
 from harness.risks import BLOCKER, dataset_notes, derive_risks
@@ -159,13 +158,6 @@ def render_blocker(c: Collation) -> str:
                          ("validate", list(c.validation_problems)), ("unreadable verdict records", list(c.record_errors))):
         out += [f"== {title} ==", *items, ""] if items else []
     return "\n".join(out)
-
-
-def publish_step_summary(c: Collation) -> None:
-    """Append summary.md to `$GITHUB_STEP_SUMMARY` when CI sets it (GitHub renders it on the run's page)."""
-    if os.environ.get("GITHUB_STEP_SUMMARY"):
-        with open(os.environ["GITHUB_STEP_SUMMARY"], "a", encoding="utf-8") as handle:
-            handle.write((c.hub.path / HubFiles.SUMMARY).read_text(encoding="utf-8") + "\n")
 
 
 def write_junit(c: Collation) -> Path:

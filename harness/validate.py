@@ -8,21 +8,20 @@ checked when present and otherwise reported as "not present here" unless `--requ
 
 from __future__ import annotations
 
-import argparse
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from harness.context import HOME, project_root_of, resolve_plan
-from harness.fsio import sha256_file
-from harness.handmade import DERIVED, read_handmade
-from harness.hubview import HubUnreadable
+from harness.fsio import inside, sha256_file
 from harness.plan import load_plan
 from harness.reporting import emit, fmt_bytes
-from harness.schema import FileEntry, HubFiles, Manifest, SchemaError, Verdict, VerdictRecord
+from harness.logframe import read_frame, seal_problem
+from harness.schema import FileEntry, HubFiles, Manifest, RunRecord, SchemaError, Verdict, VerdictRecord
 
-NOT_FINISHED = (str(Verdict.MISSING), str(Verdict.INTERRUPTED))
+NOT_FINISHED = (str(Verdict.MISSING), str(Verdict.INTERRUPTED), str(Verdict.NOT_RUN))
+
 
 
 @dataclass
@@ -54,8 +53,11 @@ def _check_entries(entries: tuple[FileEntry, ...], root: Path | None, result: Va
                    on_absent: Callable[[FileEntry], None]) -> None:
     """Every listed file found under `root` must have its recorded size and sha256; `on_absent` gets the others."""
     for entry in entries:
-        path = root / entry.path if root is not None else None
-        if entry.missing:
+        path = inside(root, entry.path) if root is not None else None
+        if root is not None and path is None:
+            result.problems.append(f"{entry.path}: leads outside {root} (an absolute path, '..' or a symlink); "
+                                   "a hub may name only files inside itself or its project")
+        elif entry.missing:
             result.problems.append(f"{entry.path}: was already missing when the hub was collated")
         elif path is None or not path.is_file():
             on_absent(entry)
@@ -65,12 +67,12 @@ def _check_entries(entries: tuple[FileEntry, ...], root: Path | None, result: Va
             result.problems.append(f"{entry.path}: content changed (sha256 differs from manifest.json)")
 
 
-def _check_external(hub: Path, m: Manifest, mode: str, result: ValidationResult) -> None:
-    """Bulky files outside the hub: hashed when present; absent ones summed up, or problems if required."""
+def _check_external(hub: Path, m: Manifest, mode: str, result: ValidationResult, project: Path | None) -> None:
+    """Bulky files outside the hub (in its project): hashed when present; absent ones summed up, or problems."""
     if mode == "hub-only" or not m.external:
         return
     absent: list[FileEntry] = []
-    _check_entries(m.external, project_root_of(hub, m.hub), result, absent.append)
+    _check_entries(m.external, project or project_root_of(hub, m.hub) or hub / "(no project)", result, absent.append)
     if absent:
         size = fmt_bytes(sum(e.bytes or 0 for e in absent))
         text = f"{len(absent)} file(s) outside the hub, {size}, not present here (e.g. {absent[0].path})"
@@ -81,8 +83,12 @@ def _check_external(hub: Path, m: Manifest, mode: str, result: ValidationResult)
 
 
 def _expected_targets(m: Manifest, hub: Path, home: Path, result: ValidationResult) -> list[tuple[str, str | None, str | None]]:
-    """(name, log, verdict) of every target that must be in the hub: the plan's, when it is unchanged."""
+    """(name, log, verdict) of every target that must be in the hub: the plan's that the run selected."""
     listed = {t.name: (t.name, t.log, t.verdict) for t in m.targets}
+    try:
+        selected = set(RunRecord.load(hub).targets) or None
+    except (OSError, SchemaError):
+        selected = None  # reported by the file checks
     plan_path = resolve_plan(m.plan.path, home, project_root_of(hub, m.hub)) if m.plan.path else None
     if plan_path is None or not plan_path.is_file():
         result.warnings.append(f"{m.plan.path}: plan file not found here; checking the targets the manifest lists")
@@ -95,6 +101,7 @@ def _expected_targets(m: Manifest, hub: Path, home: Path, result: ValidationResu
     except (ValueError, OSError) as exc:
         result.warnings.append(f"{m.plan.path}: plan does not load ({exc}); checking the targets the manifest lists")
         return list(listed.values())
+    planned = tuple(t for t in planned if selected is None or t.name in selected)
     for t in planned:
         if t.name not in listed:
             result.problems.append(f"manifest.json: plan target {t.name!r} is not listed (manifest edited by hand?)")
@@ -106,26 +113,26 @@ def _check_hub_files(hub: Path, m: Manifest, expected: list[tuple[str, str | Non
     listed = {e.path: e for e in m.files}
     _check_entries(m.files, hub, result, lambda e: result.problems.append(
         f"{e.path}: missing (listed in manifest.json with {e.bytes} bytes)"))
-    unselected = {t.name for t in m.targets if t.reason == "not selected in this run"}
     required: dict[str, tuple[str | None, str | None]] = {HubFiles.SUMMARY: (None, None), HubFiles.RUN: (None, None)}
     for name, log, verdict in expected:
         required |= {rel: (name, verdict) for rel in [HubFiles.verdict(name)] + ([log] if log else [])}
     for rel, (name, verdict) in required.items():
-        path = hub / rel
+        path = inside(hub, rel) or hub / "(outside the hub)"
         if not path.is_file() and rel not in listed:
             message = f"{rel}: expected file missing"
             if verdict in NOT_FINISHED:  # honest about it: the run failed, the hub is not damaged
-                why = "not selected in this run" if name in unselected else "not finished"
-                result.not_green(message + f" (its target is recorded as {why})")
+                result.not_green(message + f" (its target is recorded as {verdict})")
             else:
                 result.problems.append(message)
         elif path.is_file() and path.stat().st_size == 0:
             result.problems.append(f"{rel}: expected file is empty")
         elif path.is_file() and rel not in listed:
             result.problems.append(f"{rel}: expected file not listed in manifest.json")
-    for path in sorted(p for p in hub.rglob("*") if p.is_file()):
+    for path in sorted(hub.rglob("*")):
         rel = path.relative_to(hub).as_posix()
-        if rel not in HubFiles.UNLISTED and rel not in listed and rel not in required:
+        if path.is_symlink():
+            result.problems.append(f"{rel}: a symlink inside the hub (never followed: a hub holds its own files)")
+        elif path.is_file() and rel not in HubFiles.UNLISTED and rel not in listed and rel not in required:
             result.problems.append(f"{rel}: in the hub but not listed in manifest.json (added after collate?)")
 
 
@@ -147,7 +154,7 @@ def _check_verdicts(hub: Path, m: Manifest, expected: list[tuple[str, str | None
                 result.problems.append(f"manifest.json: target {name!r} is {verdict} but {HubFiles.verdict(name)} "
                                        f"says {record.verdict} (manifest edited by hand?)")
     green = bool(expected) and all(v == Verdict.GREEN for v in verdict_of.values()) and m.complete \
-        and not any(m.src_changes.values()) and not m.partial_run
+        and not any(m.src_changes.values())
     if m.overall_verdict != Verdict.GREEN:
         result.not_green(f"manifest.json: overall verdict is {m.overall_verdict}, not GREEN")
     elif not green:
@@ -158,7 +165,6 @@ def _check_verdicts(hub: Path, m: Manifest, expected: list[tuple[str, str | None
                                    f"{entry.target!r} is {verdict_of[entry.target]}")
 
 
-_FOOTER = re.compile(r"^# verdict: (\S+) - ")
 _SUMMARY = re.compile(r"^\*\*Overall verdict: (\S+)\*\*")
 
 
@@ -169,34 +175,45 @@ def _check_story(hub: Path, m: Manifest, expected: list[tuple[str, str | None, s
     (A forger who rewrites every file consistently is caught only by rerunning: `reproduce`.)
     """
     for name, log, _ in expected:
-        record_path, log_path = hub / HubFiles.verdict(name), hub / str(log)
-        if not (log and record_path.is_file() and log_path.is_file()):
+        record_path, log_path = inside(hub, HubFiles.verdict(name)), inside(hub, str(log))
+        if not (record_path and log_path and record_path.is_file() and log_path.is_file()):
             continue
-        footer = [m_.group(1) for line in log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-8:]
-                  if (m_ := _FOOTER.match(line))]
         try:
-            recorded = VerdictRecord.load(record_path).verdict
+            record = VerdictRecord.load(record_path)
         except SchemaError:
             continue
-        if footer and footer[-1] != recorded:
-            result.problems.append(f"{HubFiles.verdict(name)}: says {recorded} but {log} ends with verdict {footer[-1]} "
+        if record.log_sha256 and not log_path.is_symlink():  # a harness-made log: sealed, framed
+            broken = seal_problem(log_path, record.log_sha256, record.log_bytes)
+            if broken:
+                result.problems.append(broken)
+                continue
+        footer = read_frame(log_path).verdict if not log_path.is_symlink() else None
+        if footer and footer != record.verdict:
+            result.problems.append(f"{HubFiles.verdict(name)}: says {record.verdict} but {log} ends with verdict {footer} "
                                    "(a record edited by hand?)")
     summary = hub / HubFiles.SUMMARY
-    said = [m_.group(1) for line in summary.read_text(encoding="utf-8", errors="replace").splitlines()[:8]
-            if (m_ := _SUMMARY.match(line))] if summary.is_file() else []
+    said = [m_.group(1) for line in _head(summary, 8) if (m_ := _SUMMARY.match(line))] \
+        if summary.is_file() and not summary.is_symlink() else []
     if said and said[0] != m.overall_verdict:
         result.problems.append(f"{HubFiles.SUMMARY}: says {said[0]} but manifest.json says {m.overall_verdict} "
                                "(edited by hand?)")
     junit = hub / HubFiles.JUNIT
-    if junit.is_file():
-        failures = re.search(r'failures="(\d+)"', junit.read_text(encoding="utf-8", errors="replace"))
+    if junit.is_file() and not junit.is_symlink():
+        failures = re.search(r'failures="(\d+)"', "".join(_head(junit, 4)))
         bad = sum(v != Verdict.GREEN for _, _, v in expected) + (m.overall_verdict != Verdict.GREEN)
         if failures and int(failures.group(1)) != bad:
             result.problems.append(f"{HubFiles.JUNIT}: counts {failures.group(1)} failure(s), the manifest {bad} "
                                    "(edited by hand?)")
 
 
-def validate(hub: str | Path, *, mode: str = "default", ignore_incomplete: bool = False, home: Path = HOME) -> ValidationResult:
+def _head(path: Path, lines: int) -> list[str]:
+    """The first lines of a file, read in bounded memory."""
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        return [line[:4096] for _, line in zip(range(lines), handle)]
+
+
+def validate(hub: str | Path, *, mode: str = "default", ignore_incomplete: bool = False, home: Path = HOME,
+             project: Path | None = None) -> ValidationResult:
     """Re-check a collated hub; every problem names a path and what is wrong with it.
 
     `mode`: "default" (absent external files are a warning), "require" (a problem) or
@@ -225,7 +242,7 @@ def validate(hub: str | Path, *, mode: str = "default", ignore_incomplete: bool 
     result.manifest = m
     expected = _expected_targets(m, hub, home, result)
     _check_hub_files(hub, m, expected, result)
-    _check_external(hub, m, mode, result)
+    _check_external(hub, m, mode, result, project)
     _check_verdicts(hub, m, expected, result)
     _check_story(hub, m, expected, result)
     return result
@@ -236,18 +253,11 @@ def integrity_problems(hub: Path) -> list[str]:
     return validate(hub, mode="hub-only", ignore_incomplete=True).integrity_problems
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.description = "Re-check a collated hub: every file present with its recorded size and sha256, all GREEN."
-    parser.add_argument("hub", type=Path, help="hub folder (holds manifest.json)")
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument("--require-artifacts", action="store_true",
-                       help="bulky files outside the hub (git-ignored artifacts/) must be present too")
-    group.add_argument("--hub-only", action="store_true", help="check only the files inside the hub")
-    parser.add_argument("--format", choices=("text", "json"), default="text")
-
-
 def handmade_report(hub: Path, fmt: str) -> int:
     """A teammate's hand-made hub: nothing to check its bytes against, so show what its logs say."""
+    from harness.handmade import DERIVED, read_handmade
+    from harness.hubview import HubUnreadable
+
     try:
         view = read_handmade(hub)
     except HubUnreadable as exc:
@@ -262,20 +272,3 @@ def handmade_report(hub: Path, fmt: str) -> int:
                            "targets": {n: {"verdict": str(r.verdict), "reason": r.reason} for n, r in view.verdicts.items()},
                            "problems": list(view.notes)}, "\n".join(lines))
     return 0 if ok else 1
-
-
-def main(args: argparse.Namespace) -> int:
-    """Exit 0 when valid, 1 when problems were found, 2 when the hub has no readable manifest."""
-    hub = Path(args.hub).expanduser()
-    if hub.is_dir() and not (hub / HubFiles.MANIFEST).exists() and not (hub / HubFiles.RUN).exists():
-        return handmade_report(hub.resolve(), args.format)
-    mode = "require" if args.require_artifacts else "hub-only" if args.hub_only else "default"
-    result = validate(args.hub, mode=mode)
-    code = 0 if result.ok else 2 if result.unreadable else 1
-    n = len(result.manifest.files) + len(result.manifest.external) if result.manifest else 0
-    status = f"valid ({n} files, overall GREEN)" if result.ok else f"INVALID ({len(result.problems)} problem(s))"
-    lines = [f"warning: {w}" for w in result.warnings] + [f"problem: {p}" for p in result.problems]
-    emit(args.format, "validate", {"hub": str(result.hub), "valid": result.ok, "problems": result.problems,
-                                   "warnings": result.warnings, "exit_code": code},
-         "\n".join(lines + [f"{result.hub}: {status}"]))
-    return code

@@ -59,11 +59,11 @@ def load_outcomes(path: Path) -> PytestOutcomes | None:
 
 
 def pytest_verdict(outcomes: PytestOutcomes | None, exit_code: int | None, timed_out: bool,
-                   cuda_available: bool | None) -> tuple[Verdict, str]:
-    """(verdict, one-sentence reason) of a pytest target."""
+                   cuda_available: bool | None, *, hidden: bool = True) -> tuple[Verdict, str]:
+    """(verdict, one-sentence reason) of a pytest target; `hidden`: the GPU must have been hidden (a CPU target)."""
     if timed_out:
         return Verdict.TIMEOUT, "killed at the target's wall-clock limit before pytest finished"
-    if cuda_available or (outcomes and outcomes.cuda_available):
+    if hidden and (cuda_available or (outcomes and outcomes.cuda_available)):
         return Verdict.RED, "torch.cuda.is_available() was True in the child: the GPU was not hidden"
     if outcomes is None:
         why = _EXIT_MEANING.get(exit_code, "pytest failed to start or was killed")

@@ -11,7 +11,7 @@ import pytest
 from factory import (DATA_SHA, FIXTURE, LOGS, SELECTORS, collated, context, git, make_hub, section,
                      table_rows, with_git, with_record, with_runtime)
 
-from harness.collation import Collation, build_collation
+from harness.collate import Collation, build_collation
 from harness.context import RunContext
 from harness.hub import open_hub
 from harness.reporting import fmt_duration
