@@ -30,7 +30,8 @@ PLAN = load_plan(ROOT / (os.environ.get("EVIDENCE_PLAN") or DEFAULT_PLAN))  # re
 LISTING = {"-l", "--list", "--list-sessions", "--json", "--usage", "-h", "--help", "--version"}
 CPU_ENV = {"CUDA_VISIBLE_DEVICES": "", "OMP_WAIT_POLICY": "PASSIVE"}  # GPU hidden; idle threads sleep
 
-if "EVIDENCE_DRIVER" not in os.environ and not LISTING & {a.split("=")[0] for a in sys.argv[1:]}:
+RUN_BY_NOX = __name__ == "user_nox_module"  # what nox names the noxfile it loads (not an import by a test)
+if RUN_BY_NOX and "EVIDENCE_DRIVER" not in os.environ and not LISTING & {a.split("=")[0] for a in sys.argv[1:]}:
     harness_python = str(tools.ensure_tools(ROOT))
     os.execv(harness_python, [harness_python, "-m", "harness", "pipeline", "--nox", sys.executable, "--", *sys.argv[1:]])
 

@@ -117,7 +117,7 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     else:
         names = tuple(args.targets or (t.name for t in ctx.plan.targets))
         sessions = [ctx.plan.target(n).session for n in names]
-        targets = names if args.no_dependencies or not args.targets else \
+        targets = names if args.no_dependencies or args.part or not args.targets else \
             pl.selected_targets(ctx, nox, ["-s", *sessions])
         nox_args = ["-s", *sessions] + (["--no-dependencies"] if args.no_dependencies or args.part else [])
         ledger = not args.no_ledger and len(targets) == len(ctx.plan.targets) and not args.part

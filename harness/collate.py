@@ -194,7 +194,7 @@ def build_collation(ctx: RunContext, hub: Hub, *, interrupted: bool = False,
     records, errors = load_verdicts(hub.path)
     unknown = [n for n in hub.selected if n not in {t.name for t in ctx.plan.targets}]
     if unknown:
-        raise ValueError(f"{hub.path / HubFiles.RUN}: selects {unknown}, which {ctx.plan_label} does not have")
+        raise UserError(f"{hub.path / HubFiles.RUN}: selects {unknown}, which {ctx.plan_label} does not have")
     done: dict[str, TargetResult] = {}
     for t in ctx.plan.targets:
         if t.name in hub.selected:
@@ -261,7 +261,9 @@ def collate(ctx: RunContext, hub: Hub, *, ledger: bool = True, interrupted: bool
                         overall_reason=f"validate found {len(check.problems)} problem(s): {'; '.join(check.problems)}.")
             blocker = _write_hub_files(c)
     update, note, code = None, "ledger skipped (--no-ledger)", 0 if c.green else 1
-    if ledger:
+    if c.partial_run:
+        note = f"ledger untouched: a partial hub ({len(c.targets)} of {len(ctx.plan.targets)} targets) never marks it"
+    elif ledger:
         try:
             update, note = _writers()[0].apply_ledger(c, blocker)
         except (ValueError, OSError) as exc:

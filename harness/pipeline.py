@@ -21,12 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from harness import UserError
 from harness.collate import CollateResult, collate
 from harness.context import HUB_ENV, PLAN_ENV, PROJECT_ENV, RunContext
 from harness.envs import ensure_env
 from harness.hub import Hub, create_hub
 from harness.provenance import probe_cuda, probe_versions
-from harness.runner import _die_with_parent, child_env
+from harness.runner import child_env, die_with_parent
 from harness.schema import HubFiles
 
 DRIVER_ENV = "EVIDENCE_DRIVER"  # set for the nox the driver runs: its noxfile must not hand over again
@@ -63,7 +64,7 @@ def parse_jobs(value: str | int | None) -> int:
     except ValueError:
         jobs = 0
     if jobs < 1:
-        raise ValueError(f"--jobs {value!r}: pass a positive number of targets to run at once, or 'auto'")
+        raise UserError(f"--jobs {value!r}: pass a positive number of targets to run at once, or 'auto'")
     return jobs
 
 
@@ -75,7 +76,7 @@ def selected_targets(ctx: RunContext, nox: list[str], args: list[str]) -> tuple[
     try:
         names = {s["name"] for s in json.loads(done.stdout.strip().splitlines()[-1])}
     except (ValueError, IndexError, KeyError, TypeError):
-        raise ValueError(f"nox could not list the sessions of `nox {' '.join(args)}`:\n{done.stderr.strip()}") from None
+        raise UserError(f"nox could not list the sessions of `nox {' '.join(args)}`:\n{done.stderr.strip()}") from None
     return tuple(t.name for t in ctx.plan.targets if t.session in names)
 
 
@@ -98,8 +99,17 @@ def execute(ctx: RunContext, hub: Hub, *, nox: list[str], args: list[str], jobs:
     if jobs is not None:  # make's JOBS (default: every core); a plain nox keeps its own -j
         env["NOX_PARALLEL"] = str(jobs)
     argv = [*nox, *args, "--report", str(hub.path / HubFiles.NOX_REPORT)]
-    proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=output or sys.stdout, cwd=ctx.home,
-                            start_new_session=True, preexec_fn=_die_with_parent)
+    output = output or sys.stdout
+    try:
+        sink = output.fileno()
+    except (AttributeError, OSError, ValueError):  # not a real file (e.g. captured): relay nox's lines
+        sink = subprocess.PIPE
+    proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT, cwd=ctx.home,
+                            text=True, start_new_session=True, preexec_fn=die_with_parent)
+    relay = threading.Thread(target=lambda: [output.write(line) for line in proc.stdout], daemon=True) \
+        if proc.stdout else None
+    if relay:
+        relay.start()
     stopped: list[int] = []
 
     def forward(signum: int, frame: object) -> None:
@@ -115,6 +125,8 @@ def execute(ctx: RunContext, hub: Hub, *, nox: list[str], args: list[str], jobs:
             signal.signal(sig, forward)
     try:
         status = proc.wait()
+        if relay:
+            relay.join(timeout=10)
         probe.join(timeout=130)
     finally:
         for sig, handler in previous.items():
@@ -128,9 +140,9 @@ def start(ctx: RunContext, *, targets: tuple[str, ...], hub: str | Path | None, 
           log: TextIO | None) -> Hub:
     """The evidence venv (built before nox, so parallel sessions never race to build it) and a new hub."""
     if not targets:
-        raise ValueError("no plan target is selected: name one (e.g. -s cli_smoke_gs2) or run `nox -l`")
+        raise UserError("no plan target is selected: name one (e.g. -s cli_smoke_gs2) or run `nox -l`")
     if part and len(targets) != 1:
-        raise ValueError(f"a part holds one target run alone; {len(targets)} are selected ({', '.join(targets)})")
+        raise UserError(f"a part holds one target run alone; {len(targets)} are selected ({', '.join(targets)})")
     python = ensure_env(ctx, log=(lambda line: print(f"pipeline: {line}", file=log, flush=True)) if log else
                         (lambda line: None))
     return create_hub(ctx, targets=targets, explicit=hub, python=str(python), part=part)

@@ -51,7 +51,7 @@ class ChildResult:
     marked_line: str | None = None
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the child: SIGKILL when the harness process dies, however it dies (Linux prctl PR_SET_PDEATHSIG)."""
     try:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
@@ -83,7 +83,7 @@ def run_child(argv: list[str], *, env: dict[str, str], cwd: Path, limit: float, 
     try:
         proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, text=True, errors="replace", bufsize=1,
-                                start_new_session=True, preexec_fn=_die_with_parent)
+                                start_new_session=True, preexec_fn=die_with_parent)
     except OSError as exc:
         log.write(f"could not start {argv[0]!r}: {exc}\n")
         return ChildResult(None, False)

@@ -19,6 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
+from harness import logframe
 from harness.collate import collate
 from harness.context import HOME, RunContext
 from harness.hub import Hub, create_hub, open_hub
@@ -140,13 +141,23 @@ def record(ctx: RunContext, hub: Hub, name: str, verdict: Verdict = Verdict.GREE
 
 
 def log_text(ctx: RunContext, name: str, verdict: Verdict = Verdict.GREEN) -> str:
+    """A log framed as the runner frames it (harness/logframe.py): header, output, footer."""
     what = ctx.plan.target(name).selector or "train"
-    lines = [f"# command: pytest {what}", 'CUDA_VISIBLE_DEVICES=""']
+    lines = ['CUDA_VISIBLE_DEVICES=""']
     lines += [f"{what} PASSED", "1 passed in 11.00s"] if verdict == Verdict.GREEN else \
         [f"{what} FAILED", "E   AssertionError: boom", "1 failed in 11.00s"]
     if name == "smoke":
-        lines.insert(2, "train.py:40: DeprecationWarning: --device is deprecated; use --accelerator")
-    return "\n".join(lines) + "\n"
+        lines.insert(1, "train.py:40: DeprecationWarning: --device is deprecated; use --accelerator")
+    header = logframe.frame([f"{logframe.FIRST} target {name}", f"command: pytest {what}", logframe.OUTPUT])
+    footer = logframe.frame([logframe.END, "exit_code: 0", f"verdict: {verdict} - factory"])
+    return header + "\n".join(lines) + "\n" + footer
+
+
+def write_log(path: Path, text: str) -> Callable[[VerdictRecord], VerdictRecord]:
+    """Write a log and return the change that seals its record with the log's bytes, as the runner does."""
+    path.write_text(text)
+    data = path.read_bytes()
+    return lambda r: replace(r, log_sha256=hashlib.sha256(data).hexdigest(), log_bytes=len(data))
 
 
 def make_hub(ctx: RunContext, verdicts: dict[str, Verdict] | None = None, *, timestamp: str = TIMESTAMP,
@@ -162,15 +173,21 @@ def make_hub(ctx: RunContext, verdicts: dict[str, Verdict] | None = None, *, tim
         if name in partial:
             (hub.path / f"{log}.partial").write_text(text[: len(text) // 2])
             continue
-        if name not in no_log:
-            (hub.path / log).write_text(text)
-        rec = (change or {}).get(name, lambda r: r)(record(ctx, hub, name, verdict))
+        seal = write_log(hub.path / log, text) if name not in no_log else (lambda r: r)
+        rec = (change or {}).get(name, lambda r: r)(seal(record(ctx, hub, name, verdict)))
         for out in rec.outputs:
             ctx.path(out["path"]).parent.mkdir(parents=True, exist_ok=True)
             ctx.path(out["path"]).write_bytes(b"PK\x05\x06zip")
         if name not in no_record:
             rec.write(hub.verdict_path(name))
     return hub.path
+
+
+def cli(*argv: str | Path) -> int:
+    """`python -m harness ...` in this process (the one command-line layer, harness/__main__.py)."""
+    from harness.__main__ import main
+
+    return main([str(a) for a in argv])
 
 
 def collated(ctx: RunContext, *args: Any, **kwargs: Any) -> Path:
@@ -253,8 +270,8 @@ def fill_hub(ctx: RunContext, hub: Hub, verdicts: dict[str, Verdict] | None = No
     """Write what the runner would (log, outputs, record) for each target of a hub that create_hub made."""
     for name in hub.run.targets or tuple(t.name for t in ctx.plan.targets):
         verdict = (verdicts or {}).get(name, Verdict.GREEN)
-        (hub.path / ctx.plan.target(name).log).write_text(log_text(ctx, name, verdict))
-        rec = (change or {}).get(name, lambda r: r)(record(ctx, hub, name, verdict))
+        seal = write_log(hub.path / ctx.plan.target(name).log, log_text(ctx, name, verdict))
+        rec = (change or {}).get(name, lambda r: r)(seal(record(ctx, hub, name, verdict)))
         for out in rec.outputs:
             ctx.path(out["path"]).parent.mkdir(parents=True, exist_ok=True)
             ctx.path(out["path"]).write_bytes(b"PK\x05\x06zip")

@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from factory import cli
 from factory import (FIX_PLAN, LOGS, PLAN, PLAN_MD, SELECTORS, attempts, collated, context, git, make_hub,
                      make_project, row_state, section, table_rows, with_git)
 
@@ -22,9 +23,7 @@ ATTEMPT = "Attempt #35"  # the ledger baseline's next attempt
 
 
 def run_main(hub: Path, *extra: str) -> int:
-    parser = argparse.ArgumentParser()
-    collate_mod.add_arguments(parser)
-    return collate_mod.main(parser.parse_args([str(hub), *extra]))
+    return cli("collate", hub, *extra)
 
 
 def collate(ctx: RunContext, hub: Path, *, ledger: bool = True) -> collate_mod.CollateResult:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
+from factory import cli
 
 from factory import (DATA_SHA, FIXTURE, PLAN, PLAN_TOML, collated, context, edit, make_project, recollate, with_record,
                      with_runtime)
@@ -35,9 +36,7 @@ Change = Callable[[VerdictRecord], VerdictRecord]
 
 
 def run_compare(*argv: str | Path) -> int:
-    parser = argparse.ArgumentParser()
-    compare.add_arguments(parser)
-    return compare.main(parser.parse_args([str(a) for a in argv]))
+    return cli("compare", *argv)
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from factory import cli
 
 from harness import pipeline
 from harness.schema import HubFiles, Manifest
@@ -73,9 +74,7 @@ def foreign(tmp_path: Path, monkeypatch) -> tuple[Path, Path]:
 def test_a_foreign_checkout_is_judged_target_by_target(foreign, capsys):
     checkout, plan = foreign
     before = plan.read_bytes()
-    parser = argparse.ArgumentParser()
-    pipeline.add_arguments(parser)
-    code = pipeline.main(parser.parse_args(["--project", str(checkout), "--plan", str(plan)]))
+    code = cli("pipeline", "--project", checkout, "--plan", plan)
     out = capsys.readouterr().out.strip().splitlines()
     assert code == 1 and out[-1] == "verdict: RED", out
     hub = checkout / out[-2].removeprefix("hub: ")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
+from factory import cli
 
 from factory import REAL_PLAN, collated, context, make_project, make_real_project, recollate, with_record
 from harness import comparereport as compare
@@ -138,9 +139,7 @@ def harness_hub(tmp_path: Path) -> Path:
 
 
 def run_compare(*argv: str | Path) -> int:
-    parser = argparse.ArgumentParser()
-    compare.add_arguments(parser)
-    return compare.main(parser.parse_args([str(a) for a in argv]))
+    return cli("compare", *argv)
 
 
 def compared(capsys, *argv: str | Path) -> tuple[int, dict]:
@@ -302,9 +301,7 @@ def test_validate_reads_a_hand_made_hub_whose_green_log_holds_a_pass_and_a_skip(
     two = (HEADER + "collecting ... collected 2 items\n\n" + f"{NODEIDS[BUNDLE]} PASSED [ 50%]\n"
            + f"{NODEIDS[BUNDLE]}_again SKIPPED (CUDA not available) [100%]\n\n" + banner("1 passed, 1 skipped in 0.9s") + "\n")
     hub = handmade({BUNDLE: two})
-    parser = argparse.ArgumentParser()
-    validate_cmd.add_arguments(parser)
-    assert validate_cmd.main(parser.parse_args([str(hub), "--hub-only"])) == 1
+    assert cli("validate", hub, "--hub-only") == 1
     out = capsys.readouterr().out
     assert "hand-made hub (no manifest" in out and "bundle_loader: RED - 1 passed but 1 skipped" in out, out
     assert "problem: summary.md line 3 claims" in out, "the summary's 'All four GREEN' is an over-claim"

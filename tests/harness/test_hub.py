@@ -1,4 +1,4 @@
-"""Hubs: timestamped, never overwritten, with run.json written through the schema; one hub per nox invocation."""
+"""Hubs: timestamped, never overwritten, with run.json (selected targets, identity) written through the schema."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from harness.context import HOME, RunContext
 from harness.fsio import atomic_write_json, atomic_write_text, HubWriteError
-from harness.hub import HubExistsError, create_hub, invocation_hub, new_timestamp, open_hub, reopen_for_target
+from harness.hub import HubExistsError, create_hub, new_timestamp, open_hub
 from harness.plan import load_plan
 from harness.schema import HubFiles, RunRecord
 
@@ -25,8 +25,8 @@ def test_timestamp_is_the_seeds_form():
 
 
 def test_same_second_gets_a_suffix_and_never_reuses_a_folder(ctx):
-    first = create_hub(ctx, timestamp="2025-10-20T111500Z")
-    second = create_hub(ctx, timestamp="2025-10-20T111500Z")
+    first = create_hub(ctx, targets=("ok",), timestamp="2025-10-20T111500Z")
+    second = create_hub(ctx, targets=("ok",), timestamp="2025-10-20T111500Z")
     assert first.timestamp == "2025-10-20T111500Z" and second.timestamp == "2025-10-20T111500Z-2"
     assert first.path != second.path and first.artifacts != second.artifacts
 
@@ -36,12 +36,12 @@ def test_explicit_existing_hub_is_refused_and_left_alone(ctx, project):
     existing.mkdir()
     (existing / "keep.log").write_text("precious")
     with pytest.raises(HubExistsError, match="exists already; a hub is never overwritten"):
-        create_hub(ctx, explicit=existing)
+        create_hub(ctx, targets=("ok",), explicit=existing)
     assert (existing / "keep.log").read_text() == "precious" and not (existing / HubFiles.RUN).exists()
 
 
 def test_explicit_new_hub_is_created(ctx, project):
-    hub = create_hub(ctx, timestamp="2025-10-20T111500Z", explicit="elsewhere/hub")
+    hub = create_hub(ctx, targets=("ok",), timestamp="2025-10-20T111500Z", explicit="elsewhere/hub")
     assert hub.path == project / "elsewhere/hub" and (hub.path / HubFiles.INCOMPLETE).is_file()
     assert hub.artifacts == project / "artifacts/2025-10-20T111500Z"
 
@@ -58,7 +58,7 @@ def test_run_json_outside_git_says_the_commit_is_unknown(ctx, project):
 
 
 def test_project_commit_is_recorded_for_a_checkout_without_git(ctx):
-    hub = create_hub(RunContext(ctx.home, ctx.project, ctx.plan, project_commit="712c23f3"))
+    hub = create_hub(RunContext(ctx.home, ctx.project, ctx.plan, project_commit="712c23f3"), targets=("ok",))
     assert (hub.run.project_commit, hub.run.commit_source) == ("712c23f3", "--project-commit")
 
 
@@ -71,11 +71,11 @@ def test_run_json_records_dirty_tracked_files_and_production_changes(ctx, projec
     git("init", "-q")
     git("add", "-A")
     git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
-    clean = create_hub(ctx).run
+    clean = create_hub(ctx, targets=("ok",)).run
     assert len(clean.git.sha) == 40 and clean.git.dirty is False and clean.commit_source == "git"
     (project / "src" / "mod.py").write_text("x = 2\n")
     (project / "src" / "new.py").write_text("")
-    dirty = create_hub(ctx).run.git
+    dirty = create_hub(ctx, targets=("ok",)).run.git
     assert dirty.dirty is True and dirty.dirty_files == ("src/mod.py",)
     assert dirty.production_changed == ("src/mod.py", "src/new.py")
 
@@ -85,32 +85,23 @@ def test_open_hub_refuses_a_plain_folder(ctx, project):
         open_hub(project, ctx)
 
 
-def test_sessions_of_one_invocation_share_one_hub(ctx, tmp_path):
-    home = RunContext(tmp_path / "home", ctx.project, ctx.plan)
-    first = invocation_hub(home, "abc")
-    assert invocation_hub(home, "abc") == first
-    assert invocation_hub(home, "other").path != first.path
-
-
-def test_reopening_a_collated_hub_needs_it_intact(ctx):
-    hub = create_hub(ctx)
-    (hub.path / HubFiles.INCOMPLETE).unlink()
-    (hub.path / HubFiles.MANIFEST).write_text("{}")  # a manifest of another format: not intact
-    with pytest.raises(HubExistsError, match="no longer matches its manifest"):
-        reopen_for_target(hub, ctx.plan.target("ok"))
-    fixed = create_hub(ctx, targets=("other",))
-    with pytest.raises(HubExistsError, match="cannot join it"):
-        reopen_for_target(fixed, ctx.plan.target("ok"))
-
-
 def test_a_target_that_already_ran_is_refused_without_touching_the_hub(ctx):
-    hub = create_hub(ctx)
+    from harness.runner import run_target
+
+    hub = create_hub(ctx, targets=("ok",))
     (hub.path / "ok.log").write_text("ran\n")
-    (hub.path / HubFiles.INCOMPLETE).unlink()
     before = sorted(p.name for p in hub.path.iterdir())
-    with pytest.raises(HubExistsError, match="already ran in this hub"):
-        reopen_for_target(hub, ctx.plan.target("ok"))
+    with pytest.raises(FileExistsError, match="already ran in this hub"):
+        run_target(ctx, hub, ctx.plan.target("ok"), threads=1)
     assert sorted(p.name for p in hub.path.iterdir()) == before, "a refused target must leave the hub as it was"
+
+
+def test_a_hub_whose_artifacts_leave_the_project_is_refused(ctx):
+    hub = create_hub(ctx, targets=("ok",))
+    data = json.loads((hub.path / HubFiles.RUN).read_text())
+    atomic_write_json(hub.path / HubFiles.RUN, {**data, "artifacts": "../../elsewhere"})
+    with pytest.raises(ValueError, match="lie outside the project"):
+        open_hub(hub.path, ctx)
 
 
 def test_atomic_writes_leave_no_temp_files(tmp_path):

@@ -11,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from factory import cli
 from factory import collated, context, edit, make_project, recollate, with_runtime
 from PIL import Image
 
@@ -123,31 +124,26 @@ def test_environment_drift_names_the_packages_that_changed(two):
 
 
 def run_compare(*argv) -> int:
-    parser = argparse.ArgumentParser()
-    comparereport.add_arguments(parser)
-    return comparereport.main(parser.parse_args([str(a) for a in argv]))
+    return cli("compare", *argv)
 
 
 def test_every_command_speaks_the_same_json(two, tmp_path, project, write_plan, targets, monkeypatch, capsys):
     """pipeline, run-target, collate, validate, compare: one object each, same envelope; reproduce has its own test."""
     ctx, a, b = two
 
-    def call(module, *argv) -> dict:
-        parser = argparse.ArgumentParser()
-        module.add_arguments(parser)
-        module.main(parser.parse_args([str(x) for x in argv]))
+    def call(command, *argv) -> dict:
+        cli(command, *argv)
         out = capsys.readouterr().out
         payload = json.loads(out)
         assert payload["schema"] == "evidence-cli/1" and isinstance(payload["exit_code"], int), payload
         return payload
 
-    assert call(validate, a, "--format", "json")["valid"] is True
-    assert call(comparereport, a, b, "--format", "json")["result"] == "AGREE"
-    assert call(collate_cmd, a, "--no-ledger", "--format", "json")["verdict"] == "GREEN"
+    assert call("validate", a, "--format", "json")["valid"] is True
+    assert call("compare", a, b, "--format", "json")["result"] == "AGREE"
+    assert call("collate", a, "--no-ledger", "--format", "json")["verdict"] == "GREEN"
     monkeypatch.setenv("EVIDENCE_PYTHON", sys.executable)
     plan = write_plan([targets.pytest("ok", "tests/test_synthetic.py::test_pass")])
-    assert call(runner, "--target", "ok", "--plan", plan, "--project", project, "--format", "json")["verdict"] == "GREEN"
-    piped = call(pipeline, "--plan", plan, "--project", project, "--format", "json")
+    piped = call("pipeline", "--plan", plan, "--project", project, "--format", "json")
     assert [t["name"] for t in piped["targets"]] == ["ok"] and piped["hub"].startswith("reports/")
 
 
@@ -156,9 +152,7 @@ def test_collate_appends_the_summary_for_github(two, tmp_path, monkeypatch, caps
     page = tmp_path / "step_summary.md"
     page.write_text("earlier step\n")
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(page))
-    parser = argparse.ArgumentParser()
-    collate_cmd.add_arguments(parser)
-    collate_cmd.main(parser.parse_args([str(a), "--no-ledger"]))
+    cli("collate", a, "--no-ledger")
     text = page.read_text()
     assert text.startswith("earlier step\n") and "**Overall verdict: GREEN**" in text
 

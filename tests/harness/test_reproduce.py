@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, TextIO
 
 import pytest
+from factory import cli
 
 from factory import LOGS, PLAN_TOML, collated, context, fill_hub, make_project, with_record
 from harness import envs, pipeline, reproduce
@@ -107,9 +108,7 @@ def fake_run(monkeypatch) -> FakeRun:
 
 
 def run(root: Path, *argv: str | Path) -> int:
-    parser = argparse.ArgumentParser()
-    reproduce.add_arguments(parser)
-    return reproduce.main(parser.parse_args(["--project", str(root), *map(str, argv)]))
+    return cli("reproduce", "--project", root, *argv)
 
 
 # --------------------------------------------------------------------------- a rerun that agrees, or not

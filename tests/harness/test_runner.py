@@ -16,8 +16,8 @@ from harness.context import HOME, RunContext
 from harness.hub import create_hub
 from harness.plan import load_plan
 from harness.provenance import probe_versions
-from harness.runner import RunSetup, child_env, run_target
-from harness.schema import HubFiles, Verdict, VerdictRecord
+from harness.runner import child_env, run_target, share_threads
+from harness.schema import EnvironmentRecord, HubFiles, Verdict, VerdictRecord
 
 SYN = "tests/test_synthetic.py"
 
@@ -28,15 +28,21 @@ def environment():
     return probe_versions(sys.executable, dict(os.environ), Path.cwd())
 
 
+def hub_with(ctx: RunContext, environment: EnvironmentRecord, cuda: bool | None = False):
+    """A run's hub as the driver leaves it for its targets: run.json, and environment.json with the GPU probe."""
+    hub = create_hub(ctx, targets=tuple(t.name for t in ctx.plan.targets), python=sys.executable)
+    replace(environment, runtime=replace(environment.runtime, cuda_available=cuda)).write(hub.path)
+    return hub
+
+
 @pytest.fixture
 def one(project, write_plan, environment):
     """Run a single synthetic target: one(target_dict) -> (record, log text)."""
 
     def go(target: dict, cuda: bool | None = False) -> tuple[VerdictRecord, str]:
         ctx = RunContext(HOME, project, load_plan(write_plan([target])))
-        hub = create_hub(ctx)
-        setup = RunSetup(ctx, hub, sys.executable, environment, lambda: cuda)
-        record = run_target(setup, ctx.plan.target(target["name"]))
+        hub = hub_with(ctx, environment, cuda)
+        record = run_target(ctx, hub, ctx.plan.target(target["name"]), threads=1)
         assert VerdictRecord.load(hub.verdict_path(target["name"])) == record
         return record, (hub.path / target["log"]).read_text()
 
@@ -113,7 +119,7 @@ def test_hanging_command_is_killed_with_its_children(one, targets):
 
 
 def test_hang_that_ignores_sigterm_is_killed(one, targets, monkeypatch):
-    monkeypatch.setattr("harness.process.KILL_GRACE_S", 0.5)  # SIGKILL follows SIGTERM after this grace
+    monkeypatch.setattr("harness.runner.KILL_GRACE_S", 0.5)  # SIGKILL follows SIGTERM after this grace
     code = ("import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
             "signal.pthread_sigmask(signal.SIG_BLOCK, {{signal.SIGALRM}}); print('deaf', flush=True); time.sleep(60)")
     t0 = time.monotonic()
@@ -150,12 +156,27 @@ def test_a_visible_gpu_is_red(one, targets, kind):
 def test_child_env_is_deterministic_and_keeps_the_checkout_off_sys_path(project, write_plan):
     plan = load_plan(write_plan([{"name": "x", "session": "x", "kind": "command", "argv": ["true"],
                                    "log": "x.log", "timeout": 1, "description": "d"}]))
-    env = child_env(RunContext(HOME, project, plan), base={"PATH": "/bin", "CUDA_VISIBLE_DEVICES": "0",
-                                                           "EVIDENCE_HUB": "x"})
+    env = child_env(RunContext(HOME, project, plan), 1, base={"PATH": "/bin", "CUDA_VISIBLE_DEVICES": "0",
+                                                              "EVIDENCE_HUB": "x", "PYTHONPATH": "/home", "NOX_X": "1"})
     assert env == {"PATH": "/bin", "CUDA_VISIBLE_DEVICES": "", "PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1",
                    "MKL_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE", "PYTHONSAFEPATH": "1",
                    "PYTHONUNBUFFERED": "1"}
-    assert child_env(RunContext(HOME, project, plan), threads=3, base={})["OMP_NUM_THREADS"] == "3"
+    assert child_env(RunContext(HOME, project, plan), 3, base={})["OMP_NUM_THREADS"] == "3"
+    assert "CUDA_VISIBLE_DEVICES" not in child_env(RunContext(HOME, project, plan), 1, "cuda", base={})
+
+
+def test_threads_are_shared_by_the_targets_that_can_run_side_by_side(project, write_plan, targets):
+    from conftest import plan_text
+
+    (project / "wide.toml").write_text(plan_text([targets.command("a", "1"), targets.command("b", "1", after=["a"]),
+                                                  targets.command("c", "1", after=["a"]),
+                                                  targets.command("d", "1", after=["b", "c"])], threads=4))
+    plan = load_plan(project / "wide.toml")
+    ctx = RunContext(HOME, project, plan)
+    every = ("a", "b", "c", "d")
+    assert [share_threads(ctx, every, plan.target(n), jobs=2) for n in every] == [4, 2, 2, 4]
+    assert share_threads(ctx, every, plan.target("b"), jobs=1) == 4, "one job at a time: every thread"
+    assert share_threads(ctx, ("b",), plan.target("b"), jobs=2) == 4, "run alone: every thread"
 
 
 def test_command_sees_no_project_root_on_sys_path(one, targets, project):
@@ -218,30 +239,47 @@ def test_log_has_provenance_and_lands_only_in_the_hub(one, targets, project):
 
 def test_a_target_never_reruns_into_the_same_hub(project, write_plan, targets, environment):
     ctx = RunContext(HOME, project, load_plan(write_plan([targets.pytest("ok", f"{SYN}::test_pass")])))
-    setup = RunSetup(ctx, create_hub(ctx), sys.executable, environment, lambda: False)
-    run_target(setup, ctx.plan.target("ok"))
+    hub = hub_with(ctx, environment)
+    run_target(ctx, hub, ctx.plan.target("ok"), threads=1)
     with pytest.raises(FileExistsError, match="already ran in this hub"):
-        run_target(setup, ctx.plan.target("ok"))
+        run_target(ctx, hub, ctx.plan.target("ok"), threads=1)
 
 
 def test_pytest_target_without_pytest_timeout_is_a_clear_error(project, write_plan, targets, environment):
     ctx = RunContext(HOME, project, load_plan(write_plan([targets.pytest("ok", f"{SYN}::test_pass")])))
     bare = replace(environment, packages={k: v for k, v in environment.packages.items() if k != "pytest-timeout"})
-    with pytest.raises(RuntimeError, match="pytest-timeout not installed in the evidence venv"):
-        run_target(RunSetup(ctx, create_hub(ctx), sys.executable, bare), ctx.plan.target("ok"))
+    with pytest.raises(RuntimeError, match="pytest and pytest-timeout must be installed in the evidence venv"):
+        run_target(ctx, hub_with(ctx, bare), ctx.plan.target("ok"), threads=1)
 
 
-def test_run_target_cli_exit_codes(project, write_plan, targets, monkeypatch):
-    """End to end through `python -m harness run-target` (the venv step sees this interpreter's venv)."""
+def test_run_target_cli_exit_codes(project, write_plan, targets, environment, monkeypatch):
+    """End to end through `python -m harness run-target`, in a hub the driver made ($EVIDENCE_HUB)."""
     plan = write_plan([targets.pytest("ok", f"{SYN}::test_pass"), targets.pytest("bad", f"{SYN}::test_fail")])
     ctx = RunContext(HOME, project, load_plan(plan))
-    hub = create_hub(ctx)
-    monkeypatch.setenv("EVIDENCE_PYTHON", sys.executable)
-    cli = [sys.executable, "-m", "harness", "run-target", "--plan", str(plan), "--hub", str(hub.path),
-           "--project", str(project)]
-    runs = {name: subprocess.run([*cli, "--target", name], capture_output=True, text=True, cwd=project)
-            for name in ("ok", "bad", "nope")}
+    hub = hub_with(ctx, environment)
+    env = {**os.environ, "EVIDENCE_HUB": str(hub.path), "EVIDENCE_PLAN": str(plan), "EVIDENCE_PROJECT": str(project),
+           "PYTHONPATH": str(HOME)}
+    runs = {name: subprocess.run([sys.executable, "-m", "harness", "run-target", name], capture_output=True, text=True,
+                                 cwd=project, env=env) for name in ("ok", "bad", "nope")}
     assert [runs[n].returncode for n in ("ok", "bad", "nope")] == [0, 1, 2], {n: r.stderr for n, r in runs.items()}
-    assert "[ok] GREEN" in runs["ok"].stdout and runs["ok"].stdout.rstrip().endswith(f"hub: {ctx.rel(hub.path)}")
+    assert "[ok] GREEN" in runs["ok"].stdout
     assert "no target 'nope'" in runs["nope"].stderr and "Traceback" not in runs["nope"].stderr
-    assert (hub.path / HubFiles.ENVIRONMENT).is_file(), "the environment is probed once and kept in the hub"
+    alone = subprocess.run([sys.executable, "-m", "harness", "run-target", "ok"], capture_output=True, text=True,
+                           cwd=project, env={k: v for k, v in env.items() if k != "EVIDENCE_HUB"})
+    assert alone.returncode == 2 and "runs inside a run's hub" in alone.stderr
+
+
+def test_a_cuda_target_where_no_gpu_is_visible_is_blocked_before_it_runs(one, targets, project, monkeypatch):
+    monkeypatch.setattr("harness.runner.gpu_visible", lambda: False)
+    marker = project / "ran.txt"
+    record, log = one(targets.command("gpu", f"open({str(marker)!r}, 'w').write('ran')", device="cuda"))
+    assert record.verdict == Verdict.BLOCKED and "needs a CUDA GPU" in record.reason and not marker.exists()
+    assert "device cuda" in log and "(GPU target)" in log
+
+
+def test_a_cuda_target_with_a_gpu_runs_without_the_gpu_hidden(one, targets, monkeypatch):
+    monkeypatch.setattr("harness.runner.gpu_visible", lambda: True)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    code = "import os; print('CVD=[%s]' % os.environ.get('CUDA_VISIBLE_DEVICES'))"
+    record, log = one(targets.command("gpu", code, device="cuda"), cuda=True)
+    assert record.verdict == Verdict.GREEN and "CVD=[0]" in log, record.reason

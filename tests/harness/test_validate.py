@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from factory import cli
 from dataclasses import replace
 
 from factory import LOGS, PLAN_TOML, TIMESTAMP, collated, make_hub, recollate
@@ -36,9 +37,7 @@ def green_hub(ctx: RunContext) -> Path:
 
 
 def run_validate(hub: Path, *extra: str) -> int:
-    parser = argparse.ArgumentParser()
-    validate_mod.add_arguments(parser)
-    return validate_mod.main(parser.parse_args([str(hub), *extra]))
+    return cli("validate", hub, *extra)
 
 
 def sha256(path: Path) -> str:
