@@ -8,7 +8,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 TOOLS := .venv-tools
 TOOLS_PY := $(TOOLS)/bin/python
 NOX := $(TOOLS)/bin/nox
-HARNESS := PYTHONPATH=$(CURDIR) $(TOOLS_PY) -m harness
+HARNESS := $(TOOLS_PY) -m harness  # make runs recipes here: -m finds harness/ without PYTHONPATH
 # The run context, passed on to nox sessions through the environment.
 export EVIDENCE_PROJECT := $(PROJECT)
 export EVIDENCE_PLAN := $(PLAN)

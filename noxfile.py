@@ -37,8 +37,9 @@ if RUN_BY_NOX and "EVIDENCE_DRIVER" not in os.environ and not LISTING & {a.split
 
 
 def _harness(session: nox.Session, *args: str, silent: bool = False) -> str:
-    return str(session.run(str(tools.ensure_tools(ROOT)), "-m", "harness", *args, external=True, silent=silent,
-                           env={"PYTHONPATH": str(ROOT)}))
+    # nox runs sessions in this file's folder, so `-m harness` finds the harness without PYTHONPATH
+    # (which the targets inherit: the harness home must not land on their sys.path).
+    return str(session.run(str(tools.ensure_tools(ROOT)), "-m", "harness", *args, external=True, silent=silent))
 
 
 def _target_session(name: str) -> None:

@@ -17,7 +17,9 @@ from harness.comparereport import render_json, render_table, report_unreadable
 from harness.context import HOME, make_context, resolve_plan
 from harness.hubread import read_hub
 from harness.hubview import HubUnreadable, HubView, hash_tree
-from harness.pipeline import execute, nox_command, parse_jobs, start
+from harness.envs import ensure_env
+from harness.hub import create_hub
+from harness.pipeline import execute, nox_command, parse_jobs
 from harness.plan import load_plan
 
 
@@ -65,7 +67,8 @@ def reproduce(from_hub: Path, *, project: Path | None, plan: Path | None, projec
     workers = parse_jobs(jobs)
     names = tuple(t.name for t in ctx.plan.targets)
     with contextlib.redirect_stdout(echo):
-        new = start(ctx, targets=names, hub=hub, part=False, log=echo)
+        python = ensure_env(ctx, log=lambda line: print(f"reproduce: {line}", flush=True))
+        new = create_hub(ctx, targets=names, explicit=hub, python=str(python))
         print(f"reproduce: rerunning {ctx.plan_label} into {ctx.rel(new.path)}", flush=True)
         run = execute(ctx, new, nox=nox_command(home=ctx.home), args=["-s", *(t.session for t in ctx.plan.targets)],
                       jobs=workers, verbose=False, ledger=ledger, output=echo)

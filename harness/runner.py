@@ -117,7 +117,7 @@ def run_child(argv: list[str], *, env: dict[str, str], cwd: Path, limit: float, 
 def child_env(ctx: RunContext, threads: int, device: str = "cpu", base: dict[str, str] | None = None) -> dict[str, str]:
     """A target's environment: GPU hidden (unless it is a CUDA target), seed and threads fixed, checkout off sys.path."""
     env = {k: v for k, v in (os.environ if base is None else base).items()
-           if k not in (HUB_ENV, "PYTHONPATH") and not k.startswith("NOX")}
+           if k != HUB_ENV and not k.startswith("NOX")}
     env.update({"PYTHONHASHSEED": str(ctx.plan.environment.seed), "OMP_NUM_THREADS": str(threads),
                 "MKL_NUM_THREADS": str(threads), "PYTHONSAFEPATH": "1", "PYTHONUNBUFFERED": "1",
                 # Idle OpenMP threads sleep instead of spinning: on a shared 2-core machine spinning made
@@ -244,7 +244,7 @@ def run_target(ctx: RunContext, hub: Hub, target: Target, *, threads: int,
         raise RuntimeError(f"pytest and pytest-timeout must be installed in the evidence venv ({python}); "
                            "add them to the plan's [project] install steps")
     env = child_env(ctx, threads, target.device)
-    env["PYTHONPATH"] = str(PLUGIN_DIR)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PLUGIN_DIR), env.get("PYTHONPATH")]))
     argv = build_argv(target, ctx, hub, python)
     prov = Provenance(git_state(ctx.project, ctx.plan.project.production), environment.runtime,
                       ctx.plan.environment.seed, threads)

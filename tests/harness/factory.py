@@ -200,7 +200,11 @@ def collated(ctx: RunContext, *args: Any, **kwargs: Any) -> Path:
 def edit(ctx: RunContext, hub: Path, name: str, change: Callable[[VerdictRecord], VerdictRecord]) -> None:
     """Change one verdict record of a collated hub and collate it again (as if the run had said so)."""
     path = hub / HubFiles.verdict(name)
-    change(VerdictRecord.load(path)).write(path)
+    old = VerdictRecord.load(path)
+    new = change(old)
+    if new.verdict != old.verdict:  # the runner would have written that verdict into the log's footer too
+        new = write_log(hub / new.log, log_text(ctx, name, new.verdict))(new)
+    new.write(path)
     recollate(ctx, hub)
 
 

@@ -9,8 +9,8 @@ real pipeline is exercised by `make reproduce` (docs/reproduce.md).
 
 from __future__ import annotations
 
-import argparse
 import inspect
+import os
 import json
 import shutil
 import sys
@@ -58,15 +58,16 @@ class FakeRun:
         self.damage: Callable[[Path], None] | None = None
         self.calls: list[dict[str, Any]] = []
 
-    def __call__(self, ctx: RunContext, hub: Hub, python: str, *, jobs: int, verbose: bool, ledger: bool,
-                 progress: TextIO | None = None) -> PipelineRun:
-        self.calls.append({"ctx": ctx, "hub": hub, "python": python, "jobs": jobs, "verbose": verbose, "ledger": ledger,
-                           "progress": progress})
-        print(PROGRESS, file=progress or sys.stdout, flush=True)
+    def __call__(self, ctx: RunContext, hub: Hub, *, nox: list[str], args: list[str], jobs: int | None, verbose: bool,
+                 ledger: bool, output: TextIO | None = None) -> PipelineRun:
+        self.calls.append({"ctx": ctx, "hub": hub, "python": hub.run.python, "jobs": jobs, "verbose": verbose,
+                           "ledger": ledger, "args": args})
+        print(PROGRESS, file=output or sys.stdout, flush=True)
         fill_hub(ctx, hub, change=self.change)
         if self.damage is not None:
             self.damage(hub.path)
-        return PipelineRun(collate(ctx, hub, ledger=ledger), interrupted=(hub.path / f"{LOGS[SMOKE]}.partial").exists())
+        interrupted = (hub.path / f"{LOGS[SMOKE]}.partial").exists()
+        return PipelineRun(collate(ctx, hub, ledger=ledger, interrupted=interrupted), interrupted, 0)
 
 
 def _shape(parameters: inspect.Signature) -> list[tuple[str, Any, Any]]:
@@ -128,7 +129,8 @@ def test_the_rerun_uses_the_recorded_plan_the_env_python_and_a_new_hub(root, tea
     assert (ctx.project, ctx.plan.path) == (root, root / PLAN_TOML), "the rerun must use the plan the hub records"
     [call] = fake_run.calls
     assert {k: call[k] for k in ("python", "jobs", "verbose", "ledger")} == \
-        {"python": str(PYTHON), "jobs": 2, "verbose": False, "ledger": False}
+        {"python": str(PYTHON), "jobs": os.cpu_count(), "verbose": False, "ledger": False}
+    assert call["args"] == ["-s", "unit", "integration", SMOKE], "the rerun runs every target through nox"
     hub = call["hub"]
     assert hub.path.parent.parent == root / "plans/active/ADR-003-BACKEND-API/reports", f"not a fresh hub: {hub.path}"
     assert hub.run.targets == ("unit", "integration", SMOKE)

@@ -157,7 +157,7 @@ def test_child_env_is_deterministic_and_keeps_the_checkout_off_sys_path(project,
     plan = load_plan(write_plan([{"name": "x", "session": "x", "kind": "command", "argv": ["true"],
                                    "log": "x.log", "timeout": 1, "description": "d"}]))
     env = child_env(RunContext(HOME, project, plan), 1, base={"PATH": "/bin", "CUDA_VISIBLE_DEVICES": "0",
-                                                              "EVIDENCE_HUB": "x", "PYTHONPATH": "/home", "NOX_X": "1"})
+                                                              "EVIDENCE_HUB": "x", "NOX_X": "1"})
     assert env == {"PATH": "/bin", "CUDA_VISIBLE_DEVICES": "", "PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1",
                    "MKL_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE", "PYTHONSAFEPATH": "1",
                    "PYTHONUNBUFFERED": "1"}
