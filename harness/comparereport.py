@@ -13,6 +13,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from harness import UserError
 from harness.compare import AGREE, DISAGREE, HASH_CHECKS, WARN, Comparison, Finding, compare_hubs, resolve_tolerance
 from harness.context import resolve_plan
 from harness.fsio import atomic_write_text
@@ -131,7 +132,7 @@ def compare_paths(path_a: Path, path_b: Path, *, plan: Path | None, fmt: str, ou
     result = compare_hubs(hubs[0], hubs[1], tol, source)
     out = output.expanduser().resolve() if output else Path.cwd() / "comparison.md"
     if any(out.is_relative_to(hub.path) for hub in hubs):
-        raise ValueError(f"--output {output} is inside a hub; hubs are never written to: pick another file")
+        raise UserError(f"--output {output} is inside a hub; hubs are never written to: pick another file")
     text = {"json": render_json, "md": lambda r: render_md(r, out)}.get(fmt, render_table)(result)
     if output:
         atomic_write_text(out, text + "\n")

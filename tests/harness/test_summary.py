@@ -65,14 +65,14 @@ def test_targets_table_gives_verdict_counts_duration_log_and_reason(ctx: RunCont
 def test_red_summary_names_the_blocker(ctx: RunContext) -> None:
     hub = collated(ctx, {"integration": Verdict.RED}, no_record=("smoke",))
     text = summary(hub)
-    assert "**Overall verdict: RED** — 2/3 targets not GREEN (integration RED, smoke MISSING)" in text
+    assert "**Overall verdict: RED** — 2/3 targets not GREEN (integration RED, smoke NOT RUN)" in text
     assert f"[{HubFiles.BLOCKER}]({HubFiles.BLOCKER})" in text, "a blocked hub's summary must link blocker.log"
     rows = targets_table(text)
     assert rows["integration"][1:3] == ["**RED**", "0 / 1 / 0"], rows["integration"]
-    assert rows["smoke"][1:3] == ["**MISSING**", "—"], rows["smoke"]
+    assert rows["smoke"][1:3] == ["**NOT RUN**", "—"], rows["smoke"]
     risks = section(text, "Remaining risks")
     assert "- **Blocker:** `integration` is RED: 1 failed: AssertionError: boom" in risks, risks
-    assert "- **Blocker:** `smoke` is MISSING: no verdict record" in risks, risks
+    assert "- **Blocker:** `smoke` is NOT RUN: not run: integration was RED" in risks, risks
     assert "## CLI smoke" not in text, "a smoke target without a record has no CLI smoke table"
 
 
