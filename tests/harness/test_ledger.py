@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import codecs
+import errno
+import os
 import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -9,6 +12,7 @@ from pathlib import Path
 import pytest
 from factory import FIX_PLAN, LEDGER_BASELINE, PLAN, PLAN_MD, context, make_hub, make_project
 
+from harness.collate import collate
 from harness.collation import build_collation
 from harness.context import HOME
 from harness.hub import open_hub
@@ -152,7 +156,7 @@ def test_recording_a_hub_again_changes_nothing(ledger_root: Path) -> None:
 @pytest.mark.parametrize(("absent", "named"), [(FIX_PLAN, "fix plan"), (PLAN_MD, "plan file")])
 def test_missing_ledger_file_is_named_and_not_created(ledger_root: Path, absent: str, named: str) -> None:
     (ledger_root / absent).unlink()
-    with pytest.raises(FileNotFoundError, match=f"{Path(absent).name}: {named} named by"):
+    with pytest.raises(LedgerError, match=f"^{named} {absent} not found in .*; create it or pass --no-ledger$"):
         record(ledger_root, HUB_A, green=True)
     assert not (ledger_root / absent).exists(), f"record_attempt must not create {absent}"
 
@@ -172,6 +176,103 @@ def test_the_lock_file_sits_beside_the_fix_plan(ledger_root: Path) -> None:
         "the filelock must lock a file beside the fix plan (atomic writes replace the fix plan's inode)"
 
 
+def ledger_bytes(root: Path) -> dict[str, bytes]:
+    return {rel: (root / rel).read_bytes() for rel in (PLAN_MD, FIX_PLAN)}
+
+
+@pytest.mark.parametrize(("newline", "bom"), [("\r\n", b""), ("\r\n", codecs.BOM_UTF8), ("\n", codecs.BOM_UTF8)],
+                         ids=["crlf", "crlf-bom", "lf-bom"])
+def test_each_file_keeps_its_line_endings_and_bom(ledger_root: Path, tmp_path: Path, newline: str, bom: bytes) -> None:
+    """Only the row and the new attempt change, in the file's own line ending (a CRLF plan was once rewritten whole)."""
+    reference = tmp_path / "reference"  # the same update on LF files without BOM
+    for rel, text in ((PLAN_MD, TABLE), (FIX_PLAN, FIX)):
+        (reference / rel).parent.mkdir(parents=True, exist_ok=True)
+        (reference / rel).write_bytes(text.encode())
+        (ledger_root / rel).write_bytes(bom + text.replace("\n", newline).encode())
+    before = ledger_bytes(ledger_root)
+    record(reference, HUB_A, green=True)
+    record(ledger_root, HUB_A, green=True)
+
+    after, expected = ledger_bytes(ledger_root), ledger_bytes(reference)
+    assert after == {rel: bom + data.replace(b"\n", newline.encode()) for rel, data in expected.items()}, after
+    changed = [a for a, b in zip(before[PLAN_MD].split(b"\n"), after[PLAN_MD].split(b"\n")) if a != b]
+    assert changed == [b"| B3 | evidence for B3 | [P] | pending |" + newline.encode()[:-1]], changed
+
+
+def test_a_fix_plan_that_is_not_utf8_is_named(ledger_root: Path) -> None:
+    (ledger_root / FIX_PLAN).write_bytes(FIX.encode("utf-16"))
+    before = ledger_bytes(ledger_root)
+    with pytest.raises(LedgerError, match=f"^{FIX_PLAN}: not UTF-8 \\(byte 0\\); save it as UTF-8"):
+        record(ledger_root, HUB_A, green=True)
+    assert ledger_bytes(ledger_root) == before
+
+
+def refuse_replace(monkeypatch: pytest.MonkeyPatch, error: BaseException, *targets: str, after: int = 0) -> None:
+    """`os.replace` onto any of `targets` fails with `error` (as onto a `chattr +i` file) after `after` successes."""
+    real, calls = os.replace, []
+
+    def replace_(src: str | Path, dst: str | Path) -> None:
+        if Path(dst).name in targets:
+            calls.append(dst)
+            if len(calls) > after:
+                raise error
+        real(src, dst)
+
+    monkeypatch.setattr("harness.fsio.os.replace", replace_)
+
+
+@pytest.mark.parametrize(("failing", "error", "fix"), [
+    (FIX_PLAN, OSError(errno.EPERM, "Operation not permitted"),
+     "fix the permissions (or the immutable flag, `chattr -i`)"),
+    (FIX_PLAN, OSError(errno.ENOSPC, "No space left on device"), "free some disk space"),
+    (PLAN_MD, OSError(errno.EACCES, "Permission denied"), "fix the permissions"),
+], ids=["fix-plan-immutable", "fix-plan-disk-full", "plan-unwritable"])
+def test_the_two_files_change_together_or_not_at_all(ledger_root: Path, monkeypatch: pytest.MonkeyPatch, failing: str,
+                                                     error: OSError, fix: str) -> None:
+    (ledger_root / PLAN_MD).chmod(0o640)
+    before = ledger_bytes(ledger_root)
+    refuse_replace(monkeypatch, error, Path(failing).name)
+    with pytest.raises(LedgerError) as raised:
+        record(ledger_root, HUB_A, green=True)
+    other = PLAN_MD if failing == FIX_PLAN else FIX_PLAN
+    assert str(raised.value) == (f"cannot write {failing} ({os.strerror(error.errno)}); {other} left unchanged; {fix} "
+                                 f"and rerun `python -m harness collate {HUB_A}`"), raised.value
+    assert ledger_bytes(ledger_root) == before, "a failed ledger update must leave both files byte for byte"
+    assert (ledger_root / PLAN_MD).stat().st_mode & 0o777 == 0o640, "the plan put back keeps its permissions"
+    assert not list(ledger_root.rglob("*.tmp")), "no temporary file may be left behind"
+
+
+def test_an_interrupt_between_the_two_writes_puts_the_plan_back(ledger_root: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    before = ledger_bytes(ledger_root)
+    refuse_replace(monkeypatch, KeyboardInterrupt(), Path(FIX_PLAN).name)
+    with pytest.raises(KeyboardInterrupt):
+        record(ledger_root, HUB_A, green=True)
+    assert ledger_bytes(ledger_root) == before
+
+
+def test_a_plan_that_cannot_be_put_back_is_named(ledger_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    refuse_replace(monkeypatch, OSError(errno.EIO, "Input/output error"), Path(FIX_PLAN).name, Path(PLAN_MD).name,
+                   after=1)  # the plan's write succeeds, the fix plan's and the plan's restore fail
+    with pytest.raises(LedgerError, match=f"^cannot write {FIX_PLAN} \\(Input/output error\\) nor put {PLAN_MD} back "
+                                          f"\\(Input/output error\\): {PLAN_MD} holds the new text; undo that by hand"):
+        record(ledger_root, HUB_A, green=True)
+
+
+def test_collate_says_what_happened_to_the_ledger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The collate line for a fix plan that cannot be written (was: B3 [x], no attempt, "nothing was changed")."""
+    root = make_project(tmp_path / "proj")
+    ctx = context(root)
+    before = ledger_bytes(root)
+    refuse_replace(monkeypatch, OSError(errno.EPERM, "Operation not permitted"), Path(FIX_PLAN).name)
+    result = collate(ctx, open_hub(make_hub(ctx), ctx))
+    hub_rel = result.collation.hub_rel
+    assert result.ledger_note == (f"ledger NOT updated: cannot write {FIX_PLAN} (Operation not permitted); {PLAN_MD} "
+                                  "left unchanged; fix the permissions (or the immutable flag, `chattr -i`) and rerun "
+                                  f"`python -m harness collate {hub_rel}`"), result.ledger_note
+    assert result.exit_code != 0 and ledger_bytes(root) == before
+
+
 # --------------------------------------------------------------------------- apply_ledger (collate's step)
 
 def absent_ledger_plan(*absent: str) -> str:
@@ -188,10 +289,7 @@ NO_LEDGER_TABLE = PLAN.split("[ledger]")[0] + "[[targets]]" + PLAN.split("[[targ
     (PLAN, {"partial": ("smoke",)}, "ledger untouched: the run was interrupted"),
     (PLAN, {"targets": ("unit",)}, "ledger untouched: this run selected only part of the plan"),
     (NO_LEDGER_TABLE, {}, "has no complete [ledger] table"),
-    (absent_ledger_plan(PLAN_MD), {}, f"ledger untouched: {PLAN_MD}.absent not found in"),
-    (absent_ledger_plan(FIX_PLAN), {}, f"ledger untouched: {FIX_PLAN}.absent not found in"),
-    (absent_ledger_plan(PLAN_MD, FIX_PLAN), {}, f"ledger untouched: {PLAN_MD}.absent, {FIX_PLAN}.absent not found in"),
-], ids=["interrupted", "partial", "no-ledger-table", "no-plan-file", "no-fix-plan", "neither"])
+], ids=["interrupted", "partial", "no-ledger-table"])
 def test_apply_ledger_leaves_the_ledger_alone_with_one_line(tmp_path: Path, plan: str, hub: dict, note: str) -> None:
     root = make_project(tmp_path / "proj", plan)
     ctx = context(root)
@@ -203,7 +301,27 @@ def test_apply_ledger_leaves_the_ledger_alone_with_one_line(tmp_path: Path, plan
     assert update is None and note in text, f"expected no update and a note containing {note!r}, got {text!r}"
     assert "\n" not in text, f"the note must be one line: {text!r}"
     assert {p: p.read_bytes() for p in before} == before, "the ledger files must be left as they were"
-    assert not list(root.rglob("*.absent")), "apply_ledger must never create a missing ledger file"
+
+
+@pytest.mark.parametrize(("absent", "directory", "named"), [
+    ((PLAN_MD,), False, f"plan file {PLAN_MD}.absent not found in "),
+    ((FIX_PLAN,), False, f"fix plan {FIX_PLAN}.absent not found in "),
+    ((PLAN_MD, FIX_PLAN), False, f"plan file {PLAN_MD}.absent and fix plan {FIX_PLAN}.absent not found in "),
+    ((FIX_PLAN,), True, f"fix plan {FIX_PLAN}.absent (a directory is in its place) not found in "),
+], ids=["no-plan-file", "no-fix-plan", "neither", "fix-plan-is-a-directory"])
+def test_apply_ledger_refuses_a_missing_ledger_file(tmp_path: Path, absent: tuple[str, ...], directory: bool,
+                                                    named: str) -> None:
+    """With the ledger on, an absent ledger file is an error (exit 0 with "not found" hid a typo in the plan)."""
+    root = make_project(tmp_path / "proj", absent_ledger_plan(*absent))
+    if directory:
+        (root / f"{FIX_PLAN}.absent").mkdir()
+    ctx = context(root)
+    c = build_collation(ctx, open_hub(make_hub(ctx), ctx))
+    with pytest.raises(LedgerError) as raised:
+        apply_ledger(c, None)
+    assert named in str(raised.value) and str(raised.value).endswith(" or pass --no-ledger"), str(raised.value)
+    assert [p.name for p in root.rglob("*.absent")] == (["fix_plan.md.absent"] if directory else []), \
+        "apply_ledger must never create a missing ledger file"
 
 
 def test_apply_ledger_on_a_green_hub_names_row_and_attempt(tmp_path: Path) -> None:
