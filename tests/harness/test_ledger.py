@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from factory import FIX_PLAN, LEDGER_BASELINE, PLAN, PLAN_MD, context, make_hub, make_project
+from factory import FIX_PLAN, LEDGER_BASELINE, PLAN, PLAN_MD, context, make_hub, make_project, md_links
 
 from harness.collate import collate
 from harness.collation import build_collation
@@ -174,6 +174,16 @@ def test_the_lock_file_sits_beside_the_fix_plan(ledger_root: Path) -> None:
     record(ledger_root, HUB_A, green=True)
     assert (ledger_root / FIX_PLAN).with_name(f".{Path(FIX_PLAN).name}.lock").exists(), \
         "the filelock must lock a file beside the fix plan (atomic writes replace the fix plan's inode)"
+
+
+def test_attempt_links_resolve_for_a_hub_path_with_spaces(ledger_root: Path) -> None:
+    hub = "plans/active/ADR-003-BACKEND-API/reports/T1 (retry)/my hub"
+    record(ledger_root, hub, green=False)
+    for rel, names in ((PLAN_MD, ["blocker.log"]), (FIX_PLAN, ["summary.md", "blocker.log", "a.log"])):
+        doc = ledger_root / rel
+        links = [(text, (doc.parent / target).resolve()) for text, target in md_links(doc.read_text())
+                 if "my hub" in target]
+        assert links == [(name, ledger_root / hub / name) for name in names], f"{rel}: {links}"
 
 
 def ledger_bytes(root: Path) -> dict[str, bytes]:
