@@ -163,10 +163,10 @@ class LedgerFile:
 
 def require_files(root: Path, files: dict[str, str]) -> None:
     """Raise `LedgerError` naming each of `files` ({path: what}) that is missing or a directory."""
-    bad = [f"{what} {rel}" + (" (a directory is in its place)" if (root / rel).is_dir() else "")
+    bad = [f"{what} {rel} " + ("is a directory, not a file," if (root / rel).is_dir() else "not found")
            for rel, what in files.items() if not (root / rel).is_file()]
     if bad:
-        raise LedgerError(f"{' and '.join(bad)} not found in {root}; create {'it' if len(bad) == 1 else 'them'} "
+        raise LedgerError(f"{' and '.join(bad)} in {root}; create {'it' if len(bad) == 1 else 'them'} "
                           "or pass --no-ledger")
 
 

@@ -316,8 +316,8 @@ def test_apply_ledger_leaves_the_ledger_alone_with_one_line(tmp_path: Path, plan
 @pytest.mark.parametrize(("absent", "directory", "named"), [
     ((PLAN_MD,), False, f"plan file {PLAN_MD}.absent not found in "),
     ((FIX_PLAN,), False, f"fix plan {FIX_PLAN}.absent not found in "),
-    ((PLAN_MD, FIX_PLAN), False, f"plan file {PLAN_MD}.absent and fix plan {FIX_PLAN}.absent not found in "),
-    ((FIX_PLAN,), True, f"fix plan {FIX_PLAN}.absent (a directory is in its place) not found in "),
+    ((PLAN_MD, FIX_PLAN), False, f"plan file {PLAN_MD}.absent not found and fix plan {FIX_PLAN}.absent not found in "),
+    ((FIX_PLAN,), True, f"fix plan {FIX_PLAN}.absent is a directory, not a file, in "),
 ], ids=["no-plan-file", "no-fix-plan", "neither", "fix-plan-is-a-directory"])
 def test_apply_ledger_refuses_a_missing_ledger_file(tmp_path: Path, absent: tuple[str, ...], directory: bool,
                                                     named: str) -> None:
