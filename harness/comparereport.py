@@ -79,7 +79,7 @@ def render_table(result: Comparison) -> str:
              f"duration_floor_s={t.duration_floor_s:g} ({result.tolerance_source})"]
     for title, status in SECTIONS:
         rows = _rows(result, status)
-        table = md_table(rows, ["target", "check", "A", "B", "detail"], 140, html=True)  # for a terminal
+        table = md_table(rows, ["target", "check", "A", "B", "detail"], 140, terminal=True)
         lines += ["", f"{title} ({len(rows)})"] + ([table] if rows else [])
     return "\n".join(lines + _notes(result) + ["", outcome_line(result)])
 

@@ -121,7 +121,7 @@ def next_attempt_number(text: str, initiative: str | None = None, *, source: str
 
 def append_attempt(text: str, entry: str, initiative: str | None = None, *, source: str = "fix_plan") -> str:
     """Return `text` with `entry` (markdown lines) appended at the end of Attempts History."""
-    newline = line_ending(text)
+    newline = _line_ending(text)
     lines = text.splitlines(keepends=True)
     if lines and not lines[-1].endswith("\n"):
         lines[-1] += newline
@@ -133,7 +133,7 @@ def append_attempt(text: str, entry: str, initiative: str | None = None, *, sour
     return "".join(lines[:end]) + block + "".join(tail)
 
 
-def line_ending(text: str) -> str:
+def _line_ending(text: str) -> str:
     """The line ending of a document's first line (CRLF or LF), for the lines the ledger adds to it."""
     found = re.search(r"\r?\n", text)
     return found.group() if found else "\n"
@@ -161,7 +161,7 @@ class LedgerFile:
         return codecs.BOM_UTF8 * self.raw.startswith(codecs.BOM_UTF8) + text.encode("utf-8")
 
 
-def require_files(root: Path, files: dict[str, str]) -> None:
+def _require_files(root: Path, files: dict[str, str]) -> None:
     """Raise `LedgerError` naming each of `files` ({path: what}) that is missing or a directory."""
     bad = [f"{what} {rel} " + ("is a directory, not a file," if (root / rel).is_dir() else "not found")
            for rel, what in files.items() if not (root / rel).is_file()]
@@ -170,7 +170,7 @@ def require_files(root: Path, files: dict[str, str]) -> None:
                           "or pass --no-ledger")
 
 
-def write_all_or_nothing(changes: list[tuple[LedgerFile, str]], hub_rel: str) -> None:
+def _write_all_or_nothing(changes: list[tuple[LedgerFile, str]], hub_rel: str) -> None:
     """Write each file's new text in turn; if one write fails, put back those already written, byte for byte."""
     for i, (failed, text) in enumerate(changes):
         try:
@@ -233,7 +233,7 @@ def record_attempt(project_root: Path, *, plan_file: str, fix_plan: str, row: st
     Paths are relative to `project_root`. A hub already recorded in the fix plan is skipped entirely.
     """
     plan_path, fix_path = project_root / plan_file, project_root / fix_plan
-    require_files(project_root, {plan_file: "plan file", fix_plan: "fix plan"})
+    _require_files(project_root, {plan_file: "plan file", fix_plan: "fix plan"})
     # Lock a file beside the fix plan, not the plan itself: atomic writes replace its inode.
     with FileLock(str(fix_path.parent / f".{fix_path.name}.lock")):  # each collate gets its own number
         state = STATE_DONE if green else STATE_PENDING
@@ -258,7 +258,7 @@ def record_attempt(project_root: Path, *, plan_file: str, fix_plan: str, row: st
         entry_lines.append(f"  - Row {row} → `{state}`. Evidence: {', '.join(evidence_links)}; logs: {logs}.")
         new_fix = append_attempt(fix_text, "\n".join(entry_lines), initiative, source=str(fix_path))
 
-        write_all_or_nothing([(plan_doc, new_plan), (fix_doc, new_fix)], hub_rel)
+        _write_all_or_nothing([(plan_doc, new_plan), (fix_doc, new_fix)], hub_rel)
         return LedgerUpdate(plan_path, fix_path, row, state, number)
 
 

@@ -145,7 +145,7 @@ def report(run: PipelineRun, fmt: str) -> None:
     emit(fmt, "pipeline", {"hub": c.hub_rel, "verdict": str(c.overall), "interrupted": run.interrupted,
                            "targets": [{"name": r[0], "verdict": r[1], "duration": r[2], "reason": r[3]} for r in rows],
                            "ledger": run.result.ledger_note, "exit_code": run.exit_code},
-         "\n".join(["", md_table(rows, ["target", "verdict", "duration", "reason"], 100, html=True), "",
+         "\n".join(["", md_table(rows, ["target", "verdict", "duration", "reason"], 100, terminal=True), "",
                     run.result.ledger_note, f"hub: {c.hub_rel}", f"verdict: {verdict}"]))
 
 

@@ -52,7 +52,7 @@ class Markdown(str):
 
 _PIPES, _ENTITIES = {"|": "\\|", "\n": " ", "\r": " "}, {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
 _HTML = str.maketrans(_ENTITIES)
-_CELL = {True: str.maketrans(_PIPES), False: str.maketrans({**_PIPES, **_ENTITIES})}  # by `html`
+_CELL = {True: str.maketrans(_PIPES), False: str.maketrans({**_PIPES, **_ENTITIES})}  # by `terminal`
 
 
 def md_text(text: Any) -> str:
@@ -78,25 +78,25 @@ def md_link(text: Any, target: str | Path, image: bool = False) -> Markdown:
     return Markdown(f"{'!' if image else ''}[{label}]({dest})")
 
 
-def cell(value: Any, limit: int = 120, *, html: bool = False) -> str:
-    """A Markdown table cell: None → '—', pipes escaped, line breaks flattened, `<>&` as entities (unless `html`,
-    for a terminal), long text clipped. A `Markdown` value keeps its markup and is never clipped."""
+def cell(value: Any, limit: int = 120, *, terminal: bool = False) -> str:
+    """A Markdown table cell: None → '—', pipes escaped, line breaks flattened, `<>&` as entities (not for a
+    `terminal`), long text clipped. A `Markdown` value keeps its markup and is never clipped."""
     if value is None or value == "":
         return "—"
     if isinstance(value, Markdown):
         return value.translate(_CELL[True])
-    pieces = [ch.translate(_CELL[html]) for ch in str(value)]
+    pieces = [ch.translate(_CELL[terminal]) for ch in str(value)]
     if sum(map(len, pieces)) <= limit:
         return "".join(pieces)
     return "".join(p for p, end in zip(pieces, accumulate(map(len, pieces))) if end < limit) + "…"
 
 
-def md_table(rows: Iterable[Iterable[Any]], headers: list[str], limit: int = 120, *, html: bool = False) -> str:
-    """A GitHub-flavoured table (tabulate) whose cells stay readable; `html=True` keeps `<>&` (terminal output)."""
+def md_table(rows: Iterable[Iterable[Any]], headers: list[str], limit: int = 120, *, terminal: bool = False) -> str:
+    """A GitHub-flavoured table (tabulate) whose cells stay readable; one for a `terminal` keeps `<>&` as they are."""
     from tabulate import tabulate  # imported when rendering: nox imports the harness without it
 
-    return tabulate([[cell(v, limit, html=html) for v in row] for row in rows], headers=headers, tablefmt="github",
-                    disable_numparse=True)
+    return tabulate([[cell(v, limit, terminal=terminal) for v in row] for row in rows], headers=headers,
+                    tablefmt="github", disable_numparse=True)
 
 
 def as_json(command: str, payload: dict[str, Any]) -> str:

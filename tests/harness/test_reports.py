@@ -229,3 +229,10 @@ def test_markdown_report_shows_html_from_a_log_as_text(spaced, tmp_path):
     html = md_html(comparereport.render_md(compare_hubs(read_hub(a), read_hub(b), CompareSpec()), tmp_path / "c.md"))
     assert "<script" not in html and "<img" not in html, html
     assert f"B: {ESCAPED}" in html, html
+
+
+def test_terminal_tables_show_a_log_line_as_it_is(spaced):
+    ctx, a, b = spaced
+    edit(ctx, b, "unit", lambda r: replace(r, verdict=Verdict.RED, reason=SCRIPT))
+    text = comparereport.render_table(compare_hubs(read_hub(a), read_hub(b), CompareSpec()))
+    assert f"B: {SCRIPT}" in text and "&lt;" not in text, text
