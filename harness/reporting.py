@@ -60,12 +60,23 @@ def md_text(text: Any) -> str:
     return text if isinstance(text, Markdown) else str(text).translate(_HTML)
 
 
+def _fence(text: str, shortest: int) -> str:
+    """More backticks than `text` holds in a row: a fence that nothing inside can close."""
+    return "`" * max(shortest, max(map(len, re.findall("`+", text)), default=0) + 1)
+
+
 def md_code(text: Any) -> Markdown:
-    """`text` as a code span, fenced by more backticks than it holds in a row (CommonMark 6.1)."""
+    """`text` as a code span (CommonMark 6.1), whatever backticks it holds."""
     text = str(text).replace("\n", " ")
-    fence = "`" * (max(map(len, re.findall("`+", text)), default=0) + 1)
+    fence = _fence(text, 1)
     pad = " " if "`" in (text[:1], text[-1:]) or (text[:1] == text[-1:] == " " and text.strip()) else ""
     return Markdown(f"{fence}{pad}{text}{pad}{fence}")
+
+
+def md_block(text: Any) -> Markdown:
+    """`text` as a fenced code block (CommonMark 4.5) that no line of it can close."""
+    fence = _fence(str(text), 3)
+    return Markdown(f"{fence}\n{text}\n{fence}")
 
 
 def md_link(text: Any, target: str | Path, image: bool = False) -> Markdown:

@@ -16,7 +16,7 @@ from typing import Any
 
 from harness.collation import Collation, TargetResult, changed_files
 from harness.fsio import atomic_write_bytes
-from harness.reporting import Markdown, fmt_duration, md_code, md_link, md_table, md_text
+from harness.reporting import Markdown, fmt_duration, md_block, md_code, md_link, md_table, md_text
 from harness.risks import BLOCKER, dataset_notes, derive_risks
 from harness.schema import EnvironmentRecord, HubFiles, Verdict
 
@@ -74,7 +74,7 @@ def _smoke_rows(t: TargetResult, rec: dict[str, Any]) -> list[list[Any]]:
 def _details(c: Collation) -> list[str]:
     out = ["## Commands", ""]
     for t in c.targets:
-        out += [f"`{t.name}` ({t.kind}, timeout {t.target.timeout:g} s):", "", "```", display_command(c, t), "```", ""]
+        out += [f"`{t.name}` ({t.kind}, timeout {t.target.timeout:g} s):", "", md_block(display_command(c, t)), ""]
     for t in c.targets:
         rec = t.train_record
         if t.kind == "command" and rec:

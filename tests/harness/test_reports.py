@@ -19,7 +19,7 @@ from harness import comparereport, pipeline, runner, validate
 from harness.compare import compare_hubs
 from harness.hubread import read_hub
 from harness.plan import CompareSpec
-from harness.reporting import md_code, md_link, md_table
+from harness.reporting import md_block, md_code, md_link, md_table
 from harness.schema import EnvironmentRecord, HubFiles, Runtime, Verdict, VerdictRecord
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -198,6 +198,11 @@ def test_md_link_reads_back_as_the_same_target(target: str, image: bool) -> None
 @pytest.mark.parametrize("text", ["plain", "a`b", "``x", "x`", " padded "])
 def test_md_code_holds_any_text(text: str) -> None:
     assert md_html(md_code(text)) == f"<p><code>{text}</code></p>\n"
+
+
+def test_md_block_holds_any_lines() -> None:
+    text = "python -c 'print(1)\n```\n<script>alert(1)</script>'"
+    assert md_html(md_block(text)) == f"<pre><code>{text.replace('<', '&lt;').replace('>', '&gt;')}\n</code></pre>\n"
 
 
 def test_table_cells_show_html_as_text() -> None:
