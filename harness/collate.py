@@ -267,7 +267,7 @@ def collate(ctx: RunContext, hub: Hub, *, ledger: bool = True, interrupted: bool
         try:
             update, note = _writers()[0].apply_ledger(c, blocker)
         except (ValueError, OSError) as exc:
-            note, code = f"ledger NOT updated: {exc}", 1
+            note, code = f"ledger NOT updated: {exc}", 2  # a user mistake: fix the file or pass --no-ledger
     if not c.interrupted:
         (c.hub.path / HubFiles.INCOMPLETE).unlink(missing_ok=True)
     return CollateResult(c, blocker, update, note, code)

@@ -20,7 +20,7 @@ from harness.fsio import atomic_write_text
 from harness.hubread import read_hub
 from harness.hubview import HubUnreadable
 from harness.plan import load_plan
-from harness.reporting import as_json, emit, md_table, relative_link
+from harness.reporting import as_json, cell, emit, md_code, md_link, md_table, relative_link
 from harness.schema import Verdict
 
 SECTIONS = (("DISAGREEMENTS", DISAGREE), ("AGREEMENTS", AGREE), ("WARNINGS", WARN))
@@ -79,7 +79,8 @@ def render_table(result: Comparison) -> str:
              f"duration_floor_s={t.duration_floor_s:g} ({result.tolerance_source})"]
     for title, status in SECTIONS:
         rows = _rows(result, status)
-        lines += ["", f"{title} ({len(rows)})"] + ([md_table(rows, ["target", "check", "A", "B", "detail"], 140)] if rows else [])
+        table = md_table(rows, ["target", "check", "A", "B", "detail"], 140, terminal=True)
+        lines += ["", f"{title} ({len(rows)})"] + ([table] if rows else [])
     return "\n".join(lines + _notes(result) + ["", outcome_line(result)])
 
 
@@ -99,8 +100,8 @@ def render_md(result: Comparison, where: Path) -> str:
     """A Markdown report for `where` (a file outside both hubs): disagreements first, then both
     hubs' pictures side by side, then agreements and warnings. Links are relative to `where`."""
     base = where.parent.resolve()
-    lines = [f"# Comparison: A = `{result.hub_a.name}` vs B = `{result.hub_b.name}`", "",
-             f"**{outcome_line(result)}**", "", f"- A: `{result.hub_a}`", f"- B: `{result.hub_b}`", ""]
+    lines = [f"# Comparison: A = {md_code(result.hub_a.name)} vs B = {md_code(result.hub_b.name)}", "",
+             f"**{outcome_line(result)}**", "", f"- A: {md_code(result.hub_a)}", f"- B: {md_code(result.hub_b)}", ""]
     for title, status in SECTIONS:
         rows = _rows(result, status)
         lines += [f"## {title} ({len(rows)})", "", md_table(rows, ["target", "check", "A", "B", "detail"]) if rows
@@ -109,9 +110,10 @@ def render_md(result: Comparison, where: Path) -> str:
         if pictures:  # right after the disagreements: what a reviewer must look at
             lines += ["## Pictures", "", "| target | picture | A | B | pixels |", "|---|---|---|---|---|"]
             for f in pictures:
-                cells = [f"![A]({relative_link(result.hub_a / f.a, base)})" if f.a else "(none)",
-                         f"![B]({relative_link(result.hub_b / f.b, base)})" if f.b else "(none)"]
-                lines.append(f"| {f.target} | {f.check.removeprefix('picture ')} | {cells[0]} | {cells[1]} | {f.detail} |")
+                pics = [md_link(side, relative_link(hub / rel, base), image=True) if rel else "(none)"
+                        for side, hub, rel in (("A", result.hub_a, f.a), ("B", result.hub_b, f.b))]
+                row = [f.target, f.check.removeprefix("picture "), *pics, f.detail]
+                lines.append(f"| {' | '.join(cell(v) for v in row)} |")
             lines.append("")
     return "\n".join(lines + _notes(result))
 

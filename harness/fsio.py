@@ -2,7 +2,9 @@
 
 Every hub file goes through `atomic_write_*`: a temp file in the same folder, fsync, then
 `os.replace`. A full disk or an unwritable folder raises `HubWriteError` naming the file, and
-leaves the old file (if any) untouched. Stdlib-only.
+leaves the old file (if any) untouched. A new file gets the permissions any file the user creates
+gets (0666 less the umask, as the kernel applies it: no umask is read or changed, so threads are
+safe); a replaced file keeps its own. Stdlib-only.
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
+import secrets
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +30,14 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        mode = stat.S_IMODE(path.stat().st_mode) if path.is_file() else None
+        name = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+        # Not mkstemp: its 0600 would make every hub file private to the user who collated it.
+        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        tmp = name
         with os.fdopen(fd, "wb") as handle:
+            if mode is not None:
+                os.fchmod(handle.fileno(), mode)
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())

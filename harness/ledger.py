@@ -3,11 +3,16 @@
 The seed's Do Now step 4 and its "If Blocked" paragraph, done by code: a GREEN hub sets the plan
 row to `[x]`, a blocked one to `[P]`, and each appends one numbered attempt to the fix plan's
 "Attempts History" linking its evidence. The attempt carries `<!-- hub: <path> -->`, so collating
-twice changes nothing. Writes are atomic; concurrent collates are serialised by a lock file.
+twice changes nothing. Both files change or neither (a failed second write puts the first back), each
+keeps its bytes (BOM, CRLF or LF) outside the changed row and the new attempt; concurrent collates are
+serialised by a lock file. With the ledger on, a missing ledger file is an error, never created.
 """
 
 from __future__ import annotations
 
+import codecs
+import errno
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,8 +21,8 @@ from filelock import FileLock
 
 from harness import UserError
 from harness.collate import Collation
-from harness.fsio import atomic_write_text
-from harness.reporting import fmt_duration, relative_link
+from harness.fsio import atomic_write_bytes
+from harness.reporting import fmt_duration, md_link, md_text, relative_link
 from harness.schema import HubFiles, Verdict
 
 STATE_DONE, STATE_PENDING = "[x]", "[P]"
@@ -26,6 +31,9 @@ _LIST_RE = re.compile(r"^(\s*[-*]\s+)\[( |P|x|X)\](\s+.*)$")
 _ATTEMPT_RE = re.compile(r"\bAttempt #(\d+)\b")
 _HEADING_RE = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 ATTEMPTS_HEADING = "Attempts History"
+_FIXES = {errno.EACCES: "fix the permissions", errno.EPERM: "fix the permissions (or the immutable flag, `chattr -i`)",
+          errno.ENOSPC: "free some disk space", errno.EDQUOT: "free some disk space",
+          errno.EROFS: "make the file system writable"}
 
 
 class LedgerError(UserError, ValueError):
@@ -34,7 +42,7 @@ class LedgerError(UserError, ValueError):
 
 def hub_marker(hub_rel: str) -> str:
     """The comment that ties an attempt to its hub (the idempotency key)."""
-    return f"<!-- hub: {hub_rel} -->"
+    return f"<!-- hub: {md_text(hub_rel)} -->"
 
 
 def set_row_state(text: str, row: str, state: str, evidence: str | None = None, *, source: str = "plan") -> str:
@@ -114,15 +122,75 @@ def next_attempt_number(text: str, initiative: str | None = None, *, source: str
 
 def append_attempt(text: str, entry: str, initiative: str | None = None, *, source: str = "fix_plan") -> str:
     """Return `text` with `entry` (markdown lines) appended at the end of Attempts History."""
+    newline = _line_ending(text)
     lines = text.splitlines(keepends=True)
     if lines and not lines[-1].endswith("\n"):
-        lines[-1] += "\n"
+        lines[-1] += newline
     _, end = _attempts_section(lines, initiative, source)
-    block = entry.rstrip("\n") + "\n"
+    block = entry.rstrip("\n").replace("\n", newline) + newline
     tail = lines[end:]
     if tail and tail[0].strip():
-        block += "\n"
+        block += newline
     return "".join(lines[:end]) + block + "".join(tail)
+
+
+def _line_ending(text: str) -> str:
+    """The line ending of a document's first line (CRLF or LF), for the lines the ledger adds to it."""
+    found = re.search(r"\r?\n", text)
+    return found.group() if found else "\n"
+
+
+@dataclass(frozen=True)
+class LedgerFile:
+    """A ledger document as found: `text` without its BOM, line endings untouched; `raw`, to put it back exactly."""
+
+    path: Path
+    rel: str
+    raw: bytes
+    text: str
+
+    @classmethod
+    def read(cls, root: Path, rel: str) -> LedgerFile:
+        raw = (root / rel).read_bytes()
+        try:
+            return cls(root / rel, rel, raw, raw.removeprefix(codecs.BOM_UTF8).decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise LedgerError(f"{rel}: not UTF-8 (byte {exc.start}); save it as UTF-8 and rerun collate") from exc
+
+    def encode(self, text: str) -> bytes:
+        """`text` as this file's bytes: UTF-8, with a BOM if the file had one."""
+        return codecs.BOM_UTF8 * self.raw.startswith(codecs.BOM_UTF8) + text.encode("utf-8")
+
+
+def _require_files(root: Path, files: dict[str, str]) -> None:
+    """Raise `LedgerError` naming each of `files` ({path: what}) that is missing or a directory."""
+    bad = [f"{what} {rel} " + ("is a directory, not a file," if (root / rel).is_dir() else "not found")
+           for rel, what in files.items() if not (root / rel).is_file()]
+    if bad:
+        raise LedgerError(f"{' and '.join(bad)} in {root}; create {'it' if len(bad) == 1 else 'them'} "
+                          "or pass --no-ledger")
+
+
+def _write_all_or_nothing(changes: list[tuple[LedgerFile, str]], hub_rel: str) -> None:
+    """Write each file's new text in turn; if one write fails, put back those already written, byte for byte."""
+    for i, (failed, text) in enumerate(changes):
+        try:
+            atomic_write_bytes(failed.path, failed.encode(text))
+        except BaseException as exc:
+            why = os.strerror(exc.errno) if getattr(exc, "errno", None) else type(exc).__name__
+            for doc, _ in changes[:i]:
+                try:
+                    atomic_write_bytes(doc.path, doc.raw)
+                except OSError as undo:
+                    raise LedgerError(f"cannot write {failed.rel} ({why}) nor put {doc.rel} back "
+                                      f"({os.strerror(undo.errno or 0)}): {doc.rel} holds the new text; undo that "
+                                      "by hand, fix the cause and rerun collate") from exc
+            if not isinstance(exc, OSError):
+                raise
+            others = ", ".join(doc.rel for doc, _ in changes if doc is not failed)
+            raise LedgerError(f"cannot write {failed.rel} ({why}); {others} left unchanged; "
+                              f"{_FIXES.get(exc.errno or 0, 'fix the cause')} and rerun "
+                              f"`python -m harness collate {hub_rel}`") from exc
 
 
 @dataclass(frozen=True)
@@ -148,7 +216,7 @@ class LedgerUpdate:
 
 def _md_link(rel: str, from_file: str) -> str:
     """A Markdown link to `rel` from within `from_file` (both relative to the project root)."""
-    return f"[{Path(rel).name}]({relative_link(rel, Path(from_file).parent)})"
+    return md_link(Path(rel).name, relative_link(rel, Path(from_file).parent))
 
 
 def _initiative(plan_file_rel: str) -> str | None:
@@ -165,43 +233,40 @@ def record_attempt(project_root: Path, *, plan_file: str, fix_plan: str, row: st
 
     Paths are relative to `project_root`. A hub already recorded in the fix plan is skipped entirely.
     """
-    plan_path = project_root / plan_file
-    fix_path = project_root / fix_plan
-    for path, what in ((plan_path, "plan file"), (fix_path, "fix plan")):
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: {what} named by the evidence plan's [ledger] table does not exist")
+    plan_path, fix_path = project_root / plan_file, project_root / fix_plan
+    _require_files(project_root, {plan_file: "plan file", fix_plan: "fix plan"})
     # Lock a file beside the fix plan, not the plan itself: atomic writes replace its inode.
     with FileLock(str(fix_path.parent / f".{fix_path.name}.lock")):  # each collate gets its own number
         state = STATE_DONE if green else STATE_PENDING
-        fix_text = fix_path.read_text(encoding="utf-8")
+        plan_doc, fix_doc = LedgerFile.read(project_root, plan_file), LedgerFile.read(project_root, fix_plan)
+        fix_text = fix_doc.text
         marker = hub_marker(hub_rel)
         if marker in fix_text:
             return LedgerUpdate(plan_path, fix_path, row, state, None, f"{hub_rel} is already recorded in {fix_plan}")
 
         evidence_target = links.summary if green else (links.blocker or links.summary)
         verdict_word = "GREEN" if green else "blocked"
-        evidence = f"{_md_link(evidence_target, plan_file)} ({verdict_word}, {timestamp})"
-        new_plan = set_row_state(plan_path.read_text(encoding="utf-8"), row, state, evidence, source=str(plan_path))
+        evidence = f"{_md_link(evidence_target, plan_file)} ({verdict_word}, {md_text(timestamp)})"
+        new_plan = set_row_state(plan_doc.text, row, state, evidence, source=str(plan_path))
 
         initiative = _initiative(plan_file)
         number = next_attempt_number(fix_text, initiative, source=str(fix_path))
 
         evidence_links = [_md_link(p, fix_plan) for p in (links.summary, links.blocker) if p]
-        entry_lines = [f"- [{timestamp}] Attempt #{number} — {headline} {marker}"]
+        entry_lines = [f"- [{md_text(timestamp)}] Attempt #{number} — {headline} {marker}"]
         entry_lines += [f"  - {d}" for d in details]
-        entry_lines.append(f"  - Row {row} → `{state}`. Evidence: {', '.join(evidence_links)}; logs: {', '.join(_md_link(p, fix_plan) for p in links.logs)}.")
+        logs = ", ".join(_md_link(p, fix_plan) for p in links.logs)
+        entry_lines.append(f"  - Row {row} → `{state}`. Evidence: {', '.join(evidence_links)}; logs: {logs}.")
         new_fix = append_attempt(fix_text, "\n".join(entry_lines), initiative, source=str(fix_path))
 
-        # Plan row first: if the second write failed, rerunning collate would redo both.
-        atomic_write_text(plan_path, new_plan)
-        atomic_write_text(fix_path, new_fix)
+        _write_all_or_nothing([(plan_doc, new_plan), (fix_doc, new_fix)], hub_rel)
         return LedgerUpdate(plan_path, fix_path, row, state, number)
 
 
 def _ledger_text(c: Collation) -> tuple[str, list[str]]:
     """The attempt's headline and one detail line per target."""
     headline = (f"{c.ctx.plan.id} evidence: **GREEN** ({c.n_green}/{len(c.targets)} targets)." if c.green
-                else f"{c.ctx.plan.id} evidence: **BLOCKED** ({c.overall}: {c.overall_reason})")
+                else f"{c.ctx.plan.id} evidence: **BLOCKED** ({c.overall}: {md_text(c.overall_reason)})")
     details = []
     for t in c.targets:
         part = f"`{t.name}` {t.verdict}"
@@ -213,7 +278,7 @@ def _ledger_text(c: Collation) -> tuple[str, list[str]]:
             part += f"; final loss {rec['final_train_loss']:.6g} after {rec.get('epochs')} epoch(s)"
         if isinstance((rec.get("shapes") or {}).get("diffraction"), list):
             part += f", diffraction {tuple(rec['shapes']['diffraction'])}"
-        details.append(part + ("" if t.verdict == Verdict.GREEN else f" — {t.reason}") + ".")
+        details.append(part + ("" if t.verdict == Verdict.GREEN else f" — {md_text(t.reason)}") + ".")
     run = c.hub.run
     details.append(f"Code `{(run.project_commit or 'unknown')[:12]}` ({'dirty' if run.git.dirty else 'clean'} tree "
                    f"at start); hub `{c.hub_rel}`.")
@@ -221,7 +286,8 @@ def _ledger_text(c: Collation) -> tuple[str, list[str]]:
 
 
 def apply_ledger(c: Collation, blocker: Path | None) -> tuple[LedgerUpdate | None, str]:
-    """The ledger step of collate, or one line saying why it was left alone."""
+    """The ledger step of collate, or one line saying why it was left alone; `LedgerError` when it cannot be done
+    (a ledger file missing, a row not found, a write that failed: then neither file changed)."""
     spec = c.ctx.plan.ledger
     if c.interrupted:
         return None, "ledger untouched: the run was interrupted (hub stays INCOMPLETE)"
@@ -229,9 +295,6 @@ def apply_ledger(c: Collation, blocker: Path | None) -> tuple[LedgerUpdate | Non
         return None, "ledger untouched: this run selected only part of the plan"
     if not spec.complete:
         return None, f"ledger untouched: {c.ctx.plan_label} has no complete [ledger] table (plan_file, row, fix_plan)"
-    absent = [p for p in (spec.plan_file, spec.fix_plan) if not c.ctx.path(str(p)).is_file()]
-    if absent:
-        return None, f"ledger untouched: {', '.join(absent)} not found in {c.ctx.project} (nothing was created)"
     headline, details = _ledger_text(c)
     links = AttemptLinks(summary=f"{c.hub_rel}/{HubFiles.SUMMARY}",
                          logs=tuple(f"{c.hub_rel}/{t.log}" for t in c.targets if t.log_present),

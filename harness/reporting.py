@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
+from itertools import accumulate
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -44,20 +46,68 @@ def relative_link(target: str | Path, folder: str | Path) -> str:
     return Path(os.path.relpath(target, folder)).as_posix()
 
 
-def cell(value: Any, limit: int = 120) -> str:
-    """A Markdown table cell: None → '—', pipes escaped, newlines flattened, long text clipped."""
+class Markdown(str):
+    """Text that is Markdown already (a link, a code span): `md_text` and `cell` leave its markup alone."""
+
+
+_PIPES, _ENTITIES = {"|": "\\|", "\n": " ", "\r": " "}, {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+_HTML = str.maketrans(_ENTITIES)
+_CELL = {True: str.maketrans(_PIPES), False: str.maketrans({**_PIPES, **_ENTITIES})}  # by `terminal`
+
+
+def md_text(text: Any) -> str:
+    """`text` for a Markdown line: `<`, `>`, `&` as entities, so a log's `<script>` shows as text, never as HTML."""
+    return text if isinstance(text, Markdown) else str(text).translate(_HTML)
+
+
+def _fence(text: str, shortest: int) -> str:
+    """More backticks than `text` holds in a row: a fence that nothing inside can close."""
+    return "`" * max(shortest, max(map(len, re.findall("`+", text)), default=0) + 1)
+
+
+def md_code(text: Any) -> Markdown:
+    """`text` as a code span (CommonMark 6.1), whatever backticks it holds."""
+    text = str(text).replace("\n", " ")
+    fence = _fence(text, 1)
+    pad = " " if "`" in (text[:1], text[-1:]) or (text[:1] == text[-1:] == " " and text.strip()) else ""
+    return Markdown(f"{fence}{pad}{text}{pad}{fence}")
+
+
+def md_block(text: Any) -> Markdown:
+    """`text` as a fenced code block (CommonMark 4.5) that no line of it can close."""
+    fence = _fence(str(text), 3)
+    return Markdown(f"{fence}\n{text}\n{fence}")
+
+
+def md_link(text: Any, target: str | Path, image: bool = False) -> Markdown:
+    """`[text](target)` (`![...]` for a picture) that CommonMark reads the same for any path: a destination with
+    spaces, parentheses, `<>` or control characters goes in `<...>`; backslashes, brackets are escaped."""
+    dest = re.sub(r"[\\<>]", lambda m: "\\" + m.group(), str(target).replace("\n", "%0A").replace("\r", "%0D"))
+    if not dest or re.search(r"[\s()<>\x00-\x1f\x7f]", dest):
+        dest = f"<{dest}>"
+    label = re.sub(r"[\\\[\]`]", lambda m: "\\" + m.group(), md_text(text))
+    return Markdown(f"{'!' if image else ''}[{label}]({dest})")
+
+
+def cell(value: Any, limit: int = 120, *, terminal: bool = False) -> str:
+    """A Markdown table cell: None → '—', pipes escaped, line breaks flattened, `<>&` as entities (not for a
+    `terminal`), long text clipped. A `Markdown` value keeps its markup and is never clipped."""
     if value is None or value == "":
         return "—"
-    text = str(value).replace("|", "\\|").replace("\n", " ")
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    if isinstance(value, Markdown):
+        return value.translate(_CELL[True])
+    pieces = [ch.translate(_CELL[terminal]) for ch in str(value)]
+    if sum(map(len, pieces)) <= limit:
+        return "".join(pieces)
+    return "".join(p for p, end in zip(pieces, accumulate(map(len, pieces))) if end < limit) + "…"
 
 
-def md_table(rows: Iterable[Iterable[Any]], headers: list[str], limit: int = 120) -> str:
-    """A GitHub-flavoured table (tabulate) whose cells stay readable."""
+def md_table(rows: Iterable[Iterable[Any]], headers: list[str], limit: int = 120, *, terminal: bool = False) -> str:
+    """A GitHub-flavoured table (tabulate) whose cells stay readable; one for a `terminal` keeps `<>&` as they are."""
     from tabulate import tabulate  # imported when rendering: nox imports the harness without it
 
-    return tabulate([[cell(v, limit) for v in row] for row in rows], headers=headers, tablefmt="github",
-                    disable_numparse=True)
+    return tabulate([[cell(v, limit, terminal=terminal) for v in row] for row in rows], headers=headers,
+                    tablefmt="github", disable_numparse=True)
 
 
 def as_json(command: str, payload: dict[str, Any]) -> str:
@@ -89,7 +139,7 @@ def emit_run(fmt: str, command: str, result: Any, exit_code: int, interrupted: b
                         "interrupted": interrupted, "reason": c.overall_reason,
                         "targets": [{"name": r[0], "verdict": r[1], "duration": r[2], "reason": r[3]} for r in rows],
                         "ledger": result.ledger_note, "exit_code": exit_code},
-         "\n".join(["", md_table(rows, ["target", "verdict", "duration", "reason"], 100), "",
+         "\n".join(["", md_table(rows, ["target", "verdict", "duration", "reason"], 100, terminal=True), "",
                     result.ledger_note, f"hub: {c.hub_rel}", f"verdict: {verdict}"]))
     if os.environ.get("GITHUB_STEP_SUMMARY"):  # GitHub renders it on the run's page
         with open(os.environ["GITHUB_STEP_SUMMARY"], "a", encoding="utf-8") as handle:

@@ -15,7 +15,7 @@ from typing import Any
 
 from harness.collate import Collation, TargetResult, changed_files
 from harness.fsio import atomic_write_bytes
-from harness.reporting import fmt_duration, md_table
+from harness.reporting import Markdown, fmt_duration, md_block, md_code, md_link, md_table, md_text
 from harness.risks import BLOCKER, dataset_notes, derive_risks
 from harness.schema import EnvironmentRecord, HubFiles, Verdict
 
@@ -43,9 +43,9 @@ def _counts(t: TargetResult) -> str:
 
 def _log_link(c: Collation, t: TargetResult) -> str:
     if t.log_present:
-        return f"[{t.log}]({t.log})"
+        return md_link(t.log, t.log)
     if (c.hub.path / f"{t.log}.partial").is_file():
-        return f"[{t.log}.partial]({t.log}.partial) (unfinished)"
+        return Markdown(md_link(f"{t.log}.partial", f"{t.log}.partial") + " (unfinished)")
     return f"{t.log} (missing)"
 
 
@@ -53,7 +53,7 @@ def figures_section(c: Collation) -> list[str]:
     """The pictures every target copied into the hub, inline; or why there are none."""
     pictures = [(t.name, f) for t in c.targets if t.record for f in t.record.figures]
     if pictures:
-        return [" ".join(f"![{name}: {Path(f).stem}]({f})" for name, f in pictures), ""]
+        return [" ".join(md_link(f"{name}: {Path(f).stem}", f, image=True) for name, f in pictures), ""]
     declared = [t.name for t in c.targets if t.target.figures]
     why = f"declared by {', '.join(declared)} but not produced" if declared else "the plan declares none"
     return [f"_No pictures: {why}._", ""]
@@ -65,7 +65,7 @@ def _smoke_rows(t: TargetResult, rec: dict[str, Any]) -> list[list[Any]]:
             ["Training time (CLI)", fmt_duration(rec.get("wall_seconds"))], ["Epochs", rec.get("epochs")],
             ["Final train loss", f"{loss:.6g}" if isinstance(loss, (int, float)) else loss],
             ["Batch size", rec.get("batch_size")]]
-    rows += [[k.capitalize(), f"`{rec[k]}`"] for k in ("bundle", "checkpoint") if rec.get(k)]
+    rows += [[k.capitalize(), md_code(rec[k])] for k in ("bundle", "checkpoint") if rec.get(k)]
     rows += [[f"`{k}` shape", "(" + ", ".join(map(str, v)) + ")"] for k, v in (rec.get("shapes") or {}).items()]
     return rows
 
@@ -73,17 +73,17 @@ def _smoke_rows(t: TargetResult, rec: dict[str, Any]) -> list[list[Any]]:
 def _details(c: Collation) -> list[str]:
     out = ["## Commands", ""]
     for t in c.targets:
-        out += [f"`{t.name}` ({t.kind}, timeout {t.target.timeout:g} s):", "", "```", display_command(c, t), "```", ""]
+        out += [f"`{t.name}` ({t.kind}, timeout {t.target.timeout:g} s):", "", md_block(display_command(c, t)), ""]
     for t in c.targets:
         rec = t.train_record
         if t.kind == "command" and rec:
             out += [f"## CLI smoke: `{t.name}`", "", md_table(_smoke_rows(t, rec), ["Quantity", "Value"]), ""]
         elif t.kind == "command" and t.record:
             out += [f"## CLI smoke: `{t.name}`", "", f"No training record (the command printed no `TRAIN_RECORD` "
-                    f"line); see [{t.log}]({t.log}).", ""]
+                    f"line); see {md_link(t.log, t.log)}.", ""]
     notes = dataset_notes(c)
     if notes:
-        rows = [[d.target, f"`{d.file}`", f"`{d.sha256}`" + (" (computed)" if d.computed else "") if d.sha256
+        rows = [[d.target, md_code(d.file), Markdown(md_code(d.sha256) + " (computed)" * d.computed) if d.sha256
                  else "file missing", {True: "yes", False: "**NO**"}.get(d.sidecar_sha256 == d.sha256)
                  if d.sidecar_sha256 else "no sidecar", d.record.get("n_patterns"), d.record.get("n_groups"),
                  d.record.get("gridsize")] for d in notes]
@@ -98,7 +98,7 @@ def _environment(c: Collation) -> list[str]:
     runtime = env.runtime if env else (c.targets[0].record.provenance.runtime if c.targets[0].record else None)
     commit = run.git.sha if run.git.known else f"{run.project_commit or 'unknown'} ({run.commit_source})"
     changed = changed_files(c.production_changes)
-    rows = [["Commit", f"`{commit}`"], ["Dirty tree (tracked files)", "unknown" if run.git.dirty is None
+    rows = [["Commit", md_code(commit)], ["Dirty tree (tracked files)", "unknown" if run.git.dirty is None
             else ", ".join(run.git.dirty_files) or "no"],
             [f"Production code ({', '.join(c.ctx.plan.project.production)}) changed", ", ".join(changed) or "no"]]
     if runtime:
@@ -115,7 +115,7 @@ def render_summary(c: Collation, *, blocker_written: bool) -> str:
     rows = [[t.name, f"**{t.verdict}**", _counts(t), fmt_duration(t.duration_s), _log_link(c, t),
              (t.record.derived_from + ": " if t.record and t.record.derived_from else "") + t.reason] for t in c.targets]
     lines = [f"# Evidence summary: {c.ctx.plan.id} — {c.hub.timestamp}", "",
-             f"**Overall verdict: {c.overall}** — {c.overall_reason}", "",
+             f"**Overall verdict: {c.overall}** — {md_text(c.overall_reason)}", "",
              md_table(rows, ["Target", "Verdict", "Passed / failed / skipped", "Duration", "Log", "Reason"]), ""]
     lines += figures_section(c)
     lines += [f"- Targets: {c.n_green}/{len(c.targets)} GREEN; summed target time "
@@ -123,13 +123,13 @@ def render_summary(c: Collation, *, blocker_written: bool) -> str:
               f"- Plan: `{c.ctx.plan_label}` (sha256 `{c.ctx.plan.sha256[:16]}…`); hub `{c.hub_rel}`; "
               f"collated {c.collated_utc}."]
     if blocker_written:
-        lines.append(f"- Blocker details: [{HubFiles.BLOCKER}]({HubFiles.BLOCKER}).")
-    lines += [f"- Integrity: [{HubFiles.MANIFEST}]({HubFiles.MANIFEST}) lists every file with its sha256; "
+        lines.append(f"- Blocker details: {md_link(HubFiles.BLOCKER, HubFiles.BLOCKER)}.")
+    lines += [f"- Integrity: {md_link(HubFiles.MANIFEST, HubFiles.MANIFEST)} lists every file with its sha256; "
               f"re-check with `python -m harness validate {c.hub_rel}`.", ""]
     lines += _details(c) + _environment(c)
     risks = derive_risks(c)
-    lines += ["## Remaining risks", ""] + ([f"- {'**Blocker:**' if r.severity == BLOCKER else 'Warning:'} {r.text}"
-                                           for r in risks] or ["None found."]) + [""]
+    lines += ["## Remaining risks", ""] + ([f"- {'**Blocker:**' if r.severity == BLOCKER else 'Warning:'} "
+                                            f"{md_text(r.text)}" for r in risks] or ["None found."]) + [""]
     lines += ["## Reproduce", "", f"`make reproduce FROM={c.hub_rel}` reruns this plan into a new hub and compares.", ""]
     return "\n".join(lines)
 

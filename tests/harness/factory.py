@@ -18,6 +18,7 @@ import subprocess
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
+from urllib.parse import unquote
 
 from harness import logframe
 from harness.collate import collate
@@ -256,6 +257,35 @@ def table_rows(markdown: str) -> list[list[str]]:
         elif lines:
             break
     return [[c.strip() for c in re.split(r"(?<!\\)\|", line.strip()[1:-1])] for line in lines[2:]]
+
+
+def _commonmark(markdown: str) -> Any:
+    from markdown_it import MarkdownIt  # a test-only dependency: imported by the tests that read Markdown
+
+    return MarkdownIt("commonmark").enable("table")
+
+
+def md_html(markdown: str) -> str:
+    """`markdown` rendered by a CommonMark parser (markdown-it-py, GFM tables on), as a browser would get it."""
+    return _commonmark(markdown).render(markdown)
+
+
+def md_links(markdown: str) -> list[tuple[str, str]]:
+    """(text, target) of every link and picture the CommonMark parser finds, targets percent-decoded."""
+    found: list[tuple[str, str]] = []
+    label: str | None = None
+    for block in _commonmark(markdown).parse(markdown):
+        for token in block.children or []:
+            if token.type == "image":
+                found.append(("".join(c.content for c in token.children or []), unquote(token.attrs["src"])))
+            elif token.type == "link_open":
+                label, href = "", unquote(str(token.attrs["href"]))
+            elif token.type == "link_close":
+                found.append((label or "", href))
+                label = None
+            elif label is not None:
+                label += token.content
+    return found
 
 
 # --------------------------------------------------------------------------- the real plan, and hubs filled in place

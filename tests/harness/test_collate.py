@@ -296,7 +296,7 @@ def test_hub_of_a_checkout_without_git_cannot_be_green(ctx: RunContext, root: Pa
 # --------------------------------------------------------------------------- the ledger files
 
 @pytest.mark.parametrize("absent", [(PLAN_MD,), (FIX_PLAN,), (PLAN_MD, FIX_PLAN)], ids=["plan-file", "fix-plan", "both"])
-def test_absent_ledger_files_get_one_line_and_are_not_created(tmp_path: Path, absent: tuple[str, ...],
+def test_absent_ledger_files_fail_collate_in_one_line_and_are_not_created(tmp_path: Path, absent: tuple[str, ...],
                                                               capsys: pytest.CaptureFixture[str]) -> None:
     plan = PLAN
     for rel in absent:
@@ -309,9 +309,11 @@ def test_absent_ledger_files_get_one_line_and_are_not_created(tmp_path: Path, ab
 
     lines = [line for line in capsys.readouterr().out.splitlines() if "ledger" in line]
     assert len(lines) == 1, f"expected one line about the ledger, got {lines}"
-    assert all(name in lines[0] for name in names) and "nothing was created" in lines[0], lines[0]
+    assert all(name in lines[0] for name in names) and lines[0].startswith("ledger NOT updated: "), lines[0]
+    assert lines[0].endswith(" not found in " + str(root) + "; create " + ("it" if len(names) == 1 else "them")
+                             + " or pass --no-ledger"), lines[0]
     assert not any((root / name).exists() for name in names), f"collate must never create {names}"
-    assert code == 0, "a GREEN hub stays GREEN when the ledger files are absent"
+    assert code != 0, "with the ledger on, a ledger file that is not there makes collate fail"
 
 
 def test_plan_without_its_ledger_row_is_reported_and_fails(ctx: RunContext, root: Path,
@@ -321,7 +323,7 @@ def test_plan_without_its_ledger_row_is_reported_and_fails(ctx: RunContext, root
     before = ledger_bytes(root)
     code = run_main(make_hub(ctx))
     out = capsys.readouterr().out
-    assert code == 1, "a ledger that cannot be updated makes collate fail"
+    assert code == 2, "a ledger that cannot be updated is a user mistake: exit 2"
     assert "ledger NOT updated:" in out and "'B3'" in out, out
     assert ledger_bytes(root) == before, "a failed ledger update must leave both files unchanged"
 

@@ -76,14 +76,15 @@ def test_a_foreign_checkout_is_judged_target_by_target(foreign, capsys):
     before = plan.read_bytes()
     code = cli("pipeline", "--project", checkout, "--plan", plan)
     out = capsys.readouterr().out.strip().splitlines()
-    assert code == 1 and out[-1] == "verdict: RED", out
+    assert code == 2 and out[-1] == "verdict: RED", out
     hub = checkout / out[-2].removeprefix("hub: ")
     verdicts = {t.name: (t.verdict, t.reason) for t in Manifest.load(hub).targets}
     assert {n: v for n, (v, _) in verdicts.items()} == {"passes": "GREEN", "skips": "SKIPPED", "errors": "RED",
                                                         "command": "GREEN", "needs_input": "BLOCKED"}
     assert "FileNotFoundError: datasets/Run1084.npz" in verdicts["errors"][1]
     assert verdicts["needs_input"][1] == "missing input(s): datasets/Run1084.npz"
-    assert any(line.startswith("ledger untouched: plans/plan.md, docs/fix_plan.md not found in") for line in out)
+    assert "ledger NOT updated: plan file plans/plan.md not found and fix plan docs/fix_plan.md not found in " \
+        f"{checkout}; create them or pass --no-ledger" in out, out
     assert not (checkout / "plans").exists() and not (checkout / "docs").exists(), "the ledger files were never created"
     assert plan.read_bytes() == before and (hub / HubFiles.SUMMARY).is_file()
     assert subprocess.run(["git", "-C", str(checkout), "status", "--porcelain"], capture_output=True,

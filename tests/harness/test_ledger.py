@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from factory import FIX_PLAN, LEDGER_BASELINE, PLAN, PLAN_MD, context, make_hub, make_project
+from factory import FIX_PLAN, LEDGER_BASELINE, PLAN, PLAN_MD, context, make_hub, make_project, md_links
 
 from harness.collate import build_collation
 from harness.context import HOME
@@ -152,7 +152,7 @@ def test_recording_a_hub_again_changes_nothing(ledger_root: Path) -> None:
 @pytest.mark.parametrize(("absent", "named"), [(FIX_PLAN, "fix plan"), (PLAN_MD, "plan file")])
 def test_missing_ledger_file_is_named_and_not_created(ledger_root: Path, absent: str, named: str) -> None:
     (ledger_root / absent).unlink()
-    with pytest.raises(FileNotFoundError, match=f"{Path(absent).name}: {named} named by"):
+    with pytest.raises(LedgerError, match=f"^{named} {absent} not found in .*; create it or pass --no-ledger$"):
         record(ledger_root, HUB_A, green=True)
     assert not (ledger_root / absent).exists(), f"record_attempt must not create {absent}"
 
@@ -172,6 +172,16 @@ def test_the_lock_file_sits_beside_the_fix_plan(ledger_root: Path) -> None:
         "the filelock must lock a file beside the fix plan (atomic writes replace the fix plan's inode)"
 
 
+def test_attempt_links_resolve_for_a_hub_path_with_spaces(ledger_root: Path) -> None:
+    hub = "plans/active/ADR-003-BACKEND-API/reports/T1 (retry)/my hub"
+    record(ledger_root, hub, green=False)
+    for rel, names in ((PLAN_MD, ["blocker.log"]), (FIX_PLAN, ["summary.md", "blocker.log", "a.log"])):
+        doc = ledger_root / rel
+        links = [(text, (doc.parent / target).resolve()) for text, target in md_links(doc.read_text())
+                 if "my hub" in target]
+        assert links == [(name, ledger_root / hub / name) for name in names], f"{rel}: {links}"
+
+
 # --------------------------------------------------------------------------- apply_ledger (collate's step)
 
 def absent_ledger_plan(*absent: str) -> str:
@@ -188,10 +198,7 @@ NO_LEDGER_TABLE = PLAN.split("[ledger]")[0] + "[[targets]]" + PLAN.split("[[targ
     (PLAN, {"partial": ("smoke",)}, "ledger untouched: the run was interrupted"),
     (PLAN, {"targets": ("unit",)}, "ledger untouched: this run selected only part of the plan"),
     (NO_LEDGER_TABLE, {}, "has no complete [ledger] table"),
-    (absent_ledger_plan(PLAN_MD), {}, f"ledger untouched: {PLAN_MD}.absent not found in"),
-    (absent_ledger_plan(FIX_PLAN), {}, f"ledger untouched: {FIX_PLAN}.absent not found in"),
-    (absent_ledger_plan(PLAN_MD, FIX_PLAN), {}, f"ledger untouched: {PLAN_MD}.absent, {FIX_PLAN}.absent not found in"),
-], ids=["interrupted", "partial", "no-ledger-table", "no-plan-file", "no-fix-plan", "neither"])
+], ids=["interrupted", "partial", "no-ledger-table"])
 def test_apply_ledger_leaves_the_ledger_alone_with_one_line(tmp_path: Path, plan: str, hub: dict, note: str) -> None:
     root = make_project(tmp_path / "proj", plan)
     ctx = context(root)
@@ -203,7 +210,27 @@ def test_apply_ledger_leaves_the_ledger_alone_with_one_line(tmp_path: Path, plan
     assert update is None and note in text, f"expected no update and a note containing {note!r}, got {text!r}"
     assert "\n" not in text, f"the note must be one line: {text!r}"
     assert {p: p.read_bytes() for p in before} == before, "the ledger files must be left as they were"
-    assert not list(root.rglob("*.absent")), "apply_ledger must never create a missing ledger file"
+
+
+@pytest.mark.parametrize(("absent", "directory", "named"), [
+    ((PLAN_MD,), False, f"plan file {PLAN_MD}.absent not found in "),
+    ((FIX_PLAN,), False, f"fix plan {FIX_PLAN}.absent not found in "),
+    ((PLAN_MD, FIX_PLAN), False, f"plan file {PLAN_MD}.absent not found and fix plan {FIX_PLAN}.absent not found in "),
+    ((FIX_PLAN,), True, f"fix plan {FIX_PLAN}.absent is a directory, not a file, in "),
+], ids=["no-plan-file", "no-fix-plan", "neither", "fix-plan-is-a-directory"])
+def test_apply_ledger_refuses_a_missing_ledger_file(tmp_path: Path, absent: tuple[str, ...], directory: bool,
+                                                    named: str) -> None:
+    """With the ledger on, an absent ledger file is an error (exit 0 with "not found" hid a typo in the plan)."""
+    root = make_project(tmp_path / "proj", absent_ledger_plan(*absent))
+    if directory:
+        (root / f"{FIX_PLAN}.absent").mkdir()
+    ctx = context(root)
+    c = build_collation(ctx, open_hub(make_hub(ctx), ctx))
+    with pytest.raises(LedgerError) as raised:
+        apply_ledger(c, None)
+    assert named in str(raised.value) and str(raised.value).endswith(" or pass --no-ledger"), str(raised.value)
+    assert [p.name for p in root.rglob("*.absent")] == (["fix_plan.md.absent"] if directory else []), \
+        "apply_ledger must never create a missing ledger file"
 
 
 def test_apply_ledger_on_a_green_hub_names_row_and_attempt(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from factory import cli
-from factory import collated, context, edit, make_project, recollate, with_runtime
+from factory import collated, context, edit, make_project, md_html, md_links, recollate, with_runtime
 from PIL import Image
 
 from harness import collate as collate_cmd
@@ -20,7 +20,8 @@ from harness import comparereport, pipeline, runner, validate
 from harness.compare import compare_hubs
 from harness.hubread import read_hub
 from harness.plan import CompareSpec
-from harness.schema import EnvironmentRecord, HubFiles, Runtime, VerdictRecord
+from harness.reporting import md_block, md_code, md_link, md_table
+from harness.schema import EnvironmentRecord, HubFiles, Runtime, Verdict, VerdictRecord
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -171,3 +172,66 @@ def test_threads_split_between_parallel_targets_are_compared_target_by_target(tw
     replace(record, provenance=replace(record.provenance, threads=1)).write(path)
     recollate(ctx, b)
     assert findings(a, b)["(environment)/threads"][0] == "warning"
+
+
+# --------------------------------------------------------------------------- Markdown that CommonMark reads as meant
+
+SCRIPT = "<script>alert(1)</script> <img src=x onerror=alert(2)> R&D"
+ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt; &lt;img src=x onerror=alert(2)&gt; R&amp;D"
+
+
+@pytest.mark.parametrize("target", ["logs/a.log", "my hub/a.log", "run (2)/loss.png", "a)b(c", "<x>.png", "\\\\srv\\a",
+                                    "[1]/b.png", "tab\there.png", "line\nbreak.png", "über ü.png", ""])
+@pytest.mark.parametrize("image", [False, True], ids=["link", "picture"])
+def test_md_link_reads_back_as_the_same_target(target: str, image: bool) -> None:
+    label = "a [b] `c` <d> \\e"
+    links = md_links(f"see {md_link(label, target, image=image)} here")
+    assert links == [(label, target)], links
+
+
+@pytest.mark.parametrize("text", ["plain", "a`b", "``x", "x`", " padded "])
+def test_md_code_holds_any_text(text: str) -> None:
+    assert md_html(md_code(text)) == f"<p><code>{text}</code></p>\n"
+
+
+def test_md_block_holds_any_lines() -> None:
+    text = "python -c 'print(1)\n```\n<script>alert(1)</script>'"
+    assert md_html(md_block(text)) == f"<pre><code>{text.replace('<', '&lt;').replace('>', '&gt;')}\n</code></pre>\n"
+
+
+def test_table_cells_show_html_as_text() -> None:
+    html = md_html(md_table([[SCRIPT, "x | y"]], ["reason", "other"]))
+    assert "<script" not in html and "<img" not in html, html
+    assert f"<td>{ESCAPED}</td>" in html and "<td>x | y</td>" in html, html
+
+
+@pytest.fixture
+def spaced(tmp_path):
+    """Two collated hubs whose paths hold a space and parentheses (where Markdown links used to break)."""
+    ctx = context(make_project(tmp_path / "my proj (1)"))
+    return ctx, collated(ctx, timestamp="2026-11-29T100000Z"), collated(ctx, timestamp="2026-11-29T110000Z")
+
+
+def test_markdown_report_pictures_link_from_any_path(spaced, tmp_path):
+    ctx, a, b = spaced
+    add_picture(ctx, a, 100)
+    add_picture(ctx, b, 100)
+    out = tmp_path / "a report (draft)" / "cmp.md"
+    assert run_compare(a, b, "--format", "md", "--output", out) == 0
+    pictures = [((out.parent / target).resolve(), text) for text, target in md_links(out.read_text())]
+    assert pictures == [(a / "figures/smoke/loss_curve.png", "A"), (b / "figures/smoke/loss_curve.png", "B")], pictures
+
+
+def test_markdown_report_shows_html_from_a_log_as_text(spaced, tmp_path):
+    ctx, a, b = spaced
+    edit(ctx, b, "unit", lambda r: replace(r, verdict=Verdict.RED, reason=SCRIPT))
+    html = md_html(comparereport.render_md(compare_hubs(read_hub(a), read_hub(b), CompareSpec()), tmp_path / "c.md"))
+    assert "<script" not in html and "<img" not in html, html
+    assert f"B: {ESCAPED}" in html, html
+
+
+def test_terminal_tables_show_a_log_line_as_it_is(spaced):
+    ctx, a, b = spaced
+    edit(ctx, b, "unit", lambda r: replace(r, verdict=Verdict.RED, reason=SCRIPT))
+    text = comparereport.render_table(compare_hubs(read_hub(a), read_hub(b), CompareSpec()))
+    assert f"B: {SCRIPT}" in text and "&lt;" not in text, text

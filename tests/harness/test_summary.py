@@ -8,10 +8,10 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from factory import (DATA_SHA, FIXTURE, LOGS, SELECTORS, collated, context, git, make_hub, section,
+from factory import (DATA_SHA, FIXTURE, LOGS, SELECTORS, collated, context, git, make_hub, md_html, md_links, section,
                      table_rows, with_git, with_record, with_runtime)
 
-from harness.collate import Collation, build_collation
+from harness.collate import Collation, build_collation, collate
 from harness.context import RunContext
 from harness.hub import open_hub
 from harness.reporting import fmt_duration
@@ -221,3 +221,25 @@ def test_scan_deprecations_of_a_clean_log_is_none(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("seconds", "text"), [(None, "—"), (0.04, "0.0 s"), (59.94, "59.9 s"), (125.0, "2 min 05.0 s")])
 def test_fmt_duration(seconds: float | None, text: str) -> None:
     assert fmt_duration(seconds) == text
+
+
+# --------------------------------------------------------------------------- Markdown that CommonMark reads as meant
+
+def test_html_from_a_log_shows_as_text(ctx: RunContext) -> None:
+    script = "<script>alert(1)</script> <img src=x onerror=alert(2)>"
+    c = collation(ctx, change={"unit": lambda r: replace(r, verdict=Verdict.RED, reason=script)})
+    html = md_html(render_summary(c, blocker_written=True))
+    assert "<script" not in html and "<img src=x" not in html, html
+    shown = "&lt;script&gt;alert(1)&lt;/script&gt; &lt;img src=x onerror=alert(2)&gt;"
+    assert html.count(shown) == 2, f"the reason must show as text in the targets table and the risks:\n{html}"
+
+
+def test_picture_links_resolve_for_names_with_spaces_and_parentheses(ctx: RunContext) -> None:
+    picture = "figures/smoke/loss curve (1).png"
+    hub = make_hub(ctx, change={"smoke": lambda r: replace(r, figures=(picture,))})
+    (hub / picture).parent.mkdir(parents=True)
+    (hub / picture).write_bytes(b"\x89PNG")
+    collate(ctx, open_hub(hub, ctx), ledger=False)
+    links = md_links(summary(hub))
+    assert ("smoke: loss curve (1)", picture) in links, links
+    assert all((hub / target).is_file() for _, target in links), links
