@@ -27,6 +27,7 @@ from harness.process import ChildResult, Children, Interrupted, interrupt_on_sig
 from harness.provenance import git_state, probe_cuda, probe_versions
 from harness.reporting import emit, fail, fmt_duration
 from harness.schema import EnvironmentRecord, HubFiles, Provenance, Verdict, VerdictRecord
+from harness.textlog import last_error_line, log_lines
 from harness.verdict import RECORD_PREFIX, command_verdict, load_outcomes, parse_record, pytest_verdict
 
 # A pytest target's per-test limit is its timeout; the whole process gets this much more for
@@ -135,8 +136,8 @@ def copy_figures(target: Target, setup: RunSetup) -> tuple[str, ...]:
 
 
 def _judge(target: Target, setup: RunSetup, result: ChildResult, cuda: bool | None,
-           missing: list[str]) -> tuple[Verdict, str, dict]:
-    """The verdict, its reason, and the record fields that depend on the kind."""
+           missing: list[str], log: Path) -> tuple[Verdict, str, dict]:
+    """The verdict, its reason, and the record fields that depend on the kind; `log` is read for a failed command."""
     if missing:
         return Verdict.BLOCKED, f"missing input(s): {', '.join(missing)}", {}
     if target.kind == "pytest":
@@ -146,7 +147,8 @@ def _judge(target: Target, setup: RunSetup, result: ChildResult, cuda: bool | No
         reason = reason.replace(f"{setup.ctx.project}/", "")  # messages name files relative to the checkout
         return verdict, reason, {"counts": outcomes.counts if outcomes else None, "tests": tests}
     found = _outputs(target, setup)
-    verdict, reason = command_verdict(result.exit_code, result.timed_out, found, cuda)
+    error = last_error_line(log_lines(log)) if result.exit_code else None
+    verdict, reason = command_verdict(result.exit_code, result.timed_out, found, cuda, error)
     return verdict, reason, {"outputs": tuple({"path": p, "bytes": s} for p, s in found),
                              "record": parse_record(result.marked_line)}
 
@@ -187,7 +189,8 @@ def run_target(setup: RunSetup, target: Target, *, threads: int | None = None,
                 raise
         duration = time.monotonic() - t0
         cuda = setup.cuda_available()
-        verdict, reason, fields = _judge(target, setup, result, cuda, missing)
+        log.flush()
+        verdict, reason, fields = _judge(target, setup, result, cuda, missing, partial)
         record = VerdictRecord(
             target=target.name, kind=target.kind, log=target.log, verdict=verdict, reason=reason,
             session=target.session, selector=target.selector, argv=tuple(argv), exit_code=result.exit_code,

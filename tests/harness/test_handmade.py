@@ -242,6 +242,42 @@ def test_pytest_log_cases(handmade, plan, text, verdict, quoted):
     assert quoted in record.reason, f"the reason should say {quoted!r}: {record.reason}"
 
 
+def captured(word: str, section: str = "FAILURES") -> str:
+    """A FAILURES (or -rA PASSES) entry whose captured stdout holds a result line and a final line of its own."""
+    return "\n".join([banner(section), f"{' test_bundle_loader_returns_modules ':_^80}", "",
+                      "E       AssertionError: autoencoder is a dict" if section == "FAILURES" else "",
+                      f"{' Captured stdout call ':-^80}", f"{NODEIDS[BUNDLE]} {word} [100%]", banner("3 passed in 0.01s")])
+
+
+def coloured(text: str) -> str:
+    """What `--color=yes` (or PY_COLORS=1, FORCE_COLOR) adds: escape codes around words and banners."""
+    return "\n".join(f"\x1b[32m{line}\x1b[0m".replace(" PASSED", " \x1b[32mPASSED\x1b[0m") for line in text.split("\n"))
+
+
+@pytest.mark.parametrize(
+    ("text", "verdict", "quoted"),
+    [
+        (pytest_log(BUNDLE, "FAILED", "1 failed in 3.02s", between=captured("PASSED")), Verdict.RED, "1 failed"),
+        (pytest_log(BUNDLE, between=captured("FAILED", "PASSES") + f"\n{banner('short test summary info')}\n"
+                    f"PASSED {NODEIDS[BUNDLE]}"), Verdict.GREEN, "1 of 1 selected test(s) passed"),
+        (coloured(pytest_log(BUNDLE)), Verdict.GREEN, "line 11: `=====" ),
+        (".                                                                        [100%]\n1 passed in 0.12s\n",
+         Verdict.GREEN, "pytest's final line alone decides"),
+        (pytest_log(BUNDLE).replace("\n", "\r\n"), Verdict.GREEN, "1 of 1 selected test(s) passed"),
+        (pytest_log(BUNDLE, between=f"{'!' * 30} KeyboardInterrupt {'!' * 31}"), Verdict.RED,
+         "pytest stopped early: line 11: `!!!"),
+        (pytest_log(BUNDLE) + "the teammate's note: 1 passed\n", Verdict.UNKNOWN, "text follows pytest's final line"),
+    ],
+    ids=["captured-pass-of-a-failed-test", "rA-captured-fail-of-a-passed-test", "colour", "q", "crlf",
+         "keyboard-interrupt", "text-after-the-final-line"],
+)
+def test_the_verdict_is_pytests_final_word(handmade, plan, text, verdict, quoted):
+    """Text a test printed never decides; pytest's final line does, in any of its styles."""
+    record = read_hub(handmade({BUNDLE: text}), plan).verdicts[BUNDLE]
+    assert record.verdict == verdict, f"expected {verdict}: {record.reason}"
+    assert quoted in record.reason, f"the reason should say {quoted!r}: {record.reason}"
+
+
 def test_a_cut_short_log_names_its_last_result_line(handmade, plan):
     record = read_hub(handmade({BUNDLE: pytest_log(BUNDLE, final=None)}), plan).verdicts[BUNDLE]
     assert f"last result line 9: `{NODEIDS[BUNDLE]} PASSED [100%]`" in record.reason, record.reason
@@ -250,7 +286,8 @@ def test_a_cut_short_log_names_its_last_result_line(handmade, plan):
 @pytest.mark.parametrize(
     ("text", "verdict", "quoted"),
     [
-        (CLI_TRACEBACK, Verdict.RED, "the command failed: line 5: `Traceback (most recent call last):`"),
+        (CLI_TRACEBACK, Verdict.RED, "the command failed: ValueError: n_groups=64 exceeds the 32 groups available at "
+                                     "gridsize=2; line 5: `Traceback (most recent call last):`"),
         (CLI_NO_END, Verdict.UNKNOWN, "no completion record"),
         (CLI_START + "`Trainer.fit` stopped: `max_epochs=1` reached.\n", Verdict.GREEN,
          "completed: line 5: ``Trainer.fit` stopped"),
