@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -90,67 +90,85 @@ class PytestLog:
     python: str | None = None
 
 
-def read_pytest_log(lines: Iterable[str]) -> PytestLog:
-    """The verdict of a `pytest ... | tee` log, from pytest's final line checked against its result lines."""
-    tests: dict[str, dict] = {}
-    tally, named = Counter(), {o: [] for o in OUTCOMES}
-    final = trail = stop = cause = last = python = None
-    zone, summary = True, False  # zone: the progress part, where pytest writes one result line per test phase
+@dataclass
+class _Seen:
+    """What one pass over a pytest log keeps: as much as there are tests, however long the log."""
+
+    tests: dict[str, dict] = field(default_factory=dict)  # result lines: nodeid -> its worst phase
+    tally: Counter = field(default_factory=Counter)  # result lines per outcome, every phase counted
+    named: dict[str, list] = field(default_factory=lambda: {o: [] for o in OUTCOMES})  # short summary: (nodeid, quote)
+    final: tuple[int, str, Counter] | None = None
+    trail: str | None = None  # the first text after the final line
+    stop: str | None = None  # `!!! KeyboardInterrupt !!!`, `!!! stopping after 1 failures !!!`
+    cause: str | None = None  # the first `E ` line
+    last: str | None = None  # the last result line
+    python: str | None = None
+
+    def result(self, node: str, outcome: str, quote: str) -> None:
+        self.tally[outcome] += 1
+        if node not in self.tests or RANK[outcome] >= RANK[self.tests[node]["outcome"]]:
+            self.tests[node] = {"nodeid": node, "outcome": outcome, "duration_s": 0.0, "message": quote}
+
+
+def _scan(lines: Iterable[str]) -> _Seen:
+    seen, zone, summary = _Seen(), True, False  # zone: the progress part, where pytest writes result lines
     for number, line in _numbered(lines):
         if hit := _FINAL.match(line):
-            final, trail = (number, line, _said(hit["body"])), None
-        elif final and trail is None and line:
-            trail = _quote(number, line)
+            seen.final, seen.trail = (number, line, _said(hit["body"])), None
+        elif seen.final and seen.trail is None and line:
+            seen.trail = _quote(number, line)
         if _BANNER.match(line):
             zone, summary = bool(_SESSION.match(line)), "short test summary info" in line
         elif _STOP.match(line):
-            stop = _quote(number, line)
+            seen.stop = _quote(number, line)
         elif zone and (hit := _RESULT.match(line)):
-            if hit["sub"] and hit["word"] != "FAILED":
-                continue  # pytest counts a failed subtest among the failures, passed ones apart
-            last, node, outcome = _quote(number, line), hit["node"] or hit["xnode"], _OUTCOME[hit["word"] or hit["xword"]]
-            tally[outcome] += 1
-            if node not in tests or RANK[outcome] >= RANK[tests[node]["outcome"]]:
-                tests[node] = {"nodeid": node, "outcome": outcome, "duration_s": 0.0, "message": last}
+            if not hit["sub"] or hit["word"] == "FAILED":  # pytest counts failed subtests as failures, passed apart
+                seen.last = _quote(number, line)
+                seen.result(hit["node"] or hit["xnode"], _OUTCOME[hit["word"] or hit["xword"]], seen.last)
         elif summary and (hit := _NAMED.match(line)):
             if "::" in hit["node"]:
-                named[_OUTCOME[hit["word"]]].append((hit["node"], _quote(number, line)))
-            elif hit["word"] == "ERROR":  # a module that failed to collect has no result line
-                tally["error"] += 1
-                tests[hit["node"]] = {"nodeid": hit["node"], "outcome": "error", "duration_s": 0.0,
-                                      "message": _quote(number, line)}
-        elif cause is None and line.startswith("E "):
-            cause = _quote(number, line)
-        python = python or ((m := _PYTHON.match(line)) and m["python"])
-    if final is None:
-        where = f"; last result {last}" if last else ""
+                seen.named[_OUTCOME[hit["word"]]].append((hit["node"], _quote(number, line)))
+            elif hit["word"] == "ERROR":  # a module that failed to collect: it has no result line
+                seen.result(hit["node"], "error", _quote(number, line))
+        elif seen.cause is None and line.startswith("E "):
+            seen.cause = _quote(number, line)
+        seen.python = seen.python or ((m := _PYTHON.match(line)) and m["python"])
+    return seen
+
+
+def read_pytest_log(lines: Iterable[str]) -> PytestLog:
+    """The verdict of a `pytest ... | tee` log, from pytest's final line checked against its result lines."""
+    seen = _scan(lines)
+    if seen.final is None:
+        where = f"; last result {seen.last}" if seen.last else ""
         return PytestLog(Verdict.UNKNOWN, f"the log ends without pytest's final summary line (cut short?){where}",
-                         python=python)
-    said, said_line = final[2], _quote(*final[:2])
-    if tally and tally != said:
+                         python=seen.python)
+    said, said_line = seen.final[2], _quote(*seen.final[:2])
+    if seen.tally and seen.tally != said:
         return PytestLog(Verdict.UNKNOWN, f"pytest's final {said_line} counts {_text(said)}, but its per-test result "
-                                          f"lines show {_text(tally)}: one of them is not pytest's own", python=python)
-    quiet = not tally and said.total() > 0
-    if quiet:  # a -q log: the final line's counts, named where the short test summary names them
-        tests = {f"{o}{i}": {"nodeid": node, "outcome": o, "duration_s": 0.0, "message": message}
-                 for o in OUTCOMES for i, (node, message) in enumerate((named[o] + [(UNNAMED, "")] * said[o])[:said[o]])}
-    outcomes = PytestOutcomes(tuple(tests.values()))
+                                          f"lines show {_text(seen.tally)}: one of them is not pytest's own",
+                         python=seen.python)
+    quiet = not seen.tally and said.total() > 0  # a -q log: named where its short test summary names them
+    tests = [{"nodeid": node, "outcome": o, "duration_s": 0.0, "message": quote} for o in OUTCOMES
+             for node, quote in (seen.named[o] + [(UNNAMED, "")] * said[o])[:said[o]]] if quiet else seen.tests.values()
+    outcomes = PytestOutcomes(tuple(tests))
     c = outcomes.counts
     verdict, reason = pytest_verdict(outcomes, 5 if not c.tests else 0 if c.passed == c.tests else 1, False, None)
-    if stop:  # interrupted (pytest then exits 2), or -x: the final line counts only what ran
-        verdict, reason = Verdict.RED, f"pytest stopped early: {stop}" + ("" if verdict == Verdict.GREEN else f"; {reason}")
-    if verdict == Verdict.GREEN and trail:
-        verdict, reason = Verdict.UNKNOWN, (f"text follows pytest's final {said_line}: {trail}; pytest writes nothing "
-                                            "after it (cut short after a line a test printed?)")
+    if seen.stop:  # interrupted (pytest then exits 2), or -x: the final line counts only what ran
+        reason = f"pytest stopped early: {seen.stop}" + ("" if verdict == Verdict.GREEN else f"; {reason}")
+        verdict = Verdict.RED
+    if verdict == Verdict.GREEN and seen.trail:
+        verdict, reason = Verdict.UNKNOWN, (f"text follows pytest's final {said_line}: {seen.trail}; pytest writes "
+                                            "nothing after it (cut short after a line a test printed?)")
     elif verdict == Verdict.GREEN:
         reason = f"{reason}; {said_line}"
     else:
-        deciding = f"cause {cause}" if cause else next((t["message"] for t in outcomes.tests
-                                                        if t["outcome"] != "passed" and t["message"]), said_line)
+        deciding = f"cause {seen.cause}" if seen.cause else next(
+            (t["message"] for t in outcomes.tests if t["outcome"] != "passed" and t["message"]), said_line)
         reason = reason if deciding in reason else f"{reason}; {deciding}"
     reason += "; no per-test result lines (a -q log?): pytest's final line alone decides" if quiet else ""
     kept = tuple({"nodeid": t["nodeid"], "outcome": t["outcome"]} for t in outcomes.tests if t["nodeid"] != UNNAMED)
-    return PytestLog(verdict, reason, c, kept, python)
+    return PytestLog(verdict, reason, c, kept, seen.python)
 
 
 @dataclass(frozen=True)

@@ -117,7 +117,10 @@ def parse_record(payload: str | None) -> dict | None:
 
 def command_verdict(exit_code: int | None, timed_out: bool, outputs: Sequence[tuple[str, int | None]],
                     cuda_available: bool | None, error: str | None = None) -> tuple[Verdict, str]:
-    """(verdict, reason) of a command target; `outputs` = (path, bytes or None when missing), `error` its last exception."""
+    """(verdict, reason) of a command target; `outputs` = (path, bytes or None when missing).
+
+    `error` is the exception line of the command's last traceback (`textlog.last_error_line`), told when it failed.
+    """
     if timed_out:
         return Verdict.TIMEOUT, "killed at the target's wall-clock limit"
     if cuda_available:
