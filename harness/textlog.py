@@ -2,10 +2,11 @@
 
 A pytest log is judged by pytest's final summary line (`= 1 failed, 2 passed in 3.1s =`, or bare
 under `-q`), cross-checked with the per-test result lines pytest writes while tests run. Only that
-progress part counts: result lines in captured output, FAILURES/ERRORS/PASSES sections and the
-short summary are text a test could have printed, so they never count (a `-rA` PASSED line is not
-a second pass). pytest writes nothing after its final line; text after a would-be GREEN one makes
-it UNKNOWN. The one case this cannot catch is a log cut short right after a captured line that
+progress part counts (and the short summary's `ERROR <module>` of a module that failed to
+collect): result lines in captured output, FAILURES/ERRORS/PASSES sections and the rest of the short
+summary are text a test could have printed, or repeats (a `-rA` PASSED line is no second pass).
+pytest writes nothing after its final line, so text after a would-be GREEN one makes it UNKNOWN; a
+`!!! ... !!!` banner (interrupted, `-x`) makes it RED. The one case this cannot catch is a log cut short right after a captured line that
 looks like a final line and agrees with every result line. A command log (no exit status) is GREEN
 when it reached the CLI's TRAIN_RECORD or Lightning's "`Trainer.fit` stopped" and holds no
 traceback. Logs are streamed (`log_lines`); ANSI colour codes and CRLF are ignored. Pure functions.
@@ -38,6 +39,7 @@ _PYTHON = re.compile(r"^platform \S+ -- Python (?P<python>[\d.]+)")
 _OUTCOME = dict(zip(_WORD.split("|"), OUTCOMES))
 _TRACEBACK, _CLI_DONE = "Traceback (most recent call last)", (RECORD_PREFIX, "`Trainer.fit` stopped")
 UNNAMED = "?"  # a test a -q log counts but never names
+_LONGEST = 4096  # no result line is longer; matching longer ones could take quadratic time
 
 
 def log_lines(path: Path, limit: int = 1 << 20) -> Iterator[str]:
@@ -121,7 +123,7 @@ def _scan(lines: Iterable[str]) -> _Seen:
             zone, summary = bool(_SESSION.match(line)), "short test summary info" in line
         elif _STOP.match(line):
             seen.stop = _quote(number, line)
-        elif zone and (hit := _RESULT.match(line)):
+        elif zone and len(line) < _LONGEST and (hit := _RESULT.match(line)):
             if not hit["sub"] or hit["word"] == "FAILED":  # pytest counts failed subtests as failures, passed apart
                 seen.last = _quote(number, line)
                 seen.result(hit["node"] or hit["xnode"], _OUTCOME[hit["word"] or hit["xword"]], seen.last)
