@@ -22,7 +22,7 @@ from harness.schema import Verdict
 from harness.textlog import command_log_verdict, read_command_log, read_pytest_log
 from harness.verdict import OUTCOMES
 
-SETTINGS = settings(database=None, deadline=None, max_examples=150)  # no .hypothesis folder in the checkout
+SETTINGS = settings(database=None, deadline=None, max_examples=150)  # no example database in the checkout
 
 WORDS = dict(zip(OUTCOMES, ("PASSED", "FAILED", "ERROR", "SKIPPED", "XFAIL", "XPASS")))
 ORDER = ("failed", "passed", "skipped", "xfailed", "xpassed", "error")  # the order of pytest's final line
@@ -93,7 +93,7 @@ FAKE = st.one_of(
     st.builds(lambda k, w, framed: sep(f"{k} {w} in 0.01s") if framed else f"{k} {w} in 0.01s",
               st.integers(0, 9), st.sampled_from(["passed", "failed", "errors", "skipped"]), st.booleans()),
     st.builds(lambda w, n: f"{w} {n} - boom", st.sampled_from(["PASSED", "FAILED"]), NODE),
-    st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\n\r!"), max_size=30),
+    st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\n\r!"), max_size=30),
 )
 STYLED = dict(outcomes=st.lists(st.sampled_from(OUTCOMES), max_size=7), style=st.sampled_from(["q", "v", "rA"]),
               coloured=st.booleans(), crlf=st.booleans())
