@@ -1,10 +1,9 @@
 """Read a teammate's hub made by hand, the seed's way: logs named `*_green.log` and a summary.md.
 
 Such a folder has no manifest, run.json or verdict records, only what `| tee` kept, so each
-verdict is derived from its log and marked "derived from a hand-made log" (the rules are in
-docs/reproduce.md: a pytest log needs pytest's final line and every test passed, a command log
-its completion line and no traceback). A summary.md claiming more than the logs show is
-reported line by line. Nothing is written.
+verdict is derived from its log by `harness.textlog` and marked "derived from a hand-made log"
+(the rules are in docs/reproduce.md). A summary.md claiming more than the logs show is reported
+line by line. Nothing is written.
 """
 
 from __future__ import annotations
@@ -16,80 +15,24 @@ from harness.context import resolve_plan
 from harness.hubview import HubUnreadable, HubView
 from harness.plan import EvidencePlan, Target, load_plan
 from harness.schema import PlanRef, Provenance, Runtime, Verdict, VerdictRecord
-from harness.verdict import RECORD_PREFIX, PytestOutcomes, parse_record, pytest_verdict
+from harness.textlog import command_log_verdict, log_lines, read_command_log, read_pytest_log
 
 DERIVED = "derived from a hand-made log"
-_RESULT = re.compile(r"^(?P<nodeid>\S+::\S+)\s+(?P<word>PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS)\b")
-_WORDS = {"PASSED": "passed", "FAILED": "failed", "ERROR": "error", "SKIPPED": "skipped", "XFAIL": "xfailed",
-          "XPASS": "xpassed"}
-_FINAL = re.compile(r"^=+ (?P<body>.*(?:passed|failed|error|errors|skipped|xfailed|xpassed|no tests ran).*) in "
-                    r"[\d.]+s(?: \([^)]*\))? =+$")
-_PYTHON = re.compile(r"^platform \S+ -- Python (?P<python>[\d.]+)")
-_CLI_DONE = (RECORD_PREFIX, "`Trainer.fit` stopped")
 _POSITIVE = re.compile(r"\b(green|pass(?:ed|es)?|ok|success(?:ful)?)\b|✅", re.IGNORECASE)
 _NEGATIVE = re.compile(r"\b(skip\w*|fail\w*|error\w*|blocked|red|xfail\w*|xpass\w*|not green|unknown)\b", re.IGNORECASE)
 
 
-def _quote(number: int, line: str) -> str:
-    return f"line {number}: `{line.strip()[:160]}`"
-
-
-def pytest_log_verdict(lines: list[str]) -> tuple[Verdict, str, PytestOutcomes | None]:
-    """(verdict, reason quoting the deciding line, outcomes) of a hand-made pytest log."""
-    tests: dict[str, dict] = {}
-    final = cause = None
-    for number, line in enumerate(lines, start=1):
-        hit = _RESULT.match(line)
-        if hit:
-            tests[hit["nodeid"]] = {"nodeid": hit["nodeid"], "outcome": _WORDS[hit["word"]], "duration_s": 0.0,
-                                    "message": _quote(number, line)}
-        elif _FINAL.match(line.strip()):
-            final = (number, line)
-        elif line.startswith("E ") and cause is None:
-            cause = _quote(number, line)
-    if final is None:
-        where = f"; last result {list(tests.values())[-1]['message']}" if tests else ""
-        return Verdict.UNKNOWN, f"the log ends without pytest's final summary line (cut short?){where}", None
-    outcomes = PytestOutcomes(tuple(tests.values()), None, None)
-    # A `| tee` keeps no exit status; pytest's own would have been 0 (all passed), 5 (none ran) or 1.
-    passed = outcomes.counts.tests and all(t["outcome"] == "passed" for t in tests.values())
-    verdict, reason = pytest_verdict(outcomes, 0 if passed else 5 if not tests else 1, False, None)
-    if verdict == Verdict.GREEN or not tests:
-        return verdict, f"{reason}; {_quote(*final)}", outcomes
-    deciding = cause or next(t["message"] for t in tests.values() if t["outcome"] != "passed")
-    return verdict, reason if deciding in reason else f"{reason}; {'cause ' if cause else ''}{deciding}", outcomes
-
-
-def command_log_verdict(lines: list[str]) -> tuple[Verdict, str]:
-    """(verdict, reason) of a hand-made command log, which records no exit status."""
-    for number, line in enumerate(lines, start=1):
-        if line.startswith("Traceback (most recent call last)") or line.startswith("ERROR"):
-            return Verdict.RED, f"the command failed: {_quote(number, line)}"
-    for number in range(len(lines), 0, -1):
-        if any(mark in lines[number - 1] for mark in _CLI_DONE):
-            return Verdict.GREEN, f"completed: {_quote(number, lines[number - 1])} and no traceback"
-    return Verdict.UNKNOWN, "no completion record, no Lightning 'Trainer.fit stopped' line: how it ended is unknown"
-
-
-def train_record(lines: list[str]) -> dict | None:
-    """The object of the log's last `TRAIN_RECORD {json}` line (what the runner keeps), if readable."""
-    last = next((line for line in reversed(lines) if line.startswith(RECORD_PREFIX)), None)
-    return None if last is None else parse_record(last[len(RECORD_PREFIX):])
-
-
 def derive_record(target: Target, log: Path) -> VerdictRecord:
-    """A verdict record for one target of a hand-made hub, from its log alone."""
-    lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
-    python = next((m["python"] for m in map(_PYTHON.match, lines) if m), None)
+    """A verdict record for one target of a hand-made hub, from its log alone (streamed, never read whole)."""
     base = dict(target=target.name, kind=target.kind, log=target.log, session=target.session, selector=target.selector,
-                argv=target.argv, derived_from=DERIVED, provenance=Provenance(runtime=Runtime(python=python)))
+                argv=target.argv, derived_from=DERIVED)
     if target.kind == "pytest":
-        verdict, reason, outcomes = pytest_log_verdict(lines)
-        return VerdictRecord(verdict=verdict, reason=reason, counts=outcomes.counts if outcomes else None,
-                             tests=tuple({k: t[k] for k in ("nodeid", "outcome")} for t in outcomes.tests) if outcomes else (),
-                             **base)
-    verdict, reason = command_log_verdict(lines)
-    return VerdictRecord(verdict=verdict, reason=reason, record=train_record(lines), **base)
+        shown = read_pytest_log(log_lines(log))
+        return VerdictRecord(verdict=shown.verdict, reason=shown.reason, counts=shown.counts, tests=shown.tests,
+                             provenance=Provenance(runtime=Runtime(python=shown.python)), **base)
+    ran = read_command_log(log_lines(log))
+    verdict, reason = command_log_verdict(ran)
+    return VerdictRecord(verdict=verdict, reason=reason, record=ran.record, **base)
 
 
 def summary_overclaims(summary: str, records: dict[str, VerdictRecord], plan: EvidencePlan) -> list[str]:

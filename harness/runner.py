@@ -212,8 +212,8 @@ def run_cuda(hub: Hub, wait: float) -> bool | None:
 
 
 def _judge(target: Target, ctx: RunContext, hub: Hub, python: str, result: ChildResult,
-           blocked: str | None) -> tuple[Verdict, str, dict]:
-    """The verdict, its reason, and the record fields that depend on the kind."""
+           blocked: str | None, log: Path) -> tuple[Verdict, str, dict]:
+    """The verdict, its reason, and the record fields that depend on the kind; `log` is read for a failed command."""
     if blocked:
         return Verdict.BLOCKED, blocked, {}
     cuda = None if target.device == "cuda" else run_cuda(hub, CUDA_WAIT_S if target.kind == "command" else 0)
@@ -226,7 +226,12 @@ def _judge(target: Target, ctx: RunContext, hub: Hub, python: str, result: Child
         return verdict, reason, {"counts": outcomes.counts if outcomes else None, "tests": tests, "cuda": cuda}
     paths = [ctx.path(_fill(p, ctx, hub, python)) for p in target.expected_outputs]
     found = [(ctx.rel(p), p.stat().st_size if p.is_file() else None) for p in paths]
-    verdict, reason = command_verdict(result.exit_code, result.timed_out, found, cuda)
+    error = None
+    if result.exit_code:  # a RED command's reason quotes its last error line, as a pytest target's does
+        from harness.textlog import last_error_line, log_lines
+
+        error = last_error_line(log_lines(log))
+    verdict, reason = command_verdict(result.exit_code, result.timed_out, found, cuda, error)
     return verdict, reason, {"outputs": tuple({"path": p, "bytes": s} for p, s in found),
                              "record": parse_record(result.marked_line), "cuda": cuda}
 
@@ -269,7 +274,7 @@ def run_target(ctx: RunContext, hub: Hub, target: Target, *, threads: int,
                 log.write(frame([f"interrupted at {utc_now_iso()}: the log stays .partial and no verdict is recorded"]))
                 raise
         duration = time.monotonic() - t0
-        verdict, reason, fields = _judge(target, ctx, hub, python, result, blocked)
+        verdict, reason, fields = _judge(target, ctx, hub, python, result, blocked, partial)
         cuda = fields.pop("cuda", None)
         log.write(frame([END, f"ended_utc: {utc_now_iso()}", f"duration_s: {duration:.2f}",
                          f"exit_code: {result.exit_code}" + (" (killed at the time limit)" if result.timed_out else ""),

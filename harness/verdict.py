@@ -116,8 +116,11 @@ def parse_record(payload: str | None) -> dict | None:
 
 
 def command_verdict(exit_code: int | None, timed_out: bool, outputs: Sequence[tuple[str, int | None]],
-                    cuda_available: bool | None) -> tuple[Verdict, str]:
-    """(verdict, reason) of a command target; `outputs` = (path, bytes or None when missing)."""
+                    cuda_available: bool | None, error: str | None = None) -> tuple[Verdict, str]:
+    """(verdict, reason) of a command target; `outputs` = (path, bytes or None when missing).
+
+    `error` is the exception line of the command's last traceback (`textlog.last_error_line`), told when it failed.
+    """
     if timed_out:
         return Verdict.TIMEOUT, "killed at the target's wall-clock limit"
     if cuda_available:
@@ -125,7 +128,7 @@ def command_verdict(exit_code: int | None, timed_out: bool, outputs: Sequence[tu
     if exit_code is None:
         return Verdict.RED, "the command could not be started (see the log)"
     if exit_code != 0:
-        return Verdict.RED, f"the command exited with code {exit_code}"
+        return Verdict.RED, f"the command exited with code {exit_code}" + (f": {error}" if error else "")
     missing = [p for p, size in outputs if size is None]
     if missing:
         return Verdict.RED, f"expected output missing: {', '.join(missing)}"

@@ -11,7 +11,7 @@ import json
 import os
 import sys
 
-_RANK = {"passed": 0, "xpassed": 1, "skipped": 2, "xfailed": 2, "failed": 3, "error": 4}
+RANK = {"passed": 0, "xpassed": 1, "skipped": 2, "xfailed": 2, "failed": 3, "error": 4}
 
 
 def pytest_addoption(parser):
@@ -60,7 +60,7 @@ class _Recorder:
         """Keep the worst outcome of a test's phases (a teardown error beats a pass), summing durations."""
         old = self.tests.get(nodeid)
         total = round(duration + (old["duration_s"] if old else 0.0), 3)
-        if old is None or _RANK[outcome] >= _RANK[old["outcome"]]:
+        if old is None or RANK[outcome] >= RANK[old["outcome"]]:
             self.tests[nodeid] = {"nodeid": nodeid, "outcome": outcome, "duration_s": total, "message": message}
         else:
             old["duration_s"] = total

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable
@@ -91,6 +92,8 @@ All four GREEN: gridsize regression, bundle loader, integration, CLI smoke.
 Runtime about 45 s on CPU (CUDA_VISIBLE_DEVICES=""). Remaining risks: none observed in this loop.
 """
 
+#: A FAILURES (or -rA PASSES) entry's captured stdout: a result line for the word given, a final line of its own.
+CAPTURED = f"\n{' Captured stdout call ':-^80}\n{NODEIDS[BUNDLE]} {{}} [100%]\n{banner('3 passed in 0.01s')}"
 SKIPPED_LINE = f"{NODEIDS[BUNDLE]} SKIPPED (CUDA not available) [100%]"
 ERROR_TITLE = f"{' ERROR at setup of test_bundle_loader_returns_modules ':_^80}"
 SETUP_ERROR = f"""\
@@ -232,8 +235,18 @@ def test_a_skip_makes_compare_disagree_quoting_the_line(handmade, harness_hub, c
         (HEADER + "collecting ... collected 0 items\n\n" + banner("no tests ran in 0.01s") + "\n", Verdict.RED,
          "no tests ran"),
         (pytest_log(BUNDLE, final=None), Verdict.UNKNOWN, "ends without pytest's final summary line"),
+        # Trust I.1-2: text a test printed never decides, pytest's final line does, in any of its styles
+        (pytest_log(BUNDLE, "FAILED", "1 failed in 3.02s", between=banner("FAILURES") + CAPTURED.format("PASSED")),
+         Verdict.RED, "1 failed"),
+        (pytest_log(BUNDLE, between=banner("PASSES") + CAPTURED.format("FAILED") + "\n"
+                    + f"{banner('short test summary info')}\nPASSED {NODEIDS[BUNDLE]}"), Verdict.GREEN, "1 of 1"),
+        (re.sub(r"(PASSED|=+)", "\x1b[32m\\1\x1b[0m", pytest_log(BUNDLE)), Verdict.GREEN, "line 11: `====="),
+        (f"{'.':<73}[100%]\n1 passed in 0.12s\n", Verdict.GREEN, "pytest's final line alone decides"),
+        (pytest_log(BUNDLE, between=f"{' KeyboardInterrupt ':!^80}"), Verdict.RED, "pytest stopped early: line 11"),
+        (pytest_log(BUNDLE) + "1 passed (my note)\n", Verdict.UNKNOWN, "text follows pytest's final line"),
     ],
-    ids=["error-at-setup", "failed", "xpass", "no-tests-ran", "cut-short"],
+    ids=["error-at-setup", "failed", "xpass", "no-tests-ran", "cut-short", "captured-pass-of-a-failure",
+         "rA-captured-failure-of-a-pass", "colour", "q", "interrupted", "text-after-the-final-line"],
 )
 def test_pytest_log_cases(handmade, plan, text, verdict, quoted):
     record = read_hub(handmade({BUNDLE: text}), plan).verdicts[BUNDLE]
@@ -249,7 +262,8 @@ def test_a_cut_short_log_names_its_last_result_line(handmade, plan):
 @pytest.mark.parametrize(
     ("text", "verdict", "quoted"),
     [
-        (CLI_TRACEBACK, Verdict.RED, "the command failed: line 5: `Traceback (most recent call last):`"),
+        (CLI_TRACEBACK, Verdict.RED, "the command failed: ValueError: n_groups=64 exceeds the 32 groups available at "
+                                     "gridsize=2; line 5: `Traceback (most recent call last):`"),
         (CLI_NO_END, Verdict.UNKNOWN, "no completion record"),
         (CLI_START + "`Trainer.fit` stopped: `max_epochs=1` reached.\n", Verdict.GREEN,
          "completed: line 5: ``Trainer.fit` stopped"),

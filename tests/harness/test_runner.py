@@ -206,6 +206,11 @@ def test_command_nonzero_exit_is_red(one, targets):
     assert record.verdict == Verdict.RED and record.exit_code == 3
 
 
+def test_a_command_that_raises_is_red_naming_its_exception(one, targets):
+    record, _ = one(targets.command("crash", "raise KeyError('diff3d')"))
+    assert record.reason == "the command exited with code 1: KeyError: 'diff3d'", record.reason
+
+
 def test_command_that_cannot_start_is_red(one, targets):
     record, log = one({**targets.command("ghost", ""), "argv": ["no-such-program-xyz"]})
     assert record.verdict == Verdict.RED and "could not be started" in record.reason

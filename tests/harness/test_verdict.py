@@ -82,6 +82,7 @@ def test_load_outcomes_reads_the_plugin_record_and_survives_garbage(tmp_path):
         (0, False, [("a/out.zip", 10)], Verdict.GREEN, "outputs present: a/out.zip"),
         (0, False, [], Verdict.GREEN, "exited 0"),
         (2, False, [("a/out.zip", 10)], Verdict.RED, "exited with code 2"),
+        (1, False, [], Verdict.RED, "the command exited with code 1: KeyError: 'diff3d'"),
         (None, False, [], Verdict.RED, "could not be started"),
         (0, False, [("a/out.zip", None)], Verdict.RED, "expected output missing: a/out.zip"),
         (0, False, [("a/out.zip", 0)], Verdict.RED, "expected output is empty: a/out.zip"),
@@ -89,7 +90,7 @@ def test_load_outcomes_reads_the_plugin_record_and_survives_garbage(tmp_path):
     ],
 )
 def test_command_verdicts(exit_code, timed_out, outputs, verdict, words):
-    got, reason = command_verdict(exit_code, timed_out, outputs, cuda_available=False)
+    got, reason = command_verdict(exit_code, timed_out, outputs, cuda_available=False, error="KeyError: 'diff3d'")
     assert got == verdict and words in reason, reason
 
 
