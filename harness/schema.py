@@ -44,7 +44,8 @@ class HubFiles:
     RUN, ENVIRONMENT, MANIFEST = "run.json", "environment.json", "manifest.json"
     SUMMARY, BLOCKER, INCOMPLETE = "summary.md", "blocker.log", "INCOMPLETE"
     VERDICTS, JUNIT, FIGURES = "verdicts", "junit.xml", "figures"
-    UNLISTED = (MANIFEST, INCOMPLETE)  # never listed in a manifest: itself and the in-progress marker
+    ATTESTATION = "attestation.json"  # harness.attest: the signed Statement about every other file
+    UNLISTED = (MANIFEST, INCOMPLETE, ATTESTATION)  # never listed: itself, the in-progress marker, the signature
 
     @staticmethod
     def verdict(target: str) -> str:
