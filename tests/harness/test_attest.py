@@ -21,7 +21,7 @@ from securesystemslib.dsse import Envelope
 from harness import attest
 from harness.attest import ATTESTATION, NAMESPACE, SigningError, check_signature, sign_hub
 from harness.context import RunContext
-from harness.schema import HubFiles, Manifest
+from harness.schema import HubFiles, Manifest, Verdict
 from harness.validate import validate
 
 IDENTITY = "alice@example.com"
@@ -65,11 +65,6 @@ def hub(ctx: RunContext) -> Path:
     return hub
 
 
-def envelope_of(hub: Path) -> Envelope:
-    """The attestation as securesystemslib's DSSE reader sees it."""
-    return Envelope.from_dict(json.loads((hub / ATTESTATION).read_text()))
-
-
 def test_signed_hub_checks_with_trust_and_names_the_identity(hub: Path, key: Path, trust: Path, root: Path) -> None:
     written = sign_hub(hub, key=key, git_dir=root)
     assert written == hub / ATTESTATION
@@ -81,7 +76,7 @@ def test_signed_hub_checks_with_trust_and_names_the_identity(hub: Path, key: Pat
 def test_envelope_and_statement_read_independently(hub: Path, key: Path, trust: Path, root: Path,
                                                    tmp_path: Path) -> None:
     sign_hub(hub, key=key, git_dir=root)
-    envelope = envelope_of(hub)
+    envelope = Envelope.from_dict(json.loads((hub / ATTESTATION).read_text()))  # securesystemslib's reader
     assert envelope.payload_type == "application/vnd.in-toto+json" and len(envelope.signatures) == 1
     statement = json.loads(envelope.payload)
     assert (statement["_type"], statement["predicateType"]) == \
@@ -105,6 +100,15 @@ def test_envelope_and_statement_read_independently(hub: Path, key: Path, trust: 
         done = subprocess.run(["ssh-keygen", "-Y", "verify", "-f", str(trust), "-I", IDENTITY, "-n", NAMESPACE,
                                "-s", str(tmp_path / "sig")], stdin=data, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_a_red_hub_is_signed_as_failed(ctx: RunContext, key: Path, trust: Path, root: Path) -> None:
+    hub = collated(ctx, {"integration": Verdict.RED})
+    sign_hub(hub, key=key, git_dir=root)
+    predicate = json.loads(Envelope.from_dict(json.loads((hub / ATTESTATION).read_text())).payload)["predicate"]
+    assert (predicate["result"], predicate["verdict"]) == ("FAILED", "RED")
+    assert (predicate["passedTests"], predicate["failedTests"]) == (["unit", "smoke"], ["integration"])
+    assert check_signature(hub, trust=trust, require=True).problems == []
 
 
 def test_changed_log_with_a_recomputed_manifest_is_named(hub: Path, key: Path, trust: Path, root: Path) -> None:
@@ -213,8 +217,10 @@ def test_passphrase_key_without_agent_fails_at_once_without_prompting(hub: Path,
     assert b"Enter passphrase" not in output and not (hub / ATTESTATION).exists()
 
 
-def test_git_signingkey_is_used_without_key(hub: Path, key: Path, trust: Path, root: Path) -> None:
-    git(root, "config", "user.signingkey", str(key))
+@pytest.mark.parametrize("value", [lambda key, root: str(key), lambda key, root: os.path.relpath(key, root)])
+def test_git_signingkey_is_used_without_key(hub: Path, key: Path, trust: Path, root: Path, value) -> None:
+    """An absolute path, or one relative to the checkout whose git config names it."""
+    git(root, "config", "user.signingkey", value(key, root))
     sign_hub(hub, key=None, git_dir=root)
     assert check_signature(hub, trust=trust, require=True).signer == IDENTITY
 
