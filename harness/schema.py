@@ -47,7 +47,8 @@ class HubFiles:
     SUMMARY, BLOCKER, INCOMPLETE = "summary.md", "blocker.log", "INCOMPLETE"
     VERDICTS, JUNIT, FIGURES = "verdicts", "junit.xml", "figures"
     NOX_REPORT = "nox-report.json"  # nox's own --report of the run: a hub file like any other
-    UNLISTED = (MANIFEST, INCOMPLETE)  # never listed in a manifest: itself and the in-progress marker
+    ATTESTATION = "attestation.json"  # harness.attest: the signed Statement about every other file
+    UNLISTED = (MANIFEST, INCOMPLETE, ATTESTATION)  # never listed: itself, the in-progress marker, the signature
 
     @staticmethod
     def verdict(target: str) -> str:
