@@ -145,6 +145,7 @@ def worktree(repo: Path, sha: str) -> Iterator[Path]:
             if path.is_dir():
                 run_git(path, "bisect", "reset")
             _remove(repo, path)
+            Path(step_lock(path)).unlink(missing_ok=True)
             lock.release()
 
 
