@@ -1,0 +1,264 @@
+"""Name the first commit whose evidence verdict changed between two endpoints (`make bisect`).
+
+An endpoint is a commit or a hub, which stands for the commit it records. `git bisect run`
+searches in a worktree of its own, so the user's checkout (work tree, index, HEAD, branch,
+bisect state) is never touched; each step (harness/bisectrun.py) runs the targets into a hub
+under one `bisect-<timestamp>` folder beside the plan's hubs. git's terms are neutral
+("unchanged" = the older endpoint's verdicts), so a search for a fix works like one for a
+break. The answer is read from git's refs, never from its messages. docs/reproduce.md, "Bisect".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from filelock import FileLock, Timeout
+
+from harness.bisectreport import ROLES, BisectResult, render, summarise
+from harness.bisectrun import (NO_HOOKS, STOP_GRACE_S, TERMS, BisectError, Commit, Step, StepError, deferred_signals,
+                               finish, git, run_git, step_lock, take, untestable)
+from harness.context import HOME, project_root_of
+from harness.fsio import atomic_write_json, atomic_write_text
+from harness.hub import new_timestamp
+from harness.hubread import read_hub
+from harness.hubview import HubUnreadable
+from harness.plan import EvidencePlan, load_plan
+from harness.schema import load_verdicts
+
+SPEC = "bisect-spec.json"  # what every step needs to know, written before `git bisect run`
+
+__all__ = ["BisectError", "BisectResult", "bisect", "render"]
+
+
+def identity(folder: Path) -> tuple[frozenset[str], str] | None:
+    """A repository's root commits and normalised origin URL ("" without one); None outside git."""
+    roots = run_git(folder, "rev-list", "--max-parents=0", "HEAD")
+    if roots.returncode:
+        return None
+    url = run_git(folder, "remote", "get-url", "origin").stdout.strip()
+    url = re.sub(r"^[^@/]+@", "", re.sub(r"^[a-z+]+://", "", url)).removesuffix("/").removesuffix(".git")
+    return frozenset(roots.stdout.split()), re.sub(r"^([^/:]+):(?!\d)", r"\1/", url)
+
+
+def same_project(a: tuple[frozenset[str], str], b: tuple[frozenset[str], str]) -> bool:
+    """One root commit in common, and one origin where both have one: two clones of one repository are one project."""
+    return bool(a[0] & b[0]) and (not a[1] or not b[1] or a[1] == b[1])
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    label: str  # GOOD or BAD, as the user named it
+    sha: str
+    hub: Path | None = None
+    verdicts: dict[str, str] | None = None  # a hub's, by target
+
+
+def resolve(repo: Path, label: str, given: str, plan: EvidencePlan, project: tuple | None) -> Endpoint:
+    """A commit, or a hub of this project and plan made on a clean tree (standing for its commit)."""
+    path = Path(given).expanduser()
+    if not path.is_dir():
+        sha = run_git(repo, "rev-parse", "--verify", "--quiet", f"{given}^{{commit}}").stdout.strip()
+        if not sha:
+            raise BisectError(f"{label} {given!r} is neither a hub folder nor a commit of {repo}")
+        return Endpoint(label, sha)
+    try:
+        view = read_hub(path, plan)
+    except HubUnreadable as exc:
+        raise BisectError(f"{label} {path}: not a readable hub ({exc.problems[0]})") from None
+    run, where = view.run, f"{label} hub {view.path}"
+    if view.handmade or run is None or not run.project_commit:
+        raise BisectError(f"{where} records no commit; pass the commit it was made at instead")
+    root = project_root_of(view.path, run.hub) or (Path(run.project_root) if run.project_root else None)
+    theirs = identity(root) if root is not None and root.is_dir() else None
+    if theirs and project and not same_project(theirs, project):
+        raise BisectError(f"{where} belongs to another project ({root}: other root commit or origin) than {repo}")
+    if run.plan.id != plan.id:
+        raise BisectError(f"{where} was made with plan {run.plan.id!r}, not {plan.id!r} ({plan.path}); pass that plan")
+    if run.git.dirty or any(r.provenance.git.dirty for r in view.verdicts.values()):
+        raise BisectError(f"{where} was made on a dirty tree ({', '.join(run.git.dirty_files) or 'files changed'}), "
+                          f"so it stands for no commit; pass its commit {run.project_commit[:12]} to rerun it")
+    if run_git(repo, "cat-file", "-e", f"{run.project_commit}^{{commit}}").returncode:
+        raise BisectError(f"{where} records commit {run.project_commit[:12]}, which is not in {repo}; fetch it first")
+    return Endpoint(label, run.project_commit, view.path, {n: str(r.verdict) for n, r in view.verdicts.items()})
+
+
+def in_order(repo: Path, good: Endpoint, bad: Endpoint) -> tuple[Endpoint, Endpoint]:
+    """(older, newer); refused unless one is a strict ancestor of the other."""
+    if good.sha == bad.sha:
+        raise BisectError(f"GOOD and BAD are both commit {good.sha[:12]}: nothing to bisect")
+    for older, newer in ((good, bad), (bad, good)):
+        if not run_git(repo, "merge-base", "--is-ancestor", older.sha, newer.sha).returncode:
+            return older, newer
+    raise BisectError(f"GOOD {good.sha[:12]} and BAD {bad.sha[:12]} are not in one line of history "
+                      "(neither is an ancestor of the other); pick endpoints on one branch")
+
+
+def bisect_folder(checkout: Path, plan: EvidencePlan) -> Path:
+    """A new `bisect-<timestamp>` folder where the plan keeps its hubs (its hub template before `{timestamp}`)."""
+    parts = Path(plan.hub_template).parts
+    base = checkout.joinpath(*parts[: next(i for i, p in enumerate(parts) if "{timestamp}" in p)])
+    stamp = new_timestamp()
+    for n in range(1, 100):
+        try:
+            (folder := base / (f"bisect-{stamp}" + (f"-{n}" if n > 1 else ""))).mkdir(parents=True)
+            return folder
+        except FileExistsError:
+            continue
+    raise BisectError(f"99 bisect folders exist for {stamp} under {base}; retry in a second")
+
+
+@contextmanager
+def worktree(repo: Path, sha: str) -> Iterator[Path]:
+    """A detached worktree of `repo` at `sha`; removed at the end, also after Ctrl-C. One bisect per checkout.
+
+    It lives in a private temp folder, outside any project (pytest would read the configuration of
+    a folder above it), at a path fixed per checkout: every step, and the next bisect, reuse one
+    evidence venv (envs.venv_dir is keyed by the project folder).
+    """
+    base = Path(tempfile.gettempdir()) / f"harness-bisect-{os.getuid()}"
+    base.mkdir(mode=0o700, exist_ok=True)
+    if base.is_symlink() or base.stat().st_uid != os.getuid():
+        raise BisectError(f"{base} belongs to another user; remove it or set TMPDIR to a folder of yours")
+    key = f"{repo.name}-{hashlib.sha256(str(repo).encode()).hexdigest()[:12]}"
+    lock, path = FileLock(str(base / f"{key}.lock")), base / key
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise BisectError(f"another bisect of {repo} is running (it holds {lock.lock_file}); wait for it") from None
+    try:
+        _remove(repo, path)  # left behind by a bisect that was killed outright
+        git(repo, "worktree", "add", "--force", "--detach", "--quiet", str(path), sha)
+        yield path
+    finally:
+        with deferred_signals():
+            if path.is_dir():
+                run_git(path, "bisect", "reset")
+            _remove(repo, path)
+            Path(step_lock(path)).unlink(missing_ok=True)
+            lock.release()
+
+
+def _remove(repo: Path, path: Path) -> None:
+    run_git(repo, "worktree", "remove", "--force", "--force", str(path))
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # git waits for the step, which we stop through its group
+
+
+def run_git_bisect(wt: Path, spec: Path, home: Path) -> None:
+    """`git bisect run` the step entry in `wt`; its output goes to our stderr.
+
+    After an interrupt git may end before the step it ran, so we also wait for the step's lock.
+    """
+    argv = ["git", *NO_HOOKS, "-C", str(wt), "bisect", "run", sys.executable, "-m", "harness.bisect_step", str(spec)]
+    proc = subprocess.Popen(argv, env=dict(os.environ, PYTHONPATH=str(home), PYTHONSAFEPATH="1"), stdout=2,
+                            start_new_session=True, preexec_fn=_ignore_sigint)
+    try:
+        finish(proc, proc.wait, grace=2 * STOP_GRACE_S)
+    finally:
+        with deferred_signals(), suppress(Timeout), FileLock(step_lock(wt), timeout=STOP_GRACE_S):
+            pass
+
+
+def answer(wt: Path) -> list[str]:
+    """What git's bisect refs say: [the first changed commit], or the candidates skips left (oldest first)."""
+    refs = [line.split() for line in git(wt, "for-each-ref", "--format=%(objectname) %(refname:lstrip=2)",
+                                         "refs/bisect").splitlines()]
+    new = next(sha for sha, name in refs if name == TERMS[1])
+    left = git(wt, "rev-list", new, "--not", *(sha for sha, name in refs if name.startswith(f"{TERMS[0]}-"))).split()
+    skipped = {sha for sha, name in refs if name.startswith("skip-")}
+    if any(sha != new and sha not in skipped for sha in left):
+        raise BisectError(f"git bisect run stopped with {len(left)} commits untested (see its messages above)")
+    return left[::-1]
+
+
+def differing(chosen: list[str], older: Step, newer: Step) -> list[str]:
+    """The chosen targets whose verdicts differ between the endpoints; refused when there is none."""
+    old, new = older.verdicts, newer.verdicts
+    names = [n for n in chosen if n in old and n in new and old[n] != new[n]]
+    if not names:
+        raise BisectError(f"nothing to bisect: the endpoints agree on every target ({older.summary} at "
+                          f"{older.commit.sha[:12]}, {newer.summary} at {newer.commit.sha[:12]})")
+    return names
+
+
+def hub_step(end: Endpoint, role: str, repo: Path, chosen: list[str]) -> Step | None:
+    """A hub endpoint as a step (read, not run); None for a commit endpoint."""
+    if end.verdicts is None:
+        return None
+    verdicts = {n: end.verdicts[n] for n in chosen if n in end.verdicts}
+    return Step(None, Commit.of(repo, end.sha), role, verdicts, "", None, str(end.hub))
+
+
+def run_endpoint(end: Endpoint, role: str, folder: Path, project: Path, plan: Path, chosen: list[str],
+                 home: Path) -> Step:
+    """A commit endpoint, run as a step: its verdicts come from running it."""
+    git(project, "checkout", "--detach", "--quiet", end.sha)
+    print(f"bisect: running the {role} {end.sha[:12]}", file=sys.stderr, flush=True)
+    try:
+        return take(folder, project, plan, chosen, role, None, home)
+    except StepError as exc:
+        raise BisectError(f"the {role} {end.sha[:12]} cannot be run: {exc}") from None
+
+
+def bisect(checkout: Path, good: str, bad: str, *, plan: Path, targets: list[str] | None,
+           home: Path = HOME) -> BisectResult:
+    """The first commit between GOOD and BAD (commits or hubs, either one the older) whose verdicts changed.
+
+    Refusals raise BisectError before any step runs, except "nothing to bisect" after running a
+    commit endpoint. Writes bisect.md and bisect.json into the bisect folder and returns the result.
+    """
+    checkout = Path(checkout).expanduser().resolve()
+    top = run_git(checkout, "rev-parse", "--show-toplevel")
+    if top.returncode:
+        raise BisectError(f"{checkout} is not a git checkout; bisect needs its history")
+    repo, prefix = Path(top.stdout.strip()), git(checkout, "rev-parse", "--show-prefix")
+    try:
+        evidence = load_plan(Path(plan).expanduser().resolve())
+    except (OSError, ValueError) as exc:
+        raise BisectError(f"--plan: {exc}") from None
+    names = [t.name for t in evidence.targets]
+    unknown = [t for t in targets or () if t not in names]
+    if unknown:
+        raise BisectError(f"{evidence.path}: no target {unknown[0]!r}; targets are {names}")
+    mine = identity(repo)
+    older, newer = in_order(repo, *(resolve(repo, label, given, evidence, mine)
+                                    for label, given in (("GOOD", good), ("BAD", bad))))
+    chosen = list(targets or names)
+    hubs = [hub_step(end, role, repo, chosen) for end, role in zip((older, newer), ROLES)]
+    if None not in hubs:  # two hubs: refuse before making anything
+        differing(chosen, *hubs)
+    with worktree(repo, older.sha) as wt:
+        folder, project = bisect_folder(checkout, evidence), wt / prefix
+        ends = [step or run_endpoint(end, role, folder, project, evidence.path, chosen, home)
+                for step, end, role in zip(hubs, (older, newer), ROLES)]
+        live = differing(chosen, *ends)
+        for step in ends:
+            stuck = untestable({n: step.verdicts[n] for n in live}, load_verdicts(folder / step.hub)[0])
+            if stuck:
+                raise BisectError(f"the {step.role} {step.commit.sha[:12]} cannot be tested: {stuck[0]}")
+        atomic_write_json(folder / SPEC, {"project": str(project), "plan": str(evidence.path), "targets": live,
+                                          "older": {n: ends[0].verdicts[n] for n in live}, "home": str(home),
+                                          "lock": step_lock(wt)})
+        git(wt, "bisect", "start", f"--term-old={TERMS[0]}", f"--term-new={TERMS[1]}", newer.sha, older.sha)
+        if git(wt, "rev-list", "--count", f"{older.sha}..{newer.sha}") != "1":  # else git knows without a step
+            run_git_bisect(wt, folder / SPEC, home)
+        found = answer(wt)
+        atomic_write_text(folder / "git-bisect.log", git(wt, "bisect", "log") + "\n")
+    result = summarise(folder, repo, tuple(live), found, ends)
+    atomic_write_text(folder / "bisect.md", render(result))
+    atomic_write_json(folder / "bisect.json", result.to_dict())
+    return result
