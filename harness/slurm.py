@@ -2,7 +2,7 @@
 
 Why `srun`: it relays the job's output over its own connection, line by line, so nothing depends on a
 file system shared with the node or on tailing a spool file, and it revokes a pending allocation when
-stopped. (submitit reads job states from `sacct`, which needs an accounting daemon.) A two-line shell
+stopped. (submitit reads job states from `sacct`, which needs an accounting daemon.) A one-line shell
 wrapper prints `# slurm: job <id> on <node> (partition <p>)` from the job's own environment before the
 command starts, so the log names the job before its output. The final state comes from
 `scontrol show job`, which the controller keeps for MinJobAge after the end. Stdlib-only.
@@ -199,14 +199,13 @@ def run_slurm_job(argv: list[str], *, env: Mapping[str, str], cwd: Path, limit: 
         return SlurmResult(None, False, reason=f"could not start srun: {exc}")
     tee = _JobTee(proc.stdout, log, echo, mark)
     tee.start()
-    submitted, timed_out, stopping = time.monotonic(), False, False
+    submitted, timed_out = time.monotonic(), False
     if children is not None:
         children.add(proc)
     try:
         while proc.poll() is None:
-            stopping = children is not None and children.stopping.is_set()
             timed_out = timed_out or time.monotonic() > (tee.started or submitted) + limit
-            if timed_out or stopping:
+            if timed_out or (children is not None and children.stopping.is_set()):
                 _cancel(proc, tee)
             else:
                 try:
@@ -223,6 +222,6 @@ def run_slurm_job(argv: list[str], *, env: Mapping[str, str], cwd: Path, limit: 
             children.discard(proc)
     tee.join(timeout=30)
     wait_gone(tee.job_id)
-    if stopping or (children is not None and children.stopping.is_set()):
+    if children is not None and children.stopping.is_set():
         raise Interrupted(f"Slurm job {tee.job_id} stopped by an interrupt")
     return _result(proc.returncode, timed_out, tee, limit)

@@ -13,13 +13,19 @@ WAIT_S="${SLURM_LOCAL_WAIT_S:-60}"
 DAEMONS=(munged slurmctld slurmd)  # started in this order, stopped in reverse
 export SLURM_CONF="$CONF"
 
-die() { echo "slurm-local: $*" >&2; exit 1; }
+die() {  # a failed start also ends whatever it had started, and quotes the daemons' last fatal error
+    local last
+    last="$(grep -hE 'fatal:|error:' "$STATE"/log/*.log 2>/dev/null | tail -n 1)"
+    echo "slurm-local: $*${STARTING:+${last:+ (last daemon error: $last)}}" >&2
+    [[ -z "${STARTING:-}" ]] || stop_daemons >/dev/null 2>&1
+    exit 1
+}
 pidfile() { echo "$STATE/run/$1.pid"; }
 
-running() {  # running NAME: its recorded pid is alive and still that program (not a reused pid)
+running() {  # running NAME: its recorded pid is alive (not a zombie) and still that program (not a reused pid)
     local pid
     pid="$(cat "$(pidfile "$1")" 2>/dev/null)" || return 1
-    [[ -n "$pid" && "$(cat "/proc/$pid/comm" 2>/dev/null)" == "$1" ]]
+    [[ -n "$pid" && "$(cat "/proc/$pid/comm" 2>/dev/null)" == "$1" ]] && ! grep -q '^State:.*zombie' "/proc/$pid/status"
 }
 
 install_packages() {
@@ -35,7 +41,8 @@ install_packages() {
     { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
         slurm-wlm munge; } </dev/null >"$STATE/apt.log" 2>&1 || rc=$?
     [[ -z "$guard" ]] || rm -f /usr/sbin/policy-rc.d
-    ((rc == 0)) || die "apt-get install slurm-wlm munge failed (exit $rc); see $STATE/apt.log: $(tail -n 1 "$STATE/apt.log")"
+    ((rc == 0)) || die "apt-get install slurm-wlm munge failed (exit $rc): $(tail -n 1 "$STATE/apt.log")" \
+        "(whole log: $STATE/apt.log)"
 }
 
 write_config() {
@@ -92,8 +99,8 @@ wait_idle() {
         [[ "$state" == idle || "$state" == mix || "$state" == alloc ]] && return 0
         sleep 0.5
     done
-    die "the node is not idle after ${WAIT_S} s (sinfo: '${state:-no answer}'; $(sinfo -h -R 2>/dev/null | head -n 1))" \
-        "; logs: $STATE/log/slurmctld.log, $STATE/log/slurmd.log"
+    die "the node is not idle after ${WAIT_S} s (sinfo: '${state:-no answer}' $(sinfo -h -R 2>/dev/null | head -1));" \
+        "see $STATE/log/slurmctld.log and $STATE/log/slurmd.log"
 }
 
 start_daemon() {
@@ -101,9 +108,10 @@ start_daemon() {
         munged) munged --force --socket="$STATE/munge/munge.socket" --key-file="$STATE/munge/munge.key" \
                     --pid-file="$(pidfile munged)" --log-file="$STATE/log/munged.log" \
                     --seed-file="$STATE/munge/munged.seed" ;;
-        slurmctld) slurmctld -i -f "$CONF" ;;
+        slurmctld) slurmctld -c -f "$CONF" ;;  # -c: no jobs or node states from an earlier life
         slurmd) slurmd -f "$CONF" ;;
-    esac </dev/null >>"$STATE/log/start.log" 2>&1 9>&- || die "$1 did not start; see $STATE/log/start.log and $STATE/log/$1.log"
+    esac </dev/null >>"$STATE/log/start.log" 2>&1 9>&- ||  # the daemons must not hold the script's lock
+        die "$1 did not start; see $STATE/log/start.log and $STATE/log/$1.log"
     local deadline=$((SECONDS + 10))
     until running "$1"; do
         ((SECONDS < deadline)) || die "$1 wrote no live pid to $(pidfile "$1"); see $STATE/log/$1.log"
@@ -132,13 +140,15 @@ stop_daemons() {
 status() {
     local name all=0
     for name in "${DAEMONS[@]}"; do
-        if running "$name"; then echo "$name: running (pid $(cat "$(pidfile "$name")"))"; else echo "$name: stopped"; all=1; fi
+        if running "$name"; then echo "$name: running (pid $(cat "$(pidfile "$name")"))"
+        else echo "$name: stopped"; all=1; fi
     done
     ((all == 0)) && echo "node: $(node_state)" && echo "export SLURM_CONF=$CONF"
     return "$all"
 }
 
 start() {
+    local name log
     if running munged && running slurmctld && running slurmd; then
         wait_idle
         echo "slurm-local: already running; export SLURM_CONF=$CONF"
@@ -147,6 +157,8 @@ start() {
     stop_daemons >/dev/null  # a half-started cluster from before: begin again
     install_packages
     write_config
+    for log in "$STATE"/log/*.log; do : >"$log"; done  # a fresh start's errors only
+    STARTING=1
     for name in "${DAEMONS[@]}"; do start_daemon "$name"; done
     wait_idle
     echo "slurm-local: node $(hostname -s) $(node_state) in partition debug; export SLURM_CONF=$CONF"
