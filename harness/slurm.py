@@ -159,20 +159,22 @@ def _exit_code(text: str | None) -> int | None:
 
 
 def _result(srun_code: int | None, harness_timeout: bool, tee: _JobTee, limit: float) -> SlurmResult:
+    """The job's end as Slurm's controller records it; exit code None when the command never ran."""
     info = job_info(tee.job_id) if tee.job_id else {}
+    ran = tee.started is not None
     if not info:
-        why = tee.error or f"srun exited {srun_code} before Slurm named a job"
-        return SlurmResult(None, harness_timeout, tee.marked, tee.job_id, reason=why)
+        why = tee.error or f"srun exited {srun_code} and Slurm has no record of job {tee.job_id}"
+        return SlurmResult(srun_code if ran else None, harness_timeout, tee.marked, tee.job_id, reason=why)
     state = info.get("JobState", "UNKNOWN")
-    code = _exit_code(info.get("ExitCode")) if tee.started is not None else None  # None: it never ran
-    ended = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+    code = _exit_code(info.get("ExitCode")) if ran else None
     if harness_timeout:
-        where = "while it ran" if tee.started is not None else f"still queued (Reason={info.get('Reason')})"
+        where = "while it ran" if ran else f"still queued (Reason={info.get('Reason')})"
         why = f"cancelled by the harness at its {limit:g} s limit, {where}"
     elif state == "TIMEOUT":
         why = f"Slurm ended it at its time limit (TimeLimit={info.get('TimeLimit')})"
     else:
-        why = ended + (f" (Reason={info['Reason']})" if info.get("Reason", "None") != "None" else "")
+        why = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+        why += f" (Reason={info['Reason']})" if info.get("Reason", "None") != "None" else ""
     return SlurmResult(code, harness_timeout or state == "TIMEOUT", tee.marked, tee.job_id,
                        tee.node or info.get("NodeList") or None, tee.partition or info.get("Partition"), state,
                        f"job {tee.job_id} {state}: {why}")
@@ -185,8 +187,9 @@ def run_slurm_job(argv: list[str], *, env: Mapping[str, str], cwd: Path, limit: 
     """Run `argv` as a one-task Slurm job and wait for its end; its output goes to `log` (and `echo`).
 
     `minutes` is Slurm's `--time` (default: `limit` rounded up to whole minutes). Ctrl-C/SIGTERM in the
-    caller's thread cancels the job, waits until `squeue` no longer lists it, and propagates; with
-    `children`, a run being stopped does the same and raises `Interrupted`.
+    caller's thread cancels the job, waits until `squeue` no longer lists it, and propagates. With
+    `children`, srun is registered while it runs: a run being stopped SIGTERMs it, which makes srun end the
+    job (even one that ignores SIGTERM), and `Interrupted` is raised once `squeue` no longer lists it.
     """
     command = srun_argv(argv, cwd=cwd, job_name=job_name, minutes=minutes or max(1, math.ceil(limit / 60)),
                         partition=partition, gres=gres, cpus=cpus)
@@ -205,7 +208,7 @@ def run_slurm_job(argv: list[str], *, env: Mapping[str, str], cwd: Path, limit: 
     try:
         while proc.poll() is None:
             timed_out = timed_out or time.monotonic() > (tee.started or submitted) + limit
-            if timed_out or (children is not None and children.stopping.is_set()):
+            if timed_out:
                 _cancel(proc, tee)
             else:
                 try:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.process import Children, Interrupted
 from harness.slurm import FRAMED, SlurmResult, job_info, run_slurm_job, slurm_available, srun_argv
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "slurm-local.sh"
@@ -117,6 +118,24 @@ def test_ctrl_c_cancels_the_job_before_propagating(cluster, tmp_path):
     framed = next(m for m in map(FRAMED.match, log.getvalue().splitlines()) if m)
     assert listed(framed.group(1)) == "", "the job is still queued or running after the interrupt"
     assert job_info(framed.group(1))["JobState"] == "CANCELLED"
+
+
+def test_a_run_being_stopped_cancels_the_job_and_raises_interrupted(job):
+    """The pipeline's way: the main thread stops every registered child while this one waits for its job.
+
+    The job ignores SIGTERM: srun, SIGTERMed, must still end it (it kills the step after KillWait).
+    """
+    children = Children()
+
+    def stop_when_ready(line: str) -> None:
+        if line == "ready\n":
+            threading.Thread(target=children.stop_all).start()
+
+    t0 = time.monotonic()
+    with pytest.raises(Interrupted, match=r"Slurm job (\d+) stopped by an interrupt") as stopped:
+        job(["sh", "-c", "trap '' TERM; echo ready; sleep 60"], echo=stop_when_ready, children=children)
+    job_id = stopped.value.args[0].split()[2]
+    assert time.monotonic() - t0 < 30 and listed(job_id) == "", "the job outlived the stopped run"
 
 
 @pytest.mark.parametrize(("options", "expected"), [
