@@ -1,0 +1,230 @@
+"""Run one command as a Slurm job through `srun`, its output teed into the log as it is produced.
+
+Why `srun`: it relays the job's output over its own connection, line by line, so nothing depends on a
+file system shared with the node or on tailing a spool file, and it revokes a pending allocation when
+stopped. (submitit reads job states from `sacct`, which needs an accounting daemon.) A one-line shell
+wrapper prints `# slurm: job <id> on <node> (partition <p>)` from the job's own environment before the
+command starts, so the log names the job before its output. The final state comes from
+`scontrol show job`, which the controller keeps for MinJobAge after the end. Stdlib-only.
+
+Time: Slurm gets `--time` in whole minutes; the harness also cancels the job `limit` seconds after it
+started (a job still queued is cancelled `limit` seconds after submission), so the limit holds however
+often Slurm checks its own.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Callable, Mapping
+
+from harness.process import ChildResult, Children, Interrupted, stop_group
+
+FRAMED = re.compile(r"# slurm: job (\d+) on (\S+) \(partition (\S+)\)$")
+QUEUED = re.compile(r"srun: job (\d+) queued and waiting for resources")
+# The job's first line names it; then the command runs in `cwd` (Slurm itself would fall back to /tmp).
+WRAPPER = ('printf "# slurm: job %s on %s (partition %s)\\n" "$SLURM_JOB_ID" "$SLURMD_NODENAME" '
+           '"$SLURM_JOB_PARTITION"; cd -- "$1" || exit 126; shift; exec "$@"')
+POLL_S = 0.2  # how often the harness looks at its clock and at an interrupt while the job runs
+SRUN_EXIT_WAIT_S = 30.0  # srun's own exit after scancel (it waits KillWait for the step)
+GONE_WAIT_S = 30.0  # until squeue no longer lists a finished or cancelled job
+COMMAND_TIMEOUT_S = 30.0  # one scontrol/squeue/scancel/sinfo call
+
+
+@dataclass(frozen=True)
+class SlurmResult(ChildResult):
+    """How the job ended: the child fields, plus where it ran and Slurm's own word on its end."""
+
+    job_id: str | None = None  # None: Slurm never accepted it (see reason)
+    node: str | None = None
+    partition: str | None = None
+    state: str | None = None  # JobState: COMPLETED, FAILED, TIMEOUT, CANCELLED, NODE_FAIL, OUT_OF_MEMORY, ...
+    reason: str = ""
+
+
+class _JobTee(threading.Thread):
+    """Copy srun's output to the log (and echo); learn the job id, node and partition as they appear."""
+
+    def __init__(self, stream: IO[str], log: IO[str], echo: Callable[[str], None] | None, mark: str) -> None:
+        super().__init__(daemon=True)
+        self.stream, self.log, self.echo, self.mark = stream, log, echo, mark
+        self.job_id: str | None = None
+        self.node: str | None = None
+        self.partition: str | None = None
+        self.started: float | None = None  # monotonic time of the job's first line
+        self.marked: str | None = None
+        self.error = ""  # srun's last error line: why a job that never started failed
+
+    def run(self) -> None:
+        for line in self.stream:
+            if self.started is None and (framed := FRAMED.match(line.rstrip("\n"))):
+                self.job_id, self.node, self.partition = framed.groups()
+                self.started = time.monotonic()
+            elif self.job_id is None and (queued := QUEUED.match(line)):
+                self.job_id = queued.group(1)
+            if line.startswith("srun: error: "):
+                self.error = line.strip()
+            if self.mark and line.startswith(self.mark):
+                self.marked = line[len(self.mark):]
+            self.log.write(line)
+            self.log.flush()
+            if self.echo is not None:
+                self.echo(line)
+
+
+def _slurm(*argv: str) -> subprocess.CompletedProcess:
+    """One Slurm client call against the cluster that this process's environment names."""
+    return subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=COMMAND_TIMEOUT_S)
+
+
+def slurm_available() -> str | None:
+    """None when `sinfo` answers, else a one-line reason."""
+    try:
+        done = _slurm("sinfo", "-h", "-o", "%P")
+    except FileNotFoundError:
+        return "sinfo not found: Slurm's client tools are not installed (scripts/slurm-local.sh start makes a cluster)"
+    except subprocess.TimeoutExpired:
+        return f"sinfo did not answer within {COMMAND_TIMEOUT_S:g} s: is slurmctld running?"
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
+        return f"sinfo failed: {last} (set SLURM_CONF to the cluster's slurm.conf)"
+    return None
+
+
+def job_info(job_id: str) -> dict[str, str]:
+    """`scontrol show job` as a dict (first occurrence wins: the command line comes last); {} when unknown."""
+    done = _slurm("scontrol", "-o", "show", "job", job_id)
+    info: dict[str, str] = {}
+    for token in done.stdout.split() if done.returncode == 0 else ():
+        key, sep, value = token.partition("=")
+        if sep:
+            info.setdefault(key, value)
+    return info
+
+
+def wait_gone(job_id: str | None, wait: float = GONE_WAIT_S) -> bool:
+    """Wait (bounded) until `squeue` no longer lists the job; True when it is gone."""
+    deadline = time.monotonic() + wait
+    while job_id is not None:
+        done = _slurm("squeue", "-h", "-j", job_id, "-o", "%T")
+        if done.returncode == 0 and not done.stdout.strip():
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(POLL_S)
+    return True
+
+
+def srun_argv(argv: list[str], *, cwd: Path, job_name: str, minutes: int, partition: str | None = None,
+              gres: str | None = None, cpus: int | None = None) -> list[str]:
+    """The srun command line: one task, the given environment exported, options only when given."""
+    options = [f"--partition={partition}"] * bool(partition) + [f"--gres={gres}"] * bool(gres)
+    options += [f"--cpus-per-task={cpus}"] * bool(cpus)
+    return ["srun", f"--job-name={job_name}", "--nodes=1", "--ntasks=1", f"--time={minutes}", f"--chdir={cwd}",
+            "--export=ALL", *options, "--", "/bin/sh", "-c", WRAPPER, "sh", str(cwd), *argv]
+
+
+def srun_env(env: Mapping[str, str]) -> dict[str, str]:
+    """The job's environment for srun: never a step of an allocation the harness itself may run in."""
+    clean = {k: v for k, v in env.items() if not k.startswith(("SLURM_", "SBATCH_", "SRUN_", "SALLOC_"))}
+    if os.environ.get("SLURM_CONF"):
+        clean["SLURM_CONF"] = os.environ["SLURM_CONF"]
+    return clean
+
+
+def _cancel(proc: subprocess.Popen, tee: _JobTee) -> None:
+    """scancel the job (or, before Slurm named it, stop srun, which revokes the request); srun then exits."""
+    if tee.job_id is not None:
+        _slurm("scancel", tee.job_id)
+        try:
+            proc.wait(timeout=SRUN_EXIT_WAIT_S)
+            return
+        except subprocess.TimeoutExpired:
+            pass
+    stop_group(proc)
+
+
+def _exit_code(text: str | None) -> int | None:
+    """Slurm's `ExitCode=<code>:<signal>` as Popen reports a child: the code, or minus the signal."""
+    if not text or ":" not in text:
+        return None
+    code, signal_number = (int(part) for part in text.split(":", 1))
+    return -signal_number if signal_number else code
+
+
+def _result(srun_code: int | None, harness_timeout: bool, tee: _JobTee, limit: float) -> SlurmResult:
+    """The job's end as Slurm's controller records it; exit code None when the command never ran."""
+    info = job_info(tee.job_id) if tee.job_id else {}
+    ran = tee.started is not None
+    if not info:
+        why = tee.error or f"srun exited {srun_code} and Slurm has no record of job {tee.job_id}"
+        return SlurmResult(srun_code if ran else None, harness_timeout, tee.marked, tee.job_id, reason=why)
+    state = info.get("JobState", "UNKNOWN")
+    code = _exit_code(info.get("ExitCode")) if ran else None
+    if harness_timeout:
+        where = "while it ran" if ran else f"still queued (Reason={info.get('Reason')})"
+        why = f"cancelled by the harness at its {limit:g} s limit, {where}"
+    elif state == "TIMEOUT":
+        why = f"Slurm ended it at its time limit (TimeLimit={info.get('TimeLimit')})"
+    else:
+        why = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+        why += f" (Reason={info['Reason']})" if info.get("Reason", "None") != "None" else ""
+    return SlurmResult(code, harness_timeout or state == "TIMEOUT", tee.marked, tee.job_id,
+                       tee.node or info.get("NodeList") or None, tee.partition or info.get("Partition"), state,
+                       f"job {tee.job_id} {state}: {why}")
+
+
+def run_slurm_job(argv: list[str], *, env: Mapping[str, str], cwd: Path, limit: float, log: IO[str],
+                  echo: Callable[[str], None] | None = None, mark: str = "", partition: str | None = None,
+                  gres: str | None = None, cpus: int | None = None, job_name: str, minutes: int | None = None,
+                  children: Children | None = None) -> SlurmResult:
+    """Run `argv` as a one-task Slurm job and wait for its end; its output goes to `log` (and `echo`).
+
+    `minutes` is Slurm's `--time` (default: `limit` rounded up to whole minutes). Ctrl-C/SIGTERM in the
+    caller's thread cancels the job, waits until `squeue` no longer lists it, and propagates. With
+    `children`, srun is registered while it runs: a run being stopped SIGTERMs it, which makes srun end the
+    job (even one that ignores SIGTERM), and `Interrupted` is raised once `squeue` no longer lists it.
+    """
+    command = srun_argv(argv, cwd=cwd, job_name=job_name, minutes=minutes or max(1, math.ceil(limit / 60)),
+                        partition=partition, gres=gres, cpus=cpus)
+    try:
+        proc = subprocess.Popen(command, cwd=cwd, env=srun_env(env), stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, errors="replace",
+                                bufsize=1, start_new_session=True)
+    except OSError as exc:
+        log.write(f"could not start srun: {exc}\n")
+        return SlurmResult(None, False, reason=f"could not start srun: {exc}")
+    tee = _JobTee(proc.stdout, log, echo, mark)
+    tee.start()
+    submitted, timed_out = time.monotonic(), False
+    if children is not None:
+        children.add(proc)
+    try:
+        while proc.poll() is None:
+            timed_out = timed_out or time.monotonic() > (tee.started or submitted) + limit
+            if timed_out:
+                _cancel(proc, tee)
+            else:
+                try:
+                    proc.wait(timeout=POLL_S)
+                except subprocess.TimeoutExpired:
+                    pass
+    except BaseException:  # Ctrl-C / SIGTERM of the harness: cancel the job, then let it propagate
+        _cancel(proc, tee)
+        tee.join(timeout=10)
+        wait_gone(tee.job_id)
+        raise
+    finally:
+        if children is not None:
+            children.discard(proc)
+    tee.join(timeout=30)
+    wait_gone(tee.job_id)
+    if children is not None and children.stopping.is_set():
+        raise Interrupted(f"Slurm job {tee.job_id} stopped by an interrupt")
+    return _result(proc.returncode, timed_out, tee, limit)
