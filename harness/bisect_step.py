@@ -10,15 +10,23 @@ import traceback
 from pathlib import Path
 
 from harness.bisectrun import take_step
-from harness.process import interrupt_on_sigterm, interrupt_status
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, stopped like Ctrl-C (exit 143 instead of 130)."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise _Terminated
+
 
 if __name__ == "__main__":
     signal.signal(signal.SIGINT, signal.default_int_handler)  # git starts us with Ctrl-C ignored (it must wait)
-    interrupt_on_sigterm()
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         sys.exit(take_step(Path(sys.argv[1])))
     except KeyboardInterrupt as exc:
-        sys.exit(interrupt_status(exc))
+        sys.exit(143 if isinstance(exc, _Terminated) else 130)
     except Exception:  # a harness bug must stop the bisect, never mark a commit
         traceback.print_exc()
         sys.exit(255)

@@ -144,7 +144,7 @@ def run_step(worktree: Path, plan: Path, targets: list[str], hub: Path, *, home:
     shadow the harness). StepError when it printed no result.
     """
     argv = [sys.executable, "-m", "harness", "pipeline", "--project", str(worktree), "--plan", str(plan),
-            "--targets", *targets, "--hub", str(hub), "--no-ledger", "--format", "json"]
+            "--targets", *targets, "--no-dependencies", "--hub", str(hub), "--no-ledger", "--format", "json"]
     env = {k: v for k, v in os.environ.items() if k != "GIT_CONFIG_PARAMETERS"}  # NO_HOOKS is for git alone
     proc = subprocess.Popen(argv, env=env | {"PYTHONPATH": str(home), "PYTHONSAFEPATH": "1"},
                             stdout=subprocess.PIPE, text=True, start_new_session=True)

@@ -115,9 +115,14 @@ def test_changed_log_with_a_recomputed_manifest_is_named(hub: Path, key: Path, t
     sign_hub(hub, key=key, git_dir=root)
     log = hub / LOGS["unit"]
     log.write_bytes(log.read_bytes().replace(b"PASSED", b"PASSES", 1))
+    record = hub / HubFiles.verdict("unit")  # a careful forger reseals the log in its record too
+    rec = json.loads(record.read_text())
+    rec.update(log_sha256=hashlib.sha256(log.read_bytes()).hexdigest(), log_bytes=log.stat().st_size)
+    record.write_text(json.dumps(rec))
     data = json.loads((hub / HubFiles.MANIFEST).read_text())
-    entry = next(e for e in data["files"] if e["path"] == LOGS["unit"])
-    entry.update(sha256=hashlib.sha256(log.read_bytes()).hexdigest(), bytes=log.stat().st_size)
+    for path in (log, record):
+        entry = next(e for e in data["files"] if e["path"] == path.relative_to(hub).as_posix())
+        entry.update(sha256=hashlib.sha256(path.read_bytes()).hexdigest(), bytes=path.stat().st_size)
     (hub / HubFiles.MANIFEST).write_text(json.dumps(data))
     assert validate(hub).ok, "the forger's manifest agrees with the log: only the signature can tell"
     problems = check_signature(hub, trust=trust, require=True).problems

@@ -26,7 +26,7 @@ from harness.collate import collate
 from harness.context import HOME, RunContext
 from harness.hub import create_hub
 from harness.plan import load_plan
-from harness.provenance import git_state
+from harness.context import git_state
 from harness.schema import Counts, Provenance, Verdict, VerdictRecord
 
 PLAN = """
