@@ -6,6 +6,7 @@ own session (a time limit or an interrupt stops its whole process group) and die
 process even on `kill -9` (PR_SET_PDEATHSIG). Its output is teed to `<hub>/<log>.partial`, framed
 and sealed by harness/logframe.py; the log is renamed and `verdicts/<target>.json` written when it
 ends. A missing input, or a CUDA target where no GPU is visible, is BLOCKED before anything runs.
+A target with `executor = "slurm"` runs as a Slurm job instead (harness/slurm.py, imported only then).
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
+from types import ModuleType
+from typing import Any, Callable
 
 from harness.context import HUB_ENV, RunContext, git_state
 from harness.hub import Hub, utc_now_iso
@@ -51,10 +53,10 @@ class ChildResult:
     marked_line: str | None = None
 
 
-def die_with_parent() -> None:
-    """In the child: SIGKILL when the harness process dies, however it dies (Linux prctl PR_SET_PDEATHSIG)."""
+def die_with_parent(sig: int = signal.SIGKILL) -> None:
+    """In the child: `sig` when the harness process dies, however it dies (Linux prctl PR_SET_PDEATHSIG)."""
     try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
+        ctypes.CDLL(None, use_errno=True).prctl(1, sig)
     except (OSError, AttributeError):
         pass
 
@@ -179,6 +181,7 @@ def _header(target: Target, ctx: RunContext, hub: Hub, argv: list[str], env: dic
         f"{FIRST} target {target.name} ({target.kind}, device {target.device}) of plan {ctx.plan.id}",
         f"command: PYTHONHASHSEED={env['PYTHONHASHSEED']} {shlex.join(argv)}",
         f"cwd: {ctx.project}", f"started_utc: {utc_now_iso()}", f"time limit: {wall_limit(target):g} s",
+        *([_slurm().header_line(target, wall_limit(target))] if target.executor == "slurm" else []),
         f"git: sha={commit} dirty={'unknown' if g.dirty is None else g.dirty}" + (f" ({g.note})" if g.note else ""),
         f"dirty files (tracked): {', '.join(g.dirty_files) or 'none'}",
         f"production code ({', '.join(ctx.plan.project.production)}) differing from HEAD: "
@@ -186,6 +189,23 @@ def _header(target: Target, ctx: RunContext, hub: Hub, argv: list[str], env: dic
         f"python {r.python} ({r.executable}) | torch {r.torch} | lightning {r.lightning} | numpy {r.numpy}",
         f"{gpu}; torch.cuda.is_available() is in the footer", f"platform: {r.platform}",
         f"seed: {prov.seed}  PYTHONHASHSEED={env['PYTHONHASHSEED']}  threads: {prov.threads}", OUTPUT])
+
+
+def _slurm() -> ModuleType:
+    """harness.slurm, imported only for a Slurm target (most runs never load it)."""
+    from harness import slurm
+
+    return slurm
+
+
+def _blocked(target: Target, ctx: RunContext) -> str | None:
+    """Why the target cannot run here: a missing input, no GPU for a CUDA target, no Slurm for a Slurm one."""
+    missing = [p for p in target.inputs if not ctx.path(p).exists()]
+    if missing:
+        return f"missing input(s): {', '.join(missing)}"
+    if target.executor == "slurm":
+        return _slurm().target_blocked(target)  # a GPU is on the node, through the target's gres
+    return NEEDS_GPU if target.device == "cuda" and not gpu_visible() else None
 
 
 def copy_figures(target: Target, ctx: RunContext, hub: Hub, python: str) -> tuple[str, ...]:
@@ -253,9 +273,7 @@ def run_target(ctx: RunContext, hub: Hub, target: Target, *, threads: int,
     argv = build_argv(target, ctx, hub, python)
     prov = Provenance(git_state(ctx.project, ctx.plan.project.production), environment.runtime,
                       ctx.plan.environment.seed, threads)
-    missing = [p for p in target.inputs if not ctx.path(p).exists()]
-    blocked = f"missing input(s): {', '.join(missing)}" if missing else \
-        NEEDS_GPU if target.device == "cuda" and target.executor == "local" and not gpu_visible() else None
+    blocked = _blocked(target, ctx)
     log_path, partial = hub.path / target.log, hub.path / f"{target.log}.partial"
     started, t0 = utc_now_iso(), time.monotonic()
     with open(partial, "xb") as handle:
@@ -267,16 +285,21 @@ def run_target(ctx: RunContext, hub: Hub, target: Target, *, threads: int,
         else:
             if target.kind == "pytest":
                 hub.outcomes(target.name).parent.mkdir(parents=True, exist_ok=True)
+            child: dict[str, Any] = dict(env=env, cwd=ctx.project, limit=wall_limit(target), log=log, echo=echo,
+                                         mark=RECORD_PREFIX)
             try:
-                result = run_child(argv, env=env, cwd=ctx.project, limit=wall_limit(target), log=log, echo=echo,
-                                   mark=RECORD_PREFIX)
+                result = _slurm().run_target_job(target, argv, **child) if target.executor == "slurm" else \
+                    run_child(argv, **child)
             except KeyboardInterrupt:
                 log.write(frame([f"interrupted at {utc_now_iso()}: the log stays .partial and no verdict is recorded"]))
                 raise
         duration = time.monotonic() - t0
         verdict, reason, fields = _judge(target, ctx, hub, python, result, blocked, partial)
-        cuda = fields.pop("cuda", None)
-        log.write(frame([END, f"ended_utc: {utc_now_iso()}", f"duration_s: {duration:.2f}",
+        cuda, job = fields.pop("cuda", None), []
+        if target.executor == "slurm" and not blocked:  # how Slurm ended the job overrules, and says where it ran
+            verdict, reason = _slurm().job_verdict(result, verdict, reason)
+            job, prov = [_slurm().footer_line(result)], replace(prov, **_slurm().placement(result))
+        log.write(frame([END, f"ended_utc: {utc_now_iso()}", f"duration_s: {duration:.2f}", *job,
                          f"exit_code: {result.exit_code}" + (" (killed at the time limit)" if result.timed_out else ""),
                          f"torch.cuda.is_available(): {cuda}", f"verdict: {verdict} - {reason}"]))
     record = VerdictRecord(

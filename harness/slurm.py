@@ -10,21 +10,30 @@ command starts, so the log names the job before its output. The final state come
 Time: Slurm gets `--time` in whole minutes; the harness also cancels the job `limit` seconds after it
 started (a job still queued is cancelled `limit` seconds after submission), so the limit holds however
 often Slurm checks its own.
+
+In a target's run (harness/runner.py, `executor = "slurm"`), srun dies with the harness: it gets SIGTERM
+(PR_SET_PDEATHSIG) when the run-target process ends, however it ends (nox SIGKILLs a stopped session
+soon after its SIGTERM), and srun, SIGTERMed, ends the job. An interrupt first `scancel`s it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
 import os
 import re
+import signal
 import subprocess
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Callable, Mapping
+from typing import IO, Any, Callable, Iterator, Mapping, Protocol
 
-from harness.process import ChildResult, Children, Interrupted, stop_group
+from harness.plan import Target
+from harness.runner import ChildResult, die_with_parent, stop_group
+from harness.schema import Verdict
 
 FRAMED = re.compile(r"# slurm: job (\d+) on (\S+) \(partition (\S+)\)$")
 QUEUED = re.compile(r"srun: job (\d+) queued and waiting for resources")
@@ -48,10 +57,16 @@ class SlurmResult(ChildResult):
     reason: str = ""
 
 
+class Sink(Protocol):
+    """Where the job's output goes: a SealedLog (harness/logframe.py), or any text stream."""
+
+    def write(self, text: str) -> object: ...
+
+
 class _JobTee(threading.Thread):
     """Copy srun's output to the log (and echo); learn the job id, node and partition as they appear."""
 
-    def __init__(self, stream: IO[str], log: IO[str], echo: Callable[[str], None] | None, mark: str) -> None:
+    def __init__(self, stream: IO[str], log: Sink, echo: Callable[[str], None] | None, mark: str) -> None:
         super().__init__(daemon=True)
         self.stream, self.log, self.echo, self.mark = stream, log, echo, mark
         self.job_id: str | None = None
@@ -73,7 +88,6 @@ class _JobTee(threading.Thread):
             if self.mark and line.startswith(self.mark):
                 self.marked = line[len(self.mark):]
             self.log.write(line)
-            self.log.flush()
             if self.echo is not None:
                 self.echo(line)
 
@@ -180,51 +194,112 @@ def _result(srun_code: int | None, harness_timeout: bool, tee: _JobTee, limit: f
                        f"job {tee.job_id} {state}: {why}")
 
 
-def run_slurm_job(argv: list[str], *, env: Mapping[str, str], cwd: Path, limit: float, log: IO[str],
+@contextlib.contextmanager
+def _signals_ignored() -> Iterator[None]:
+    """Hold off a second Ctrl-C/SIGTERM while the job is cancelled (nox follows its SIGINT with SIGTERM)."""
+    main = threading.current_thread() is threading.main_thread()
+    saved = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)} if main else {}
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+
+
+def slurm_minutes(limit: float) -> int:
+    """Slurm's `--time` for a limit in seconds: whole minutes, rounded up."""
+    return max(1, math.ceil(limit / 60))
+
+
+def run_slurm_job(argv: list[str], *, env: Mapping[str, str], cwd: Path, limit: float, log: Sink,
                   echo: Callable[[str], None] | None = None, mark: str = "", partition: str | None = None,
-                  gres: str | None = None, cpus: int | None = None, job_name: str, minutes: int | None = None,
-                  children: Children | None = None) -> SlurmResult:
+                  gres: str | None = None, cpus: int | None = None, job_name: str,
+                  minutes: int | None = None) -> SlurmResult:
     """Run `argv` as a one-task Slurm job and wait for its end; its output goes to `log` (and `echo`).
 
     `minutes` is Slurm's `--time` (default: `limit` rounded up to whole minutes). Ctrl-C/SIGTERM in the
-    caller's thread cancels the job, waits until `squeue` no longer lists it, and propagates. With
-    `children`, srun is registered while it runs: a run being stopped SIGTERMs it, which makes srun end the
-    job (even one that ignores SIGTERM), and `Interrupted` is raised once `squeue` no longer lists it.
+    caller's thread cancels the job, waits until `squeue` no longer lists it, and propagates; srun gets
+    SIGTERM if this process dies first, which ends the job too.
     """
-    command = srun_argv(argv, cwd=cwd, job_name=job_name, minutes=minutes or max(1, math.ceil(limit / 60)),
+    command = srun_argv(argv, cwd=cwd, job_name=job_name, minutes=minutes or slurm_minutes(limit),
                         partition=partition, gres=gres, cpus=cpus)
     try:
         proc = subprocess.Popen(command, cwd=cwd, env=srun_env(env), stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, errors="replace",
-                                bufsize=1, start_new_session=True)
+                                bufsize=1, start_new_session=True,
+                                preexec_fn=functools.partial(die_with_parent, signal.SIGTERM))
     except OSError as exc:
         log.write(f"could not start srun: {exc}\n")
         return SlurmResult(None, False, reason=f"could not start srun: {exc}")
     tee = _JobTee(proc.stdout, log, echo, mark)
     tee.start()
     submitted, timed_out = time.monotonic(), False
-    if children is not None:
-        children.add(proc)
     try:
         while proc.poll() is None:
             timed_out = timed_out or time.monotonic() > (tee.started or submitted) + limit
             if timed_out:
                 _cancel(proc, tee)
             else:
-                try:
+                with contextlib.suppress(subprocess.TimeoutExpired):
                     proc.wait(timeout=POLL_S)
-                except subprocess.TimeoutExpired:
-                    pass
     except BaseException:  # Ctrl-C / SIGTERM of the harness: cancel the job, then let it propagate
-        _cancel(proc, tee)
-        tee.join(timeout=10)
-        wait_gone(tee.job_id)
+        with _signals_ignored():
+            _cancel(proc, tee)
+            tee.join(timeout=10)
+            wait_gone(tee.job_id)
         raise
-    finally:
-        if children is not None:
-            children.discard(proc)
     tee.join(timeout=30)
     wait_gone(tee.job_id)
-    if children is not None and children.stopping.is_set():
-        raise Interrupted(f"Slurm job {tee.job_id} stopped by an interrupt")
     return _result(proc.returncode, timed_out, tee, limit)
+
+
+# --------------------------------------------------------------------------- a plan target as a Slurm job
+
+def has_gpu_gres(gres: str | None) -> bool:
+    """Whether a `--gres` request asks for a GPU (`gpu`, `gpu:2`, `gpu:a100:1`, `...,gpu:1`)."""
+    return any(item.split(":")[0].strip() == "gpu" for item in (gres or "").split(","))
+
+
+def target_blocked(target: Target) -> str | None:
+    """Why a Slurm target cannot run here (None: it can): a CUDA target without a GPU gres, no cluster."""
+    if target.device == "cuda" and not has_gpu_gres(target.gres):
+        return 'needs a CUDA GPU; a Slurm target gets one only through its gres: add gres = "gpu:1" to the target'
+    return slurm_available()
+
+
+def run_target_job(target: Target, argv: list[str], **child: Any) -> SlurmResult:
+    """`run_slurm_job` with the target's resources; `child` as for runner.run_child (env, cwd, limit, log, ...)."""
+    return run_slurm_job(argv, partition=target.partition, gres=target.gres, cpus=target.cpus,
+                         job_name=f"evidence-{target.name}", **child)
+
+
+def header_line(target: Target, limit: float) -> str:
+    """The log header's executor line."""
+    return (f"executor: slurm (partition {target.partition or 'default'}, gres {target.gres or 'none'}, "
+            f"cpus {target.cpus or 'default'}; --time={slurm_minutes(limit)} min)")
+
+
+def footer_line(result: SlurmResult) -> str:
+    where = f" on {result.node} (partition {result.partition})" if result.node else ""
+    return f"slurm: job {result.job_id} {result.state}{where}" if result.job_id else f"slurm: no job ({result.reason})"
+
+
+def placement(result: SlurmResult) -> dict[str, str | None]:
+    """The provenance fields of a target that ran as a Slurm job (schema.Provenance)."""
+    return {"slurm_job": result.job_id, "slurm_node": result.node, "slurm_partition": result.partition}
+
+
+def job_verdict(result: SlurmResult, verdict: Verdict, reason: str) -> tuple[Verdict, str]:
+    """The verdict of a target that ran as a job: as judged from its output, unless Slurm ended it otherwise.
+
+    Limits (Slurm's or the harness's) are TIMEOUT and any end but COMPLETED is RED, each with Slurm's reason;
+    the judged reason follows a failed job's (it names the failing test or the exception).
+    """
+    if result.timed_out:
+        return Verdict.TIMEOUT, result.reason or reason
+    if result.job_id is None:
+        return Verdict.RED, f"Slurm did not run the job: {result.reason}"
+    if result.state != "COMPLETED":
+        exited = verdict == Verdict.RED and (result.exit_code or 0) > 0  # the command's own failure: say which
+        return Verdict.RED, result.reason + (f"; {reason}" if exited else "")
+    return verdict, reason

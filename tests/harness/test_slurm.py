@@ -10,7 +10,10 @@ from __future__ import annotations
 import ctypes
 import io
 import os
+import signal
 import subprocess
+import sys
+import textwrap
 import threading
 import time
 import uuid
@@ -18,8 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.process import Children, Interrupted
-from harness.slurm import FRAMED, SlurmResult, job_info, run_slurm_job, slurm_available, srun_argv
+from harness.schema import Verdict
+from harness.slurm import FRAMED, SlurmResult, has_gpu_gres, job_info, job_verdict, run_slurm_job, slurm_available, \
+    srun_argv
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "slurm-local.sh"
 
@@ -120,22 +124,32 @@ def test_ctrl_c_cancels_the_job_before_propagating(cluster, tmp_path):
     assert job_info(framed.group(1))["JobState"] == "CANCELLED"
 
 
-def test_a_run_being_stopped_cancels_the_job_and_raises_interrupted(job):
-    """The pipeline's way: the main thread stops every registered child while this one waits for its job.
+HARNESS = textwrap.dedent("""
+    import io, os, sys, uuid
+    from pathlib import Path
+    from harness.slurm import run_slurm_job
 
-    The job ignores SIGTERM: srun, SIGTERMed, must still end it (it kills the step after KillWait).
+    run_slurm_job(["sh", "-c", "trap '' TERM; echo ready; sleep 60"], env=dict(os.environ), cwd=Path(sys.argv[1]),
+                  limit=120, log=io.StringIO(), echo=lambda line: print(line, end="", flush=True),
+                  job_name=f"test-{uuid.uuid4().hex[:10]}")
+""")
+
+
+def test_a_harness_killed_outright_still_ends_its_job(cluster, tmp_path):
+    """nox SIGKILLs a stopped session soon after its SIGTERM: srun, SIGTERMed as its parent dies, ends the job.
+
+    The job ignores SIGTERM, so only srun's own end of the job (after KillWait) can stop it.
     """
-    children = Children()
-
-    def stop_when_ready(line: str) -> None:
-        if line == "ready\n":
-            threading.Thread(target=children.stop_all).start()
-
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    proc = subprocess.Popen([sys.executable, "-c", HARNESS, str(tmp_path)], stdout=subprocess.PIPE, text=True, env=env)
+    framed = FRAMED.match(proc.stdout.readline().rstrip("\n"))
+    assert framed and proc.stdout.readline() == "ready\n", "the job did not start"
     t0 = time.monotonic()
-    with pytest.raises(Interrupted, match=r"Slurm job (\d+) stopped by an interrupt") as stopped:
-        job(["sh", "-c", "trap '' TERM; echo ready; sleep 60"], echo=stop_when_ready, children=children)
-    job_id = stopped.value.args[0].split()[2]
-    assert time.monotonic() - t0 < 30 and listed(job_id) == "", "the job outlived the stopped run"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    while listed(framed.group(1)) and time.monotonic() - t0 < 30:
+        time.sleep(0.2)
+    assert listed(framed.group(1)) == "", "the job outlived the harness process that started it"
 
 
 @pytest.mark.parametrize(("options", "expected"), [
@@ -152,3 +166,29 @@ def test_slurm_available(cluster, monkeypatch):
     assert slurm_available() is None
     monkeypatch.setenv("PATH", "/nonexistent")
     assert "sinfo not found" in slurm_available()
+
+
+@pytest.mark.parametrize(("gres", "gpu"), [(None, False), ("", False), ("gpu", True), ("gpu:2", True),
+                                            ("gpu:a100:1", True), ("mps:1,gpu:1", True), ("gpumem:4G", False)])
+def test_gpu_gres(gres, gpu):
+    assert has_gpu_gres(gres) is gpu
+
+
+def _job(state: str | None, code: int | None = 0, timed_out: bool = False, job: str | None = "7") -> SlurmResult:
+    return SlurmResult(code, timed_out, None, job, "vm", "debug", state, f"job {job} {state}: why")
+
+
+@pytest.mark.parametrize(("result", "judged", "expected"), [
+    (_job("COMPLETED"), (Verdict.GREEN, "ok"), (Verdict.GREEN, "ok")),
+    (_job("COMPLETED"), (Verdict.RED, "expected output missing: x"), (Verdict.RED, "expected output missing: x")),
+    (_job("TIMEOUT", -15, True), (Verdict.TIMEOUT, "killed"), (Verdict.TIMEOUT, "job 7 TIMEOUT: why")),
+    (_job("CANCELLED", -15, True), (Verdict.TIMEOUT, "killed"), (Verdict.TIMEOUT, "job 7 CANCELLED: why")),
+    (_job("FAILED", 3), (Verdict.RED, "1 failed: boom"), (Verdict.RED, "job 7 FAILED: why; 1 failed: boom")),
+    (_job("FAILED", -9), (Verdict.RED, "exited -9"), (Verdict.RED, "job 7 FAILED: why")),
+    (_job("CANCELLED", -15), (Verdict.RED, "exited -15"), (Verdict.RED, "job 7 CANCELLED: why")),
+    (_job("NODE_FAIL", None), (Verdict.RED, "no record"), (Verdict.RED, "job 7 NODE_FAIL: why")),
+    (SlurmResult(None, False, reason="srun: error: Invalid partition"), (Verdict.RED, "could not be started"),
+     (Verdict.RED, "Slurm did not run the job: srun: error: Invalid partition")),
+])
+def test_how_slurm_ended_the_job_overrules_the_judged_verdict(result, judged, expected):
+    assert job_verdict(result, *judged) == expected
