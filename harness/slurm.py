@@ -4,8 +4,9 @@ Why `srun`: it relays the job's output over its own connection, line by line, so
 file system shared with the node or on tailing a spool file, and it revokes a pending allocation when
 stopped. (submitit reads job states from `sacct`, which needs an accounting daemon.) A one-line shell
 wrapper prints `# slurm: job <id> on <node> (partition <p>)` from the job's own environment before the
-command starts, so the log names the job before its output. The final state comes from
-`scontrol show job`, which the controller keeps for MinJobAge after the end. Stdlib-only.
+command starts, so the log names the job before its output; srun's own messages follow the output.
+The final state comes from `scontrol show job`, which the controller keeps for MinJobAge after the end.
+Stdlib-only.
 
 Time: Slurm gets `--time` in whole minutes; the harness also cancels the job `limit` seconds after it
 started (a job still queued is cancelled `limit` seconds after submission), so the limit holds however
@@ -37,8 +38,9 @@ from harness.schema import Verdict
 
 FRAMED = re.compile(r"# slurm: job (\d+) on (\S+) \(partition (\S+)\)$")
 QUEUED = re.compile(r"srun: job (\d+) queued and waiting for resources")
-# The job's first line names it; then the command runs in `cwd` (Slurm itself would fall back to /tmp).
-WRAPPER = ('printf "# slurm: job %s on %s (partition %s)\\n" "$SLURM_JOB_ID" "$SLURMD_NODENAME" '
+# The job's first line names it; then the command runs in `cwd` (Slurm itself would fall back to /tmp), its
+# stderr merged into its stdout (one stream, in order, as a local child's).
+WRAPPER = ('exec 2>&1; printf "# slurm: job %s on %s (partition %s)\\n" "$SLURM_JOB_ID" "$SLURMD_NODENAME" '
            '"$SLURM_JOB_PARTITION"; cd -- "$1" || exit 126; shift; exec "$@"')
 POLL_S = 0.2  # how often the harness looks at its clock and at an interrupt while the job runs
 SRUN_EXIT_WAIT_S = 30.0  # srun's own exit after scancel (it waits KillWait for the step)
@@ -63,33 +65,57 @@ class Sink(Protocol):
     def write(self, text: str) -> object: ...
 
 
-class _JobTee(threading.Thread):
-    """Copy srun's output to the log (and echo); learn the job id, node and partition as they appear."""
+class _JobTee:
+    """srun's two streams: the job's output (stdout) into the log as it comes, srun's own messages (stderr) after it.
 
-    def __init__(self, stream: IO[str], log: Sink, echo: Callable[[str], None] | None, mark: str) -> None:
-        super().__init__(daemon=True)
-        self.stream, self.log, self.echo, self.mark = stream, log, echo, mark
+    Apart, because srun's messages (`srun: error: task 0: Exited with exit code 1`) otherwise land inside the
+    job's output, even inside a traceback, whose exception line a RED reason quotes. The job id, node and
+    partition are learnt as they appear; one thread writes the log at a time (the seal hashes it in order).
+    """
+
+    def __init__(self, proc: subprocess.Popen, log: Sink, echo: Callable[[str], None] | None, mark: str) -> None:
+        self.log, self.echo, self.mark = log, echo, mark
         self.job_id: str | None = None
         self.node: str | None = None
         self.partition: str | None = None
         self.started: float | None = None  # monotonic time of the job's first line
         self.marked: str | None = None
         self.error = ""  # srun's last error line: why a job that never started failed
+        self.messages: list[str] = []
+        self.threads = [threading.Thread(target=self._output, args=(proc.stdout,), daemon=True),
+                        threading.Thread(target=self._srun, args=(proc.stderr,), daemon=True)]
+        for thread in self.threads:
+            thread.start()
 
-    def run(self) -> None:
-        for line in self.stream:
+    def _output(self, stream: IO[str]) -> None:
+        for line in stream:
             if self.started is None and (framed := FRAMED.match(line.rstrip("\n"))):
                 self.job_id, self.node, self.partition = framed.groups()
                 self.started = time.monotonic()
-            elif self.job_id is None and (queued := QUEUED.match(line)):
-                self.job_id = queued.group(1)
-            if line.startswith("srun: error: "):
-                self.error = line.strip()
             if self.mark and line.startswith(self.mark):
                 self.marked = line[len(self.mark):]
             self.log.write(line)
             if self.echo is not None:
                 self.echo(line)
+
+    def _srun(self, stream: IO[str]) -> None:
+        for line in stream:
+            if self.job_id is None and (queued := QUEUED.match(line)):
+                self.job_id = queued.group(1)
+            if line.startswith("srun: error: "):
+                self.error = line.strip()
+            self.messages.append(line)
+            if self.echo is not None:
+                self.echo(line)
+
+    def join(self, timeout: float) -> None:
+        """Wait for both streams to end, then log srun's messages (unless the output is still being written)."""
+        deadline = time.monotonic() + timeout
+        for thread in self.threads:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        if not self.threads[0].is_alive():
+            self.log.write("".join(self.messages))
+            self.messages.clear()
 
 
 def _slurm(*argv: str) -> subprocess.CompletedProcess:
@@ -99,6 +125,9 @@ def _slurm(*argv: str) -> subprocess.CompletedProcess:
 
 def slurm_available() -> str | None:
     """None when `sinfo` answers, else a one-line reason."""
+    conf = os.environ.get("SLURM_CONF")
+    if conf and not Path(conf).is_file():  # sinfo itself would retry for a minute
+        return f"SLURM_CONF={conf} is not a file (scripts/slurm-local.sh start prints the local cluster's)"
     try:
         done = _slurm("sinfo", "-h", "-o", "%P")
     except FileNotFoundError:
@@ -225,14 +254,13 @@ def run_slurm_job(argv: list[str], *, env: Mapping[str, str], cwd: Path, limit: 
                         partition=partition, gres=gres, cpus=cpus)
     try:
         proc = subprocess.Popen(command, cwd=cwd, env=srun_env(env), stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, errors="replace",
+                                stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, errors="replace",
                                 bufsize=1, start_new_session=True,
                                 preexec_fn=functools.partial(die_with_parent, signal.SIGTERM))
     except OSError as exc:
         log.write(f"could not start srun: {exc}\n")
         return SlurmResult(None, False, reason=f"could not start srun: {exc}")
-    tee = _JobTee(proc.stdout, log, echo, mark)
-    tee.start()
+    tee = _JobTee(proc, log, echo, mark)
     submitted, timed_out = time.monotonic(), False
     try:
         while proc.poll() is None:

@@ -6,14 +6,18 @@ these tests stay fast and independent of src/. Every hub they create lives under
 
 from __future__ import annotations
 
+import os
+import subprocess
 import textwrap
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import pytest
 from factory import context, make_project
 
 from harness.context import RunContext
+
+SLURM_LOCAL = Path(__file__).resolve().parents[2] / "scripts" / "slurm-local.sh"
 
 SYNTHETIC_TESTS = '''
 import os
@@ -139,3 +143,17 @@ def root(tmp_path: Path) -> Path:
 @pytest.fixture
 def ctx(root: Path) -> RunContext:
     return context(root)
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[Path]:
+    """The real one-node Slurm cluster (scripts/slurm-local.sh start, idempotent and locked, so pytest-xdist
+    workers share it), named in SLURM_CONF for the whole session; it fails, never skips, if it cannot start."""
+    done = subprocess.run(["bash", str(SLURM_LOCAL), "start"], capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL, timeout=600)
+    if done.returncode != 0:
+        pytest.fail(f"scripts/slurm-local.sh start failed (exit {done.returncode}): {done.stderr.strip()}")
+    conf = Path(os.environ.get("SLURM_LOCAL_DIR", "/tmp/slurm-local")) / "slurm.conf"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SLURM_CONF", str(conf))
+        yield conf

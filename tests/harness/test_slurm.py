@@ -1,8 +1,8 @@
 """Slurm jobs on a real one-node cluster (scripts/slurm-local.sh): output, exit codes, limits, Ctrl-C.
 
-The cluster is started once per test process (idempotently, under the script's lock, so pytest-xdist
-workers share it); a cluster that cannot start fails these tests, it never skips them. Every job has
-its own name, so parallel workers never look at each other's jobs.
+The cluster is started once per test process by conftest's `cluster` fixture; a cluster that cannot
+start fails these tests, it never skips them. Every job has its own name, so parallel workers never
+look at each other's jobs.
 """
 
 from __future__ import annotations
@@ -24,21 +24,6 @@ import pytest
 from harness.schema import Verdict
 from harness.slurm import FRAMED, SlurmResult, has_gpu_gres, job_info, job_verdict, run_slurm_job, slurm_available, \
     srun_argv
-
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "slurm-local.sh"
-
-
-@pytest.fixture(scope="session")
-def cluster():
-    """Start (or join) the local cluster; its slurm.conf is named in SLURM_CONF for the whole session."""
-    done = subprocess.run(["bash", str(SCRIPT), "start"], capture_output=True, text=True, stdin=subprocess.DEVNULL,
-                          timeout=600)
-    if done.returncode != 0:
-        pytest.fail(f"scripts/slurm-local.sh start failed (exit {done.returncode}): {done.stderr.strip()}")
-    conf = Path(os.environ.get("SLURM_LOCAL_DIR", "/tmp/slurm-local")) / "slurm.conf"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("SLURM_CONF", str(conf))
-        yield conf
 
 
 @pytest.fixture
