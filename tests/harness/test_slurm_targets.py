@@ -188,3 +188,11 @@ def test_a_slurm_part_merges_with_local_parts_into_one_green_hub(slurm_project, 
     assert VerdictRecord.load(merged / HubFiles.verdict("on_node")).provenance.slurm_job, "the job survives the merge"
     assert cli("validate", merged) == 0
     assert json.loads((merged / HubFiles.RUN).read_text()).get("part") is not True
+
+
+def test_local_runs_never_import_the_slurm_module():
+    """harness.slurm is imported by the runner only for a Slurm target (the module-count budget)."""
+    code = "import sys, harness.__main__, harness.pipeline, harness.runner; print('harness.slurm' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=HOME,
+                          env=dict(os.environ, PYTHONPATH=str(HOME)))
+    assert done.stdout.strip() == "False", done.stderr
