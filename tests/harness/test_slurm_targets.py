@@ -27,7 +27,8 @@ from harness.schema import HubFiles, Manifest, Verdict, VerdictRecord
 ON_NODE = ("import json, os; job = os.environ['SLURM_JOB_ID']; "
            "print('in job', job, 'gpu=[' + os.environ['CUDA_VISIBLE_DEVICES'] + ']', flush=True); "
            "open('{artifacts}/on_node.txt', 'w').write(job); print('TRAIN_RECORD ' + json.dumps(dict(job=job)))")
-IN_JOB_TEST = "import os\n\ndef test_in_job():\n    assert os.environ['SLURM_JOB_ID'] and os.environ['CUDA_VISIBLE_DEVICES'] == ''\n"
+IN_JOB_TEST = ("import os\n\n\ndef test_in_job():\n"
+               "    assert os.environ['SLURM_JOB_ID'] and os.environ['CUDA_VISIBLE_DEVICES'] == ''\n")
 JOB_LINE = re.compile(r"^# slurm: job (\d+) on (\S+) \(partition (\S+)\)$", re.M)
 
 
@@ -88,7 +89,8 @@ def test_slurm_targets_are_green_through_the_driver_and_name_their_job(slurm_pro
     header, output = log.split("# ----- output -----\n")
     assert "# executor: slurm (partition default, gres none, cpus default; --time=1 min)" in header.splitlines()
     assert output.index(f"# slurm: job {job} on") < output.index(f"in job {job} gpu=[]"), "job line first, then output"
-    assert f"# slurm: job {job} COMPLETED on {node} (partition {partition})" in log.split("----- end of output -----")[1]
+    footer = log.split("----- end of output -----")[1]
+    assert f"# slurm: job {job} COMPLETED on {node} (partition {partition})" in footer
     pytest_log = (hub / "in_job.log").read_text()
     assert "executor: slurm (partition debug, gres none, cpus 1;" in pytest_log and JOB_LINE.search(pytest_log)
     local = VerdictRecord.load(hub / HubFiles.verdict("prepare"))
@@ -100,14 +102,18 @@ def test_how_slurm_ends_a_job_is_its_verdict(slurm_project, write_plan, targets,
     """One run, one behaviour: each way a job can end, judged from Slurm's own word."""
     expected = {
         "fails": (Verdict.RED, r"^job \d+ FAILED: exit code 1 \(Reason=NonZeroExitCode\); .*ValueError: broken"),
-        "over_limit": (Verdict.TIMEOUT, r"^job \d+ CANCELLED: cancelled by the harness at its 3 s limit, while it ran$"),
+        "over_limit": (Verdict.TIMEOUT, r"^job \d+ CANCELLED: cancelled by the harness at its 3 s limit, while it ran"),
+        "cancelled": (Verdict.RED, r"^job \d+ CANCELLED: signal 15$"),
         "rejected": (Verdict.RED, r"^Slurm did not run the job: srun: error: .*[Ii]nvalid partition"),
         "gpu_on_node": (Verdict.RED, r"^Slurm did not run the job: srun: error: .*[Ii]nvalid (generic resource|gres)"),
         "cuda_no_gres": (Verdict.BLOCKED, r"^needs a CUDA GPU; a Slurm target gets one only through its gres"),
     }
     plan = commit(slurm_project, write_plan([
         targets.command("fails", "raise ValueError('broken')", **slurm()),
-        targets.command("over_limit", "import time; print('working', flush=True); time.sleep(60)", timeout=3, **slurm()),
+        targets.command("over_limit", "import time; print('working', flush=True); time.sleep(60)", timeout=3,
+                        **slurm()),
+        targets.command("cancelled", "import os, subprocess, time; "  # someone else's scancel
+                        "subprocess.run(['scancel', os.environ['SLURM_JOB_ID']]); time.sleep(30)", **slurm()),
         targets.command("rejected", "print(1)", **slurm(partition="no-such-partition")),
         targets.command("gpu_on_node", "print(1)", device="cuda", **slurm(gres="gpu:1")),
         targets.command("cuda_no_gres", "print(1)", device="cuda", **slurm())]))
