@@ -252,6 +252,7 @@ def collate(ctx: RunContext, hub: Hub, *, ledger: bool = True, interrupted: bool
             raise TamperedHubError(f"{hub.path} was collated before and no longer matches its manifest.json; refusing "
                                    "to re-collate over changed evidence (rerun the plan into a new hub):\n  "
                                    + "\n  ".join(problems))
+    (hub.path / HubFiles.ATTESTATION).unlink(missing_ok=True)  # a signature vouches for what it saw: sign again
     c = build_collation(ctx, hub, interrupted=interrupted, written=written)
     blocker = _write_hub_files(c)
     if c.green:

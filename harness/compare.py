@@ -51,6 +51,7 @@ class Comparison:
     tolerance: CompareSpec
     tolerance_source: str
     findings: list[Finding]
+    signers: tuple[str, str] = ("unsigned", "unsigned")  # who signed each hub (harness/attest.py)
 
     def by_status(self, status: str) -> list[Finding]:
         return [f for f in self.findings if f.status == status]
@@ -280,4 +281,15 @@ def compare_hubs(a: HubView, b: HubView, tol: CompareSpec, source: str = "defaul
         findings += compare_target(name, ra, rb, tol)
         if ra and rb and (ra.figures or rb.figures):
             findings += compare_pictures(name, ra, a.path, rb, b.path)
-    return Comparison(a.path, b.path, tol, source, findings + compare_environment(a, b) + compare_packages(a, b))
+    return Comparison(a.path, b.path, tol, source, findings + compare_environment(a, b) + compare_packages(a, b),
+                      (signer_of(a.path), signer_of(b.path)))
+
+
+def signer_of(hub: Path) -> str:
+    """Who signed a hub, checked against its own key (a trust file is `validate --trust`'s job)."""
+    if not (hub / "attestation.json").is_file():
+        return "unsigned"
+    from harness.attest import check_signature
+
+    check = check_signature(hub, trust=None, require=False)
+    return f"signature INVALID ({check.problems[0]})" if check.problems else f"signed by {check.signer}"

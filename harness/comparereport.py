@@ -74,7 +74,7 @@ def _notes(result: Comparison) -> list[str]:
 def render_table(result: Comparison) -> str:
     """Disagreements, agreements, warnings as GitHub-flavoured tables, then the outcome line."""
     t = result.tolerance
-    lines = [f"A: {result.hub_a}", f"B: {result.hub_b}",
+    lines = [f"A: {result.hub_a} ({result.signers[0]})", f"B: {result.hub_b} ({result.signers[1]})",
              f"tolerance: loss_rtol={t.loss_rtol:g}, duration_ratio_warn={t.duration_ratio_warn:g}, "
              f"duration_floor_s={t.duration_floor_s:g} ({result.tolerance_source})"]
     for title, status in SECTIONS:
@@ -86,7 +86,8 @@ def render_table(result: Comparison) -> str:
 
 def comparison_payload(result: Comparison) -> dict[str, Any]:
     """The JSON fields of a comparison (inside the `emit` envelope)."""
-    return {"hub_a": str(result.hub_a), "hub_b": str(result.hub_b), "tolerance": asdict(result.tolerance),
+    return {"hub_a": str(result.hub_a), "hub_b": str(result.hub_b), "signers": list(result.signers),
+            "tolerance": asdict(result.tolerance),
             "tolerance_source": result.tolerance_source, "result": "AGREE" if result.agree else "DISAGREE",
             "exit_code": result.exit_code, "not_green_in_both": result.not_green_in_both(),
             **{title.lower(): [asdict(f) for f in result.by_status(status)] for title, status in SECTIONS}}
