@@ -20,7 +20,7 @@ from pathlib import Path
 from filelock import FileLock
 
 from harness import UserError
-from harness.collate import Collation
+from harness.collation import Collation
 from harness.fsio import atomic_write_bytes
 from harness.reporting import fmt_duration, md_link, md_text, relative_link
 from harness.schema import HubFiles, Verdict

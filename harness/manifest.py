@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.collate import Collation
+from harness.collation import Collation
 from harness.fsio import inside, sha256_file
 from harness.schema import FileEntry, HubFiles, Manifest, PlanRef, TargetSummary, Verdict
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.collate import Collation, changed_files
+from harness.collation import Collation, changed_files
 from harness.fsio import sha256_file
 from harness.reporting import fmt_duration
 from harness.schema import Verdict

@@ -13,7 +13,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-from harness.collate import Collation, TargetResult, changed_files
+from harness.collation import Collation, TargetResult, changed_files
 from harness.fsio import atomic_write_bytes
 from harness.reporting import Markdown, fmt_duration, md_block, md_code, md_link, md_table, md_text
 from harness.risks import BLOCKER, dataset_notes, derive_risks
