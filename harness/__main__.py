@@ -152,9 +152,8 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
 
 
 def cmd_run_target(args: argparse.Namespace) -> int:
-    from harness.context import HUB_ENV
+    from harness.context import HUB_ENV, VERBOSE_ENV
     from harness.hub import open_hub
-    from harness.pipeline import VERBOSE_ENV
     from harness.runner import Interrupted, run_one
 
     if not os.environ.get(HUB_ENV):
@@ -170,12 +169,14 @@ def cmd_run_target(args: argparse.Namespace) -> int:
     except Interrupted:
         print(f"[{args.target}] interrupted: its log stays .partial", file=sys.stderr)
         return 130
-    from harness.reporting import emit, fmt_duration
-
     code = 0 if str(record.verdict) == "GREEN" else 1
-    emit(args.format, "run-target", {"hub": ctx.rel(hub.path), "target": args.target, "verdict": str(record.verdict),
-                                     "reason": record.reason, "duration_s": record.duration_s, "exit_code": code},
-         f"[{args.target}] {record.verdict} {fmt_duration(record.duration_s)} - {record.reason}")
+    if args.format == "json":
+        from harness.reporting import emit
+
+        emit("json", "run-target", {"hub": ctx.rel(hub.path), "target": args.target, "verdict": str(record.verdict),
+                                    "reason": record.reason, "duration_s": record.duration_s, "exit_code": code}, "")
+    else:  # the one line nox shows per target (this process stays light: docs/architecture.md)
+        print(f"[{args.target}] {record.verdict} {record.duration_s or 0:.1f} s - {record.reason}")
     return code
 
 

@@ -23,7 +23,7 @@ from typing import TextIO
 
 from harness import UserError
 from harness.collate import CollateResult, collate
-from harness.context import HUB_ENV, PLAN_ENV, PROJECT_ENV, RunContext
+from harness.context import HUB_ENV, PLAN_ENV, PROJECT_ENV, VERBOSE_ENV, RunContext
 from harness.envs import ensure_env
 from harness.hub import Hub, create_hub
 from harness.provenance import probe_cuda, probe_versions
@@ -31,7 +31,6 @@ from harness.runner import child_env, die_with_parent
 from harness.schema import HubFiles
 
 DRIVER_ENV = "EVIDENCE_DRIVER"  # set for the nox the driver runs: its noxfile must not hand over again
-VERBOSE_ENV = "EVIDENCE_VERBOSE"
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any, ClassVar, get_type_hints
 
 from harness import UserError
-from harness import legacy
 from harness.fsio import atomic_write_json
 
 
@@ -70,7 +69,9 @@ def read_json(path: Path, schema: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise SchemaError(f"{path}: expected a JSON object, got {type(data).__name__}")
     found = data.get("schema")
-    if found == legacy.V1.get(schema):
+    if found != schema and found == schema.replace("/2", "/1"):
+        from harness import legacy  # only hubs made before format 2 need it
+
         return legacy.upgrade(schema, data)
     if found != schema:
         raise SchemaError(f"{path}: schema {found!r}, expected {schema!r} (written by another harness version)")

@@ -21,7 +21,6 @@ from functools import partial
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from harness.pytest_plugin.harness_outcomes import RANK
 from harness.schema import Counts, Verdict
 from harness.verdict import OUTCOMES, RECORD_PREFIX, PytestOutcomes, parse_record, pytest_verdict
 
@@ -107,6 +106,8 @@ class _Seen:
     python: str | None = None
 
     def result(self, node: str, outcome: str, quote: str) -> None:
+        from harness.pytest_plugin.harness_outcomes import RANK  # the plugin's own ranking of a test's phases
+
         self.tally[outcome] += 1
         if node not in self.tests or RANK[outcome] >= RANK[self.tests[node]["outcome"]]:
             self.tests[node] = {"nodeid": node, "outcome": outcome, "duration_s": 0.0, "message": quote}

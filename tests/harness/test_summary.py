@@ -16,7 +16,7 @@ from harness.collation import Collation, build_collation
 from harness.context import RunContext
 from harness.hub import open_hub
 from harness.reporting import fmt_duration
-from harness.risks import BLOCKER, WARNING, derive_risks, scan_deprecations
+from harness.summary import BLOCKER, WARNING, derive_risks, scan_deprecations
 from harness.schema import HubFiles, Verdict
 from harness.summary import dataset_notes, render_summary
 
