@@ -33,7 +33,8 @@ from harness.hub import new_timestamp
 from harness.hubread import read_hub
 from harness.hubview import HubUnreadable
 from harness.plan import EvidencePlan, load_plan
-from harness.schema import ProjectId, load_verdicts
+from harness.hub import load_verdicts
+from harness.schema import ProjectId
 
 SPEC = "bisect-spec.json"  # what every step needs to know, written before `git bisect run`
 

@@ -25,7 +25,8 @@ from filelock import FileLock
 from harness import UserError
 from harness.context import HOME
 from harness.fsio import atomic_write_json
-from harness.schema import VerdictRecord, load_verdicts
+from harness.hub import load_verdicts
+from harness.schema import VerdictRecord
 
 TERMS = ("unchanged", "changed")  # git's old / new terms: the older endpoint's verdicts, or not
 CANNOT_TEST = frozenset({"BLOCKED", "NOT RUN", "MISSING", "INCOMPLETE", "INTERRUPTED"})

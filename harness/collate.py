@@ -67,7 +67,8 @@ def external_refs(c: Collation) -> list[tuple[str, str, str]]:
             if path is None:
                 continue
             if path.is_dir():
-                refs += [(c.ctx.rel(p), role, t.name) for p in sorted(path.rglob("*")) if p.is_file() and not p.is_symlink()]
+                refs += [(c.ctx.rel(p), role,
+                          t.name) for p in sorted(path.rglob("*")) if p.is_file() and not p.is_symlink()]
             elif path.is_file() or t.verdict == Verdict.GREEN:
                 # A failed target's outputs were usually never produced: nothing to list. A GREEN
                 # target's must exist; listing it as missing makes the hub fail validation.

@@ -18,10 +18,10 @@ from typing import Any
 
 from harness import UserError
 from harness.context import RunContext, committed_changes, git_state
-from harness.hub import Hub, utc_now_iso
+from harness.hub import Hub, load_verdicts, utc_now_iso
 from harness.logframe import seal_problem
 from harness.plan import Target
-from harness.schema import Counts, HubFiles, RunRecord, Verdict, VerdictRecord, load_verdicts
+from harness.schema import Counts, HubFiles, RunRecord, Verdict, VerdictRecord
 
 
 @dataclass(frozen=True)
@@ -140,7 +140,8 @@ def assess_target(target: Target, rec: VerdictRecord | None, hub: Path,
     return result(Verdict.RED, broken) if broken else result(rec.verdict, rec.reason)
 
 
-def production_guard(ctx: RunContext, run: RunRecord, targets: list[TargetResult]) -> tuple[dict[str, tuple[str, ...]], str]:
+def production_guard(ctx: RunContext, run: RunRecord,
+                     targets: list[TargetResult]) -> tuple[dict[str, tuple[str, ...]], str]:
     """Production files that differed from HEAD at any checkpoint; and a note when git cannot tell."""
     production = ctx.plan.project.production
     changes: dict[str, tuple[str, ...]] = {}
@@ -152,7 +153,8 @@ def production_guard(ctx: RunContext, run: RunRecord, targets: list[TargetResult
     now = git_state(ctx.project, production)
     if not now.known or not run.git.known:
         commit = run.project_commit or "unknown"
-        return changes, f"commit {commit[:12]} ({run.commit_source}); production-code guard not checked: {now.note or 'no git'}"
+        return changes, (f"commit {commit[:12]} ({run.commit_source}); production-code guard not checked: "
+                         f"{now.note or 'no git'}")
     if now.production_changed:
         changes["at collate"] = now.production_changed
     if run.git.sha != now.sha:
@@ -165,7 +167,8 @@ def production_guard(ctx: RunContext, run: RunRecord, targets: list[TargetResult
 
 
 def decide(targets: list[TargetResult], changes: dict[str, tuple[str, ...]], git_note: str,
-           production: tuple[str, ...] = ("src",), *, interrupted: bool = False, plan_size: int = 0) -> tuple[Verdict, str]:
+           production: tuple[str, ...] = ("src",), *, interrupted: bool = False,
+           plan_size: int = 0) -> tuple[Verdict, str]:
     """(overall verdict, one-sentence reason) of the selected targets."""
     stopped = [t.name for t in targets if t.verdict == Verdict.INTERRUPTED]
     if stopped or interrupted:

@@ -45,7 +45,8 @@ def _cell(f: Finding, value: Any, other: Any) -> str:
     if f.check == "shapes" and isinstance(value, dict):
         other = other if isinstance(other, dict) else {}
         keys = [k for k in value if value.get(k) != other.get(k)] or list(value)
-        return ", ".join(f"{k} {'x'.join(map(str, value[k])) if isinstance(value[k], list) else value[k]}" for k in keys)
+        shown = {k: "x".join(map(str, value[k])) if isinstance(value[k], list) else value[k] for k in keys}
+        return ", ".join(f"{k} {v}" for k, v in shown.items())
     return _fmt(value)
 
 
@@ -56,7 +57,8 @@ def _rows(result: Comparison, status: str) -> list[list[str]]:
 
 def outcome_line(result: Comparison) -> str:
     n_dis, n_warn = len(result.by_status(DISAGREE)), len(result.by_status(WARN))
-    return f"result: {'AGREE' if result.agree else 'DISAGREE'} ({n_dis} disagreement(s), {n_warn} warning(s)); exit {result.exit_code}"
+    word = "AGREE" if result.agree else "DISAGREE"
+    return f"result: {word} ({n_dis} disagreement(s), {n_warn} warning(s)); exit {result.exit_code}"
 
 
 def _notes(result: Comparison) -> list[str]:

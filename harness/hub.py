@@ -17,7 +17,7 @@ from harness import UserError
 from harness.context import RunContext, git_state, project_identity
 from harness.fsio import atomic_write_text
 from harness.plan import Target
-from harness.schema import HubFiles, PlanRef, RunRecord
+from harness.schema import HubFiles, PlanRef, RunRecord, SchemaError, VerdictRecord
 
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H%M%SZ"
 MAX_SUFFIX = 100
@@ -122,5 +122,23 @@ def open_hub(path: str | Path, ctx: RunContext) -> Hub:
         run = replace(run, targets=tuple(t.name for t in ctx.plan.targets))
     artifacts = ctx.path(run.artifacts).resolve()
     if not artifacts.is_relative_to(ctx.project):
-        raise ValueError(f"{hub_path / HubFiles.RUN}: artifacts {run.artifacts!r} lie outside the project {ctx.project}")
+        raise ValueError(f"{hub_path / HubFiles.RUN}: artifacts {run.artifacts!r} lie outside the project "
+                         f"{ctx.project}")
     return Hub(hub_path, artifacts, run)
+
+
+def load_verdicts(hub: Path) -> tuple[dict[str, VerdictRecord], list[str]]:
+    """Every readable record of `<hub>/verdicts/` by target, and one message per bad file."""
+    records: dict[str, VerdictRecord] = {}
+    errors: list[str] = []
+    for path in sorted((Path(hub) / HubFiles.VERDICTS).glob("*.json")):
+        try:
+            rec = VerdictRecord.load(path)
+        except SchemaError as exc:
+            errors.append(f"{exc}; rerun the target")
+            continue
+        if rec.target in records:
+            errors.append(f"{path}: second record for target {rec.target!r}")
+            continue
+        records[rec.target] = rec
+    return records, errors

@@ -218,23 +218,6 @@ class VerdictRecord:
         return atomic_write_json(path, self.to_dict())
 
 
-def load_verdicts(hub: Path) -> tuple[dict[str, VerdictRecord], list[str]]:
-    """Every readable record of `<hub>/verdicts/` by target, and one message per bad file."""
-    records: dict[str, VerdictRecord] = {}
-    errors: list[str] = []
-    for path in sorted((Path(hub) / HubFiles.VERDICTS).glob("*.json")):
-        try:
-            rec = VerdictRecord.load(path)
-        except SchemaError as exc:
-            errors.append(f"{exc}; rerun the target")
-            continue
-        if rec.target in records:
-            errors.append(f"{path}: second record for target {rec.target!r}")
-            continue
-        records[rec.target] = rec
-    return records, errors
-
-
 @dataclass(frozen=True)
 class PlanRef:
     """Which plan file a run used: its path as given, sha256 and id."""
@@ -362,5 +345,6 @@ class Manifest(_HubRecord):
             if bad:
                 raise SchemaError(f"{path}: {key} entry without a path: {bad[0]!r}")
             entries[key] = tuple(_build(FileEntry, e) for e in data.get(key) or ())
-        targets = tuple(_build(TargetSummary, t) for t in data.get("targets") or () if isinstance(t, dict) and t.get("name"))
+        targets = tuple(_build(TargetSummary,
+                               t) for t in data.get("targets") or () if isinstance(t, dict) and t.get("name"))
         return _build(cls, data, targets=targets, **entries)

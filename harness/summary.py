@@ -89,7 +89,8 @@ def dataset_notes(c: Collation) -> list[DatasetNote]:
             sidecar = json.loads(path.with_suffix(".json").read_text(encoding="utf-8")).get("sha256")
         except (OSError, ValueError, AttributeError):
             sidecar = None
-        notes.append(DatasetNote(t.name, str(rec["train_data_file"]), sha, not rec.get("train_data_sha256"), sidecar, rec))
+        notes.append(DatasetNote(t.name, str(rec["train_data_file"]), sha, not rec.get("train_data_sha256"), sidecar,
+                                 rec))
     return notes
 
 
@@ -110,14 +111,16 @@ def derive_risks(c: Collation) -> list[Risk]:
     changed = changed_files(c.production_changes)
     if changed:
         phases = ", ".join(phase for phase, files in c.production_changes.items() if files)
-        risks.append(Risk(BLOCKER, f"Production files differ from HEAD ({phases}): {', '.join(f'`{f}`' for f in changed)}; "
+        risks.append(Risk(BLOCKER, f"Production files differ from HEAD ({phases}): "
+                                   f"{', '.join(f'`{f}`' for f in changed)}; "
                                    "evidence-only runs must not change production code."))
     if not run.git.known:
         risks.append(Risk(BLOCKER, f"The checkout is not a git repository: commit {run.project_commit or 'unknown'} "
                                    f"({run.commit_source}); the production-code guard was not checked."))
     risks += [Risk(BLOCKER, f"validate: {p}") for p in c.validation_problems]
     risks += [Risk(BLOCKER, f"Unreadable verdict record: {e}") for e in c.record_errors]
-    risks += [Risk(WARNING, f"Verdict record for `{x}`, which is not a target of the plan (ignored).") for x in c.extra_records]
+    risks += [Risk(WARNING, f"Verdict record for `{x}`, which is not a target of the plan "
+                            "(ignored).") for x in c.extra_records]
     if c.plan_changed:
         risks.append(Risk(WARNING, f"The plan file `{c.ctx.plan_label}` changed since the run started "
                                    "(sha256 differs from run.json); the summary uses the current file."))
@@ -127,9 +130,11 @@ def derive_risks(c: Collation) -> list[Risk]:
         risks.append(Risk(WARNING, f"The working tree was dirty (tracked files differ from HEAD): "
                                    f"{', '.join(f'`{f}`' for f in dirty[:10])}"
                                    + (f" and {len(dirty) - 10} more" if len(dirty) > 10 else "") + "."))
-    shas = sorted({r.provenance.git.sha for r in records if r.provenance.git.known} | ({run.git.sha} if run.git.known else set()))
+    shas = sorted({r.provenance.git.sha for r in records if r.provenance.git.known}
+                  | ({run.git.sha} if run.git.known else set()))
     if len(shas) > 1:
-        risks.append(Risk(WARNING, f"Targets ran on different commits ({', '.join(s[:12] for s in shas)}): HEAD moved."))
+        risks.append(Risk(WARNING, f"Targets ran on different commits ({', '.join(s[:12] for s in shas)}): HEAD "
+                                   "moved."))
     for t in c.targets:
         r = t.record.provenance.runtime if t.record else None
         if r and (r.cuda_available or r.cuda_visible_devices not in ("", None)):
@@ -138,15 +143,20 @@ def derive_risks(c: Collation) -> list[Risk]:
     for t in c.targets:
         scan = scan_deprecations(c.hub.path / t.log) if t.log_present else None
         if scan:
-            risks.append(Risk(WARNING, f"`{scan.log}`: {scan.count} DeprecationWarning line(s); first: `{scan.first}`", t.name))
+            risks.append(Risk(WARNING, f"`{scan.log}`: {scan.count} DeprecationWarning line(s); first: "
+                                       f"`{scan.first}`", t.name))
         if t.duration_s is not None and t.duration_s >= SLOW_FRACTION * t.target.timeout:
-            risks.append(Risk(WARNING, f"`{t.name}` took {fmt_duration(t.duration_s)}, {t.duration_s / t.target.timeout:.0%} "
-                                       f"of its {fmt_duration(t.target.timeout)} timeout: a slower machine may time out.", t.name))
+            risks.append(Risk(WARNING, f"`{t.name}` took {fmt_duration(t.duration_s)}, "
+                                       f"{t.duration_s / t.target.timeout:.0%} "
+                                       f"of its {fmt_duration(t.target.timeout)} timeout: a slower machine may time "
+                                       "out.", t.name))
     for note in dataset_notes(c):
         if note.sha256 is None:
-            risks.append(Risk(WARNING, f"Dataset `{note.file}` of `{note.target}` has no sha256 and is not on disk to hash."))
+            risks.append(Risk(WARNING, f"Dataset `{note.file}` of `{note.target}` has no sha256 and is not on disk to "
+                                       "hash."))
         elif note.sidecar_sha256 and note.sidecar_sha256 != note.sha256:
-            risks.append(Risk(WARNING, f"Dataset `{Path(note.file).name}` sha256 {note.sha256[:12]}… does not match its "
+            risks.append(Risk(WARNING, f"Dataset `{Path(note.file).name}` sha256 {note.sha256[:12]}… does not match "
+                                       "its "
                                        f"sidecar ({note.sidecar_sha256[:12]}…): the fixture changed."))
     return sorted(risks, key=lambda r: 0 if r.severity == BLOCKER else 1)
 
@@ -245,7 +255,8 @@ def _environment(c: Collation) -> list[str]:
 def render_summary(c: Collation, *, blocker_written: bool) -> str:
     """The full Markdown text of summary.md."""
     rows = [[t.name, f"**{t.verdict}**", _counts(t), fmt_duration(t.duration_s), _log_link(c, t),
-             (t.record.derived_from + ": " if t.record and t.record.derived_from else "") + t.reason] for t in c.targets]
+             (t.record.derived_from + ": " if t.record and t.record.derived_from else "") + t.reason]
+            for t in c.targets]
     lines = [f"# Evidence summary: {c.ctx.plan.id} — {c.hub.timestamp}", "",
              f"**Overall verdict: {c.overall}** — {md_text(c.overall_reason)}", "",
              md_table(rows, ["Target", "Verdict", "Passed / failed / skipped", "Duration", "Log", "Reason"]), ""]
@@ -262,7 +273,8 @@ def render_summary(c: Collation, *, blocker_written: bool) -> str:
     risks = derive_risks(c)
     lines += ["## Remaining risks", ""] + ([f"- {'**Blocker:**' if r.severity == BLOCKER else 'Warning:'} "
                                             f"{md_text(r.text)}" for r in risks] or ["None found."]) + [""]
-    lines += ["## Reproduce", "", f"`make reproduce FROM={c.hub_rel}` reruns this plan into a new hub and compares.", ""]
+    lines += ["## Reproduce", "", f"`make reproduce FROM={c.hub_rel}` reruns this plan into a new hub and compares.",
+              ""]
     return "\n".join(lines)
 
 
@@ -277,17 +289,20 @@ def render_blocker(c: Collation) -> str:
                 f"{display_command(c, t)}", f"reason: {t.reason}"]
         rec = t.record
         if rec is not None:
-            out.append(f"exit code: {rec.exit_code}  timed out: {rec.timed_out}  duration: {fmt_duration(rec.duration_s)}")
+            out.append(f"exit code: {rec.exit_code}  timed out: {rec.timed_out}  duration: "
+                       f"{fmt_duration(rec.duration_s)}")
             failed = [str(x.get("nodeid")) for x in rec.tests if x.get("outcome") != "passed"]
             out += ["not passed: " + ", ".join(failed)] if failed else []
         log = c.hub.path / (t.log if t.log_present else f"{t.log}.partial")
-        tail = log.read_text(encoding="utf-8", errors="replace").splitlines()[-BLOCKER_TAIL_LINES:] if log.is_file() else []
+        tail = log.read_text(encoding="utf-8",
+                             errors="replace").splitlines()[-BLOCKER_TAIL_LINES:] if log.is_file() else []
         out += [f"--- last {len(tail)} lines of {log.name} ---", *tail, f"--- end of {log.name} ---"] if tail \
             else [f"(no log: {t.log} not found)"]
         out.append("")
     for title, items in (("production code differs from HEAD (evidence-only loop)",
                           [f"{k}: {', '.join(v)}" for k, v in c.production_changes.items() if v]),
-                         ("validate", list(c.validation_problems)), ("unreadable verdict records", list(c.record_errors))):
+                         ("validate", list(c.validation_problems)), ("unreadable verdict records",
+                                                                     list(c.record_errors))):
         out += [f"== {title} ==", *items, ""] if items else []
     return "\n".join(out)
 
@@ -305,7 +320,8 @@ def write_junit(c: Collation) -> Path:
             ET.SubElement(case, "failure", type=str(t.verdict), message=t.reason).text = f"{t.verdict}: {t.reason}"
         ET.SubElement(case, "system-out").text = f"verdict: {t.verdict}; log: {t.log}"
     # The hub's own verdict (production-code guard, validate) can fail with every target GREEN.
-    overall = ET.SubElement(suite, "testcase", classname=f"evidence.{c.ctx.plan.id}", name="(overall verdict)", time="0")
+    overall = ET.SubElement(suite, "testcase", classname=f"evidence.{c.ctx.plan.id}", name="(overall verdict)",
+                            time="0")
     if not c.green:
         ET.SubElement(overall, "failure", type=str(c.overall), message=c.overall_reason).text = c.overall_reason
     root = ET.Element("testsuites")
