@@ -3,14 +3,18 @@
 Hub files are listed relative to the hub, so a copied or cloned hub still checks (format 2);
 bulky files outside it (the git-ignored `artifacts/`) are listed apart, relative to the project
 root, and a reader without them reports them as absent. `harness/validate.py` re-checks it.
+A merged hub's external files were made on its parts' machines: the manifest kept with each part
+(harness/merge.py) vouches for them.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from harness.collate import Collation
 from harness.fsio import inside, sha256_file
+from harness.merge import part_external
 from harness.schema import FileEntry, HubFiles, Manifest, PlanRef, TargetSummary, Verdict
 
 _ROLES = {HubFiles.SUMMARY: "summary", HubFiles.RUN: "run-record", HubFiles.BLOCKER: "blocker",
@@ -35,6 +39,8 @@ def hub_role(rel: str, logs: dict[str, str]) -> tuple[str, str | None]:
         return "verdict-record", Path(rel).stem
     if parts[0] == HubFiles.FIGURES and len(parts) > 2:
         return "figure", parts[1]
+    if parts[0] == HubFiles.PARTS and len(parts) > 2:
+        return "part-record", parts[1]
     return _ROLES.get(rel, "other"), None
 
 
@@ -74,8 +80,13 @@ def build_manifest(c: Collation) -> Manifest:
             role, target = hub_role(rel, logs)
             files.append(file_entry(path, rel, role=role, target=target, verdict=verdict_of.get(target or "")))
     external: dict[str, FileEntry] = {}
+    parted = part_external(c.hub.path)  # a merged hub: what each part made on its machine, hashed there
     for rel, role, target in external_refs(c):
-        external.setdefault(rel, file_entry(c.ctx.path(rel), rel, role=role, target=target, verdict=verdict_of[target]))
+        kept, here = parted.pop(rel, None), c.ctx.path(rel)
+        entry = kept if kept and not here.is_file() else file_entry(here, rel, role=role, target=target, verdict=None)
+        external.setdefault(rel, replace(entry, verdict=verdict_of[target]))
+    for rel, entry in parted.items():  # e.g. a pytest target's outcomes, under the part's artifacts folder
+        external.setdefault(rel, replace(entry, verdict=verdict_of.get(entry.target or "")))
     run = c.hub.run
     return Manifest(
         plan=PlanRef(c.ctx.plan_label, c.ctx.plan.sha256, c.ctx.plan.id), hub=c.hub_rel, timestamp=run.timestamp,
