@@ -25,6 +25,8 @@ COMMANDS: dict[str, str] = {
     "reproduce": "rerun the plan that produced a hub and compare",
     "env": "build or reuse the project's evidence venv; print its python",
     "bisect": "name the first commit whose verdict changed between two hubs or commits (git bisect run)",
+    "merge": "join parts (one target each, made anywhere) into one new hub and collate it",
+    "ci": "write a CI workflow that runs each target as its own job, then merges the parts",
 }
 
 
@@ -85,6 +87,15 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--allow-plan-change", action="store_true", help="rerun even if the recorded plan changed")
     r.add_argument("--hub", type=Path, default=None, help="folder for the new hub (default: a fresh one)")
     r.add_argument("--jobs", "-j", default=None, help="targets at once: a number or auto (default: cores)")
+    m = cmd["merge"]
+    m.add_argument("parts", nargs="+", type=Path, metavar="PART", help="part folders (`make <target> PART=<dir>`)")
+    m.add_argument("--into", required=True, help="the new hub, relative to the project; refused if it exists")
+    m.add_argument("--no-ledger", action="store_true", help="do not touch the plan row or the fix plan")
+    g = cmd["ci"]
+    g.add_argument("provider", choices=("github",), help="github: a GitHub Actions workflow")
+    g.add_argument("--output", type=Path, default=None,
+                   help="where to write it (default: the harness home's .github/workflows/evidence.yml)")
+    g.add_argument("--python", default="3.11", help="the Python version every job sets up (default: 3.11)")
     for name, parser_ in cmd.items():
         _context_options(parser_, plan=name not in ("run-target",))
         _format(parser_, *(("table", "md") if name in ("compare", "reproduce") else ()))
@@ -250,6 +261,34 @@ def cmd_env(args: argparse.Namespace) -> int:
     from harness.envs import ensure_env
 
     print(ensure_env(_context(args), log=lambda line: print(line, file=sys.stderr)))
+    return 0
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    from harness.context import make_context
+    from harness.merge import merge, recorded_plan
+    from harness.reporting import emit_run
+
+    ctx = make_context(args.project, args.plan or recorded_plan(args.parts), args.project_commit)
+    result = merge(ctx, args.parts, args.into, ledger=not args.no_ledger)
+    return emit_run(args.format, "merge", result, result.exit_code, False)
+
+
+def cmd_ci(args: argparse.Namespace) -> int:
+    from harness.cigithub import github_workflow, job_ids
+    from harness.fsio import atomic_write_text
+    from harness.reporting import emit
+
+    ctx = _context(args)
+    try:
+        text = github_workflow(ctx.plan, plan_arg=ctx.plan_label, python=args.python)
+    except ValueError as exc:  # a plan the workflow cannot follow: the message names the file, line and fix
+        raise UserError(str(exc)) from None
+    output = args.output or ctx.home / ".github" / "workflows" / "evidence.yml"
+    atomic_write_text(output, text)
+    jobs = len(job_ids(ctx.plan)) + 1
+    emit(args.format, "ci", {"output": str(output), "plan": ctx.plan_label, "jobs": jobs, "exit_code": 0},
+         f"ci: wrote {output}: {jobs - 1} target job(s) and the merge job, from {ctx.plan_label}")
     return 0
 
 

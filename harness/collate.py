@@ -47,6 +47,8 @@ def hub_role(rel: str, logs: dict[str, str]) -> tuple[str, str | None]:
         return "verdict-record", Path(rel).stem
     if parts[0] == HubFiles.FIGURES and len(parts) > 2:
         return "figure", parts[1]
+    if parts[0] == HubFiles.PARTS and len(parts) > 2:
+        return "part-record", parts[1]
     return _ROLES.get(rel, "other"), None
 
 
@@ -87,8 +89,17 @@ def build_manifest(c: Collation) -> Manifest:
             role, target = hub_role(rel, logs)
             files.append(file_entry(path, rel, role=role, target=target, verdict=verdict_of.get(target or "")))
     external: dict[str, FileEntry] = {}
+    parted: dict[str, FileEntry] = {}
+    if (c.hub.path / HubFiles.PARTS).is_dir():  # a merged hub: what each part made on its machine, hashed there
+        from harness.merge import part_external
+
+        parted = part_external(c.hub.path)
     for rel, role, target in external_refs(c):
-        external.setdefault(rel, file_entry(c.ctx.path(rel), rel, role=role, target=target, verdict=verdict_of[target]))
+        kept, here = parted.pop(rel, None), c.ctx.path(rel)
+        entry = kept if kept and not here.is_file() else file_entry(here, rel, role=role, target=target, verdict=None)
+        external.setdefault(rel, replace(entry, verdict=verdict_of[target]))
+    for rel, entry in parted.items():  # e.g. a pytest target's outcomes, under the part's artifacts folder
+        external.setdefault(rel, replace(entry, verdict=verdict_of.get(entry.target or "")))
     run = c.hub.run
     return Manifest(
         plan=PlanRef(c.ctx.plan_label, c.ctx.plan.sha256, c.ctx.plan.id), hub=c.hub_rel, timestamp=run.timestamp,

@@ -9,6 +9,8 @@ A *part* is a hub of one target run alone, to be merged with others. Stdlib-only
 
 from __future__ import annotations
 
+import os
+import socket
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -109,7 +111,8 @@ def create_hub(ctx: RunContext, *, targets: tuple[str, ...], explicit: str | Pat
                     hub=ctx.rel(hub_path), artifacts=ctx.rel(artifacts), git=git, created_utc=utc_now_iso(),
                     targets=tuple(targets), project_root=str(ctx.project), project_commit=commit,
                     commit_source=source, production=ctx.plan.project.production,
-                    project_id=project_identity(ctx.project), python=python, part=part)
+                    project_id=project_identity(ctx.project), python=python, part=part,
+                    host=socket.gethostname() or None, runner=os.environ.get("RUNNER_NAME") or None)
     run.write(hub_path)
     return Hub(hub_path, artifacts, run)
 

@@ -46,6 +46,7 @@ class HubFiles:
     SUMMARY, BLOCKER, INCOMPLETE = "summary.md", "blocker.log", "INCOMPLETE"
     VERDICTS, JUNIT, FIGURES = "verdicts", "junit.xml", "figures"
     NOX_REPORT = "nox-report.json"  # nox's own --report of the run: a hub file like any other
+    PARTS = "parts"  # a merged hub: parts/<target>/ keeps the run.json, environment and manifest of its part
     ATTESTATION = "attestation.json"  # harness.attest: the signed Statement about every other file
     UNLISTED = (MANIFEST, INCOMPLETE, ATTESTATION)  # never listed: itself, the in-progress marker, the signature
 
@@ -257,6 +258,8 @@ class RunRecord(_HubRecord):
     project_id: ProjectId = field(default_factory=ProjectId)
     python: str | None = None  # the evidence interpreter every target of the run uses
     part: bool = False  # one target run alone to be merged with others (`harness merge`)
+    host: str | None = None  # the machine the run started on (a merged hub: where each part ran)
+    runner: str | None = None  # the CI runner's name ($RUNNER_NAME on GitHub Actions), if any
 
     SCHEMA, FILE = "evidence-run/2", HubFiles.RUN
 

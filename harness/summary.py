@@ -234,6 +234,28 @@ def _details(c: Collation) -> list[str]:
     return out
 
 
+def _where_ran(c: Collation) -> list[str]:
+    """A merged hub: the machine, runner and interpreter of each target's part ([] for a one-machine hub)."""
+    from harness.merge import origins
+
+    found = {o.target: o for o in origins(c.hub.path)}
+    if not found:
+        return []
+    rows = []
+    for t in c.targets:
+        o = found.get(t.name)
+        if o is None:
+            rows.append([t.name, f"no part ({t.verdict})", *["—"] * 6])
+            continue
+        rt, kept = o.environment.runtime if o.environment else None, f"{HubFiles.PARTS}/{t.name}/"
+        commit = md_code((o.run.project_commit or "unknown")[:12])
+        rows.append([t.name, o.run.host or "unknown", o.run.runner or "—", commit, rt.python if rt else "—",
+                     rt.platform if rt else "—", o.run.created_utc, md_link(kept, kept)])
+    return ["## Where each target ran", "", f"Merged from {len(found)} part(s), each one target run alone; each kept "
+            "folder holds the part's run.json, environment.json and manifest.json.", "",
+            md_table(rows, ["Target", "Host", "Runner", "Commit", "Python", "Platform", "Part started", "Kept"]), ""]
+
+
 def _environment(c: Collation) -> list[str]:
     run = c.hub.run
     env = EnvironmentRecord.load(c.hub.path)
@@ -269,7 +291,7 @@ def render_summary(c: Collation, *, blocker_written: bool) -> str:
         lines.append(f"- Blocker details: {md_link(HubFiles.BLOCKER, HubFiles.BLOCKER)}.")
     lines += [f"- Integrity: {md_link(HubFiles.MANIFEST, HubFiles.MANIFEST)} lists every file with its sha256; "
               f"re-check with `python -m harness validate {c.hub_rel}`.", ""]
-    lines += _details(c) + _environment(c)
+    lines += _details(c) + _where_ran(c) + _environment(c)
     risks = derive_risks(c)
     lines += ["## Remaining risks", ""] + ([f"- {'**Blocker:**' if r.severity == BLOCKER else 'Warning:'} "
                                             f"{md_text(r.text)}" for r in risks] or ["None found."]) + [""]
