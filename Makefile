@@ -13,9 +13,10 @@ HARNESS := $(TOOLS_PY) -m harness  # make runs recipes here: -m finds harness/ w
 export EVIDENCE_PROJECT := $(PROJECT)
 export EVIDENCE_PLAN := $(PLAN)
 CONTEXT := $(if $(PROJECT),--project "$(PROJECT)") $(if $(PLAN),--plan "$(PLAN)")
-RUN := $(CONTEXT) $(if $(V),--verbose) $(if $(JOBS),--jobs "$(JOBS)") $(if $(NO_LEDGER),--no-ledger)
+SIGNING := $(if $(SIGN),--sign) $(if $(KEY),--key "$(KEY)")
+RUN := $(CONTEXT) $(if $(V),--verbose) $(if $(JOBS),--jobs "$(JOBS)") $(if $(NO_LEDGER),--no-ledger) $(SIGNING)
 
-.PHONY: help phase-c4d-b3 test reproduce quality bench clean tools
+.PHONY: help phase-c4d-b3 test reproduce bisect quality bench clean tools
 
 help: ## show this help
 	@echo "usage: make <target> [PROJECT=<checkout>] [PLAN=<plan.toml>] [HUB=<new hub dir>] [NO_LEDGER=1] [JOBS=N] [V=1]"
@@ -27,6 +28,8 @@ help: ## show this help
 	@echo "                        PART=<dir> makes it a part to merge with others (python -m harness merge)"
 	@echo "  test                  the project's test suite (nox -s tests)"
 	@echo "  reproduce FROM=<hub>  rerun the plan behind <hub> (harness-made or hand-made) into a new hub and compare"
+	@echo "  bisect GOOD= BAD=     the first commit whose verdict changed (each a commit or a hub); TARGETS= to narrow"
+	@echo "                        SIGN=1 [KEY=<ssh key>] signs a new hub (phase-c4d-b3, reproduce, any target)"
 	@echo "  bench                 harness vs. by-hand timing benchmark (writes artifacts/bench/<ts>.json)"
 	@echo "  quality               science benchmark in the evidence venv (QUALITY_BUDGET=quick: ~8 min); JSON last"
 	@echo "  clean                 remove .nox, .venv-tools and artifacts/* (never hubs under plans/)"
@@ -44,7 +47,11 @@ test: tools
 
 reproduce: tools
 	@test -n "$(FROM)" || { echo "usage: make reproduce FROM=<hub> [PROJECT=<checkout>] [PLAN=<plan.toml>]" >&2; exit 2; }
-	@$(HARNESS) reproduce --from "$(FROM)" $(CONTEXT) $(if $(JOBS),--jobs "$(JOBS)") $(if $(HUB),--hub "$(HUB)") $(if $(NO_LEDGER),--no-ledger)
+	@$(HARNESS) reproduce --from "$(FROM)" $(CONTEXT) $(if $(JOBS),--jobs "$(JOBS)") $(if $(HUB),--hub "$(HUB)") $(if $(NO_LEDGER),--no-ledger) $(SIGNING)
+
+bisect: tools
+	@test -n "$(GOOD)" -a -n "$(BAD)" || { echo "usage: make bisect GOOD=<hub|commit> BAD=<hub|commit> [TARGETS=<names>]" >&2; exit 2; }
+	@$(HARNESS) bisect --good "$(GOOD)" --bad "$(BAD)" $(CONTEXT) $(if $(TARGETS),--targets $(TARGETS))
 
 bench: tools
 	$(TOOLS_PY) bench/harness_speed.py

@@ -33,7 +33,9 @@ CPU_ENV = {"CUDA_VISIBLE_DEVICES": "", "OMP_WAIT_POLICY": "PASSIVE"}  # GPU hidd
 RUN_BY_NOX = __name__ == "user_nox_module"  # what nox names the noxfile it loads (not an import by a test)
 if RUN_BY_NOX and "EVIDENCE_DRIVER" not in os.environ and not LISTING & {a.split("=")[0] for a in sys.argv[1:]}:
     harness_python = str(tools.ensure_tools(ROOT))
-    os.execv(harness_python, [harness_python, "-m", "harness", "pipeline", "--nox", sys.executable, "--", *sys.argv[1:]])
+    os.execv(
+        harness_python, [harness_python, "-m", "harness", "pipeline", "--nox", sys.executable, "--", *sys.argv[1:]]
+    )
 
 
 def _harness(session: nox.Session, *args: str, silent: bool = False) -> str:
@@ -50,8 +52,13 @@ def _target_session(name: str) -> None:
         _harness(session, "run-target", name, "--jobs", jobs)
 
     run.__doc__ = target.summary
-    nox.session(name=target.session, tags=list(PLAN.tags), requires=[PLAN.target(a).session for a in target.after],
-                allow_parallel=True, venv_backend="none")(run)
+    nox.session(
+        name=target.session,
+        tags=list(PLAN.tags),
+        requires=[PLAN.target(a).session for a in target.after],
+        allow_parallel=True,
+        venv_backend="none",
+    )(run)
 
 
 for _target in PLAN.targets:
@@ -76,8 +83,18 @@ def collate(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """The project's own test suite (not slow) in the evidence venv, on every core; posargs go to pytest."""
     python = _harness(session, "env", silent=True).strip().splitlines()[-1]
-    session.run(python, "-m", "pytest", "-m", "not slow", "-n", "auto", *session.posargs, external=True,
-                env={**CPU_ENV, "OMP_NUM_THREADS": "1"})
+    session.run(
+        python,
+        "-m",
+        "pytest",
+        "-m",
+        "not slow",
+        "-n",
+        "auto",
+        *session.posargs,
+        external=True,
+        env={**CPU_ENV, "OMP_NUM_THREADS": "1"},
+    )
 
 
 @nox.session

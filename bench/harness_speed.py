@@ -94,7 +94,7 @@ def median(values: list[float]) -> float:
 def overhead_parts(home: Path, python: str, hub: Path) -> dict[str, float]:
     """Median seconds of each fixed cost the harness pays per run."""
     ctx = make_context()
-    env = child_env(ctx)
+    env = child_env(ctx, ctx.plan.environment.threads)
     nox = [str(home / ".venv-tools/bin/nox"), "-f", str(home / "noxfile.py"), "-l"]
     parts: dict[str, list[float]] = {"nox start (nox -l)": [], "venv check (warm)": [], "version probe": [],
                                      "GPU probe (imports torch; beside the first target)": [], "collate": []}

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness import UserError
 from harness.fsio import atomic_write_json, sha256_file
 from harness.schema import HubFiles, Manifest, SchemaError, Verdict
 
@@ -42,7 +43,7 @@ _CONFIGURE = ("pass --key ~/.ssh/id_ed25519, or configure a key once with "
               "`git config --global user.signingkey ~/.ssh/id_ed25519.pub` (and gpg.format ssh)")
 
 
-class SigningError(RuntimeError):
+class SigningError(UserError, RuntimeError):
     """A hub could not be signed; the message says what to do."""
 
 

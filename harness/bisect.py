@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -28,32 +27,18 @@ from filelock import FileLock, Timeout
 from harness.bisectreport import ROLES, BisectResult, render, summarise
 from harness.bisectrun import (NO_HOOKS, STOP_GRACE_S, TERMS, BisectError, Commit, Step, StepError, deferred_signals,
                                finish, git, run_git, step_lock, take, untestable)
-from harness.context import HOME, project_root_of
+from harness.context import HOME, project_identity, same_project
 from harness.fsio import atomic_write_json, atomic_write_text
 from harness.hub import new_timestamp
 from harness.hubread import read_hub
 from harness.hubview import HubUnreadable
 from harness.plan import EvidencePlan, load_plan
-from harness.schema import load_verdicts
+from harness.hub import load_verdicts
+from harness.schema import ProjectId
 
 SPEC = "bisect-spec.json"  # what every step needs to know, written before `git bisect run`
 
 __all__ = ["BisectError", "BisectResult", "bisect", "render"]
-
-
-def identity(folder: Path) -> tuple[frozenset[str], str] | None:
-    """A repository's root commits and normalised origin URL ("" without one); None outside git."""
-    roots = run_git(folder, "rev-list", "--max-parents=0", "HEAD")
-    if roots.returncode:
-        return None
-    url = run_git(folder, "remote", "get-url", "origin").stdout.strip()
-    url = re.sub(r"^[^@/]+@", "", re.sub(r"^[a-z+]+://", "", url)).removesuffix("/").removesuffix(".git")
-    return frozenset(roots.stdout.split()), re.sub(r"^([^/:]+):(?!\d)", r"\1/", url)
-
-
-def same_project(a: tuple[frozenset[str], str], b: tuple[frozenset[str], str]) -> bool:
-    """One root commit in common, and one origin where both have one: two clones of one repository are one project."""
-    return bool(a[0] & b[0]) and (not a[1] or not b[1] or a[1] == b[1])
 
 
 @dataclass(frozen=True)
@@ -64,7 +49,7 @@ class Endpoint:
     verdicts: dict[str, str] | None = None  # a hub's, by target
 
 
-def resolve(repo: Path, label: str, given: str, plan: EvidencePlan, project: tuple | None) -> Endpoint:
+def resolve(repo: Path, label: str, given: str, plan: EvidencePlan, project: ProjectId) -> Endpoint:
     """A commit, or a hub of this project and plan made on a clean tree (standing for its commit)."""
     path = Path(given).expanduser()
     if not path.is_dir():
@@ -79,10 +64,9 @@ def resolve(repo: Path, label: str, given: str, plan: EvidencePlan, project: tup
     run, where = view.run, f"{label} hub {view.path}"
     if view.handmade or run is None or not run.project_commit:
         raise BisectError(f"{where} records no commit; pass the commit it was made at instead")
-    root = project_root_of(view.path, run.hub) or (Path(run.project_root) if run.project_root else None)
-    theirs = identity(root) if root is not None and root.is_dir() else None
-    if theirs and project and not same_project(theirs, project):
-        raise BisectError(f"{where} belongs to another project ({root}: other root commit or origin) than {repo}")
+    if not same_project(run.project_id, project):  # the identity run.json records; paths are only information
+        raise BisectError(f"{where} belongs to another project ({run.project_id.describe()}) than {repo} "
+                          f"({project.describe()})")
     if run.plan.id != plan.id:
         raise BisectError(f"{where} was made with plan {run.plan.id!r}, not {plan.id!r} ({plan.path}); pass that plan")
     if run.git.dirty or any(r.provenance.git.dirty for r in view.verdicts.values()):
@@ -234,7 +218,7 @@ def bisect(checkout: Path, good: str, bad: str, *, plan: Path, targets: list[str
     unknown = [t for t in targets or () if t not in names]
     if unknown:
         raise BisectError(f"{evidence.path}: no target {unknown[0]!r}; targets are {names}")
-    mine = identity(repo)
+    mine = project_identity(repo)
     older, newer = in_order(repo, *(resolve(repo, label, given, evidence, mine)
                                     for label, given in (("GOOD", good), ("BAD", bad))))
     chosen = list(targets or names)

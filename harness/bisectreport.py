@@ -13,7 +13,8 @@ from typing import Any
 
 from harness.bisectrun import TERMS, Commit, Step, git
 from harness.reporting import fmt_duration, md_table
-from harness.schema import VerdictRecord, load_verdicts
+from harness.hub import load_verdicts
+from harness.schema import VerdictRecord
 
 ROLES = ("older endpoint", "newer endpoint")
 

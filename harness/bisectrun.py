@@ -22,9 +22,11 @@ from typing import Any, Callable, Iterator, TypeVar
 
 from filelock import FileLock
 
+from harness import UserError
 from harness.context import HOME
 from harness.fsio import atomic_write_json
-from harness.schema import VerdictRecord, load_verdicts
+from harness.hub import load_verdicts
+from harness.schema import VerdictRecord
 
 TERMS = ("unchanged", "changed")  # git's old / new terms: the older endpoint's verdicts, or not
 CANNOT_TEST = frozenset({"BLOCKED", "NOT RUN", "MISSING", "INCOMPLETE", "INTERRUPTED"})
@@ -34,7 +36,7 @@ NO_HOOKS = ("-c", "core.hooksPath=/dev/null")  # the user's hooks never run for 
 T = TypeVar("T")
 
 
-class BisectError(ValueError):
+class BisectError(UserError, ValueError):
     """The bisect cannot start or finish; the one-line message says why and what to do."""
 
 

@@ -1,230 +1,123 @@
-"""Collate a hub: decide the verdicts of the targets it selected, then write what a reviewer reads.
+"""Collate a hub: write what a reviewer reads from the verdicts harness/collation.py decides.
 
-Every selected target gets a verdict: its record's, or MISSING (no record, or no finished log),
-INTERRUPTED (its log is still `<log>.partial`), NOT RUN (a target it comes `after` is not
-GREEN: nox never started it), RED (a record that contradicts itself, or a log whose bytes differ
-from the ones the harness sealed). The evidence-only guard then looks for production files (the
-plan's `[project] production`) written during the run (the driver's watcher), differing from
-HEAD at the run's start, at each target's start, now, or changed by commits made during the run;
-a checkout git cannot read is never GREEN. The hub is GREEN only when every selected target is
-GREEN and the guard holds (a partial hub can be GREEN; it never marks the ledger); INCOMPLETE
-when interrupted. Writes (atomically): blocker.log (when not GREEN), summary.md, junit.xml,
-manifest.json; a GREEN hub is re-checked by `validate`; then the ledger; INCOMPLETE goes last.
+Writes (atomically): blocker.log (when not GREEN), summary.md, junit.xml, then manifest.json, built
+here (every byte the run produced, with its verdict: the format is schema.Manifest); a GREEN
+hub is re-checked by `validate`; then the ledger (only for a hub that covers the whole plan);
+INCOMPLETE is removed last (kept for an interrupted run). Exit 0 only when GREEN.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from harness import UserError
-from harness.context import RunContext, committed_changes, context_for_hub, git_state
-from harness.fsio import atomic_write_text
-from harness.hub import Hub, open_hub, utc_now_iso
-from harness.logframe import seal_problem
-from harness.plan import Target
-from harness.schema import Counts, HubFiles, RunRecord, Verdict, VerdictRecord, load_verdicts
+from harness.collation import Collation, build_collation
+from harness.context import RunContext, context_for_hub
+from harness.fsio import atomic_write_text, inside, sha256_file
+from harness.hub import Hub, open_hub
+from harness.ledger import apply_ledger
+from harness.schema import FileEntry, HubFiles, Manifest, PlanRef, RunRecord, TargetSummary, Verdict
+from harness.summary import render_blocker, render_summary, write_junit
+from harness.validate import integrity_problems, validate
 
 
-@dataclass(frozen=True)
-class TargetResult:
-    """One plan target as collate sees it: its record (if any) and the verdict collate assigns."""
-
-    target: Target
-    verdict: Verdict
-    reason: str
-    record: VerdictRecord | None = None
-    log_present: bool = False
-
-    @property
-    def name(self) -> str:
-        return self.target.name
-
-    @property
-    def kind(self) -> str:
-        return self.target.kind
-
-    @property
-    def log(self) -> str:
-        return self.target.log
-
-    @property
-    def duration_s(self) -> float | None:
-        return None if self.record is None else self.record.duration_s
-
-    @property
-    def counts(self) -> Counts | None:
-        return None if self.record is None else self.record.counts
-
-    @property
-    def train_record(self) -> dict[str, Any]:
-        """The command's TRAIN_RECORD ({} when it printed none)."""
-        return (self.record.record if self.record else None) or {}
+# manifest.json (schema.Manifest): hub files relative to the hub, so a copied or cloned hub still checks;
+# bulky files outside it (the git-ignored artifacts/) apart, relative to the project (validate re-checks both).
+_ROLES = {HubFiles.SUMMARY: "summary", HubFiles.RUN: "run-record", HubFiles.BLOCKER: "blocker",
+          HubFiles.ENVIRONMENT: "environment", HubFiles.JUNIT: "junit"}
 
 
-@dataclass(frozen=True)
-class Collation:
-    """Everything collate decided about a hub; summary, manifest, risks and ledger read this."""
-
-    ctx: RunContext
-    hub: Hub
-    targets: tuple[TargetResult, ...]
-    overall: Verdict
-    overall_reason: str
-    collated_utc: str
-    record_errors: tuple[str, ...] = ()
-    extra_records: tuple[str, ...] = ()
-    production_changes: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    partial_run: bool = False
-    validation_problems: tuple[str, ...] = ()
-
-    @property
-    def green(self) -> bool:
-        return self.overall == Verdict.GREEN
-
-    @property
-    def interrupted(self) -> bool:
-        return self.overall == Verdict.INCOMPLETE
-
-    @property
-    def hub_rel(self) -> str:
-        return self.ctx.rel(self.hub.path)
-
-    @property
-    def plan_changed(self) -> bool:
-        return bool(self.hub.run.plan.sha256) and self.hub.run.plan.sha256 != self.ctx.plan.sha256
-
-    @property
-    def n_green(self) -> int:
-        return sum(t.verdict == Verdict.GREEN for t in self.targets)
+def file_entry(path: Path, rel: str, *, role: str, target: str | None, verdict: str | None) -> FileEntry:
+    """A manifest entry for `path` (listed as `rel`), hashed now; `missing` when it is gone."""
+    if not path.is_file():
+        return FileEntry(rel, None, None, role, target, verdict, missing=True)
+    return FileEntry(rel, path.stat().st_size, sha256_file(path), role, target, verdict)
 
 
-def changed_files(changes: dict[str, tuple[str, ...]]) -> list[str]:
-    """Every production file the guard caught, at any checkpoint."""
-    return sorted({f for files in changes.values() for f in files})
+def hub_role(rel: str, logs: dict[str, str]) -> tuple[str, str | None]:
+    """(role, target) of a file inside the hub, from its path."""
+    parts = Path(rel).parts
+    if rel in logs:
+        return "log", logs[rel]
+    if rel.endswith(".partial") and rel.removesuffix(".partial") in logs:
+        return "partial-log", logs[rel.removesuffix(".partial")]
+    if parts[0] == HubFiles.VERDICTS and rel.endswith(".json"):
+        return "verdict-record", Path(rel).stem
+    if parts[0] == HubFiles.FIGURES and len(parts) > 2:
+        return "figure", parts[1]
+    if parts[0] == HubFiles.PARTS and len(parts) > 2:
+        return "part-record", parts[1]
+    return _ROLES.get(rel, "other"), None
 
 
-def _contradiction(rec: VerdictRecord) -> str | None:
-    """Why a GREEN record cannot be believed (its own fields disagree), else None."""
-    if rec.verdict != Verdict.GREEN:
-        return None
-    c = rec.counts
-    if rec.kind == "pytest" and (c is None or c.tests < 1 or c.passed != c.tests):
-        return f"record says GREEN but counts are {c.passed if c else 0}/{c.tests if c else 0} passed"
-    if rec.exit_code not in (0, None) or rec.timed_out:
-        return f"record says GREEN but exit code is {rec.exit_code}, timed_out={rec.timed_out}"
-    return None
+def external_refs(c: Collation) -> list[tuple[str, str, str]]:
+    """(project-relative path, role, target) of the bulky files the verdict records point to."""
+    refs: list[tuple[str, str, str]] = []
+    for t in c.targets:
+        rec = t.record
+        if rec is None:
+            continue
+        outcomes = c.ctx.rel(c.hub.outcomes(t.name))
+        if rec.kind == "pytest" and c.ctx.path(outcomes).is_file():
+            refs.append((outcomes, "outcomes", t.name))
+        found = [(str(o["path"]), "output") for o in rec.outputs if isinstance(o, dict) and o.get("path")]
+        found += [(str(t.train_record[k]), k) for k in ("bundle", "checkpoint") if t.train_record.get(k)]
+        for ref, role in found:
+            path = inside(c.ctx.project, c.ctx.rel(c.ctx.path(ref)))  # a target's own record may name anything
+            if path is None:
+                continue
+            if path.is_dir():
+                refs += [(c.ctx.rel(p), role,
+                          t.name) for p in sorted(path.rglob("*")) if p.is_file() and not p.is_symlink()]
+            elif path.is_file() or t.verdict == Verdict.GREEN:
+                # A failed target's outputs were usually never produced: nothing to list. A GREEN
+                # target's must exist; listing it as missing makes the hub fail validation.
+                refs.append((c.ctx.rel(path), role, t.name))
+    return refs
 
 
-def assess_target(target: Target, rec: VerdictRecord | None, hub: Path,
-                  before: dict[str, "TargetResult"] | None = None) -> TargetResult:
-    """The verdict collate assigns to one selected target; `before`: the verdicts of the targets it comes after."""
-    log = hub / target.log
-    log_present = log.is_file() and not log.is_symlink()
+def build_manifest(c: Collation) -> Manifest:
+    """The manifest of a collated hub."""
+    verdict_of = {t.name: str(t.verdict) for t in c.targets}
+    logs = {t.log: t.name for t in c.targets}
+    files = []
+    for path in sorted(p for p in c.hub.path.rglob("*") if p.is_file() and not p.is_symlink()):  # validate flags links
+        rel = path.relative_to(c.hub.path).as_posix()
+        if rel not in HubFiles.UNLISTED:
+            role, target = hub_role(rel, logs)
+            files.append(file_entry(path, rel, role=role, target=target, verdict=verdict_of.get(target or "")))
+    external: dict[str, FileEntry] = {}
+    parted: dict[str, FileEntry] = {}
+    if (c.hub.path / HubFiles.PARTS).is_dir():  # a merged hub: what each part made on its machine, hashed there
+        from harness.merge import part_external
 
-    def result(verdict: Verdict, reason: str) -> TargetResult:
-        return TargetResult(target, verdict, reason, rec, log_present)
-
-    if not log_present and (hub / f"{target.log}.partial").is_file():
-        return result(Verdict.INTERRUPTED, f"log is still {target.log}.partial: the target was interrupted")
-    if rec is None:
-        failed = [f"{t.name} was {t.verdict}" for name in target.after if (t := (before or {}).get(name))
-                  and t.verdict != Verdict.GREEN]
-        if failed:
-            return result(Verdict.NOT_RUN, f"not run: {', '.join(failed)}")
-        return result(Verdict.MISSING, "no verdict record" + ("" if log_present else " and no log")
-                      + f" ({target.name} did not run or did not finish)")
-    if not log_present:
-        return result(Verdict.MISSING, f"verdict record present but log {target.log} is missing or not a file")
-    if rec.log != target.log:
-        return result(Verdict.RED, f"record names log {rec.log!r}, the plan {target.log!r}")
-    broken = _contradiction(rec) or (seal_problem(log, rec.log_sha256, rec.log_bytes) if not rec.derived_from else None)
-    return result(Verdict.RED, broken) if broken else result(rec.verdict, rec.reason)
-
-
-def production_guard(ctx: RunContext, run: RunRecord, targets: list[TargetResult]) -> tuple[dict[str, tuple[str, ...]], str]:
-    """Production files that differed from HEAD at any checkpoint; and a note when git cannot tell."""
-    production = ctx.plan.project.production
-    changes: dict[str, tuple[str, ...]] = {}
-    if run.git.production_changed:
-        changes["at run start"] = run.git.production_changed
-    for t in targets:
-        if t.record and t.record.provenance.git.production_changed:
-            changes[f"at {t.name} start"] = t.record.provenance.git.production_changed
-    now = git_state(ctx.project, production)
-    if not now.known or not run.git.known:
-        commit = run.project_commit or "unknown"
-        return changes, f"commit {commit[:12]} ({run.commit_source}); production-code guard not checked: {now.note or 'no git'}"
-    if now.production_changed:
-        changes["at collate"] = now.production_changed
-    if run.git.sha != now.sha:
-        committed = committed_changes(ctx.project, str(run.git.sha), str(now.sha), production)
-        if committed is None:
-            return changes, f"cannot diff {', '.join(production)} between {run.git.sha} and HEAD {now.sha}"
-        if committed:
-            changes[f"committed during the run ({str(run.git.sha)[:12]}..{str(now.sha)[:12]})"] = tuple(committed)
-    return changes, ""
-
-
-def decide(targets: list[TargetResult], changes: dict[str, tuple[str, ...]], git_note: str,
-           production: tuple[str, ...] = ("src",), *, interrupted: bool = False, plan_size: int = 0) -> tuple[Verdict, str]:
-    """(overall verdict, one-sentence reason) of the selected targets."""
-    stopped = [t.name for t in targets if t.verdict == Verdict.INTERRUPTED]
-    if stopped or interrupted:
-        what = f"{', '.join(stopped)} did not finish" if stopped else "the run was stopped before every target ran"
-        return Verdict.INCOMPLETE, f"interrupted: {what}; the hub stays INCOMPLETE."
-    bad = [f"{t.name} {t.verdict}" for t in targets if t.verdict != Verdict.GREEN]
-    reasons = [f"{len(bad)}/{len(targets)} targets not GREEN ({', '.join(bad)})"] if bad else []
-    files = changed_files(changes)
-    if files:
-        reasons.append(f"production code ({', '.join(production)}) differs from HEAD ({', '.join(files)})")
-    if git_note:
-        reasons.append(git_note)
-    if reasons:
-        return Verdict.RED, "; ".join(reasons) + "."
-    scope = f"all {len(targets)} targets" if len(targets) >= plan_size else \
-        f"{len(targets)} selected target(s) of {plan_size} (a partial hub)"
-    return Verdict.GREEN, f"{scope} GREEN, {', '.join(production)} unchanged for the whole run, hub complete."
-
-
-def build_collation(ctx: RunContext, hub: Hub, *, interrupted: bool = False,
-                    written: tuple[str, ...] = ()) -> Collation:
-    """Read a hub and decide the verdicts of the targets it selected (no writes); `written`: the watcher's catch."""
-    records, errors = load_verdicts(hub.path)
-    unknown = [n for n in hub.selected if n not in {t.name for t in ctx.plan.targets}]
-    if unknown:
-        raise UserError(f"{hub.path / HubFiles.RUN}: selects {unknown}, which {ctx.plan_label} does not have")
-    done: dict[str, TargetResult] = {}
-    for t in ctx.plan.targets:
-        if t.name in hub.selected:
-            done[t.name] = assess_target(t, records.get(t.name), hub.path, done)
-    targets = list(done.values())
-    changes, note = production_guard(ctx, hub.run, targets)
-    if written:
-        changes["written during the run"] = tuple(written)
-    overall, reason = decide(targets, changes, note, ctx.plan.project.production, interrupted=interrupted,
-                             plan_size=len(ctx.plan.targets))
-    return Collation(ctx=ctx, hub=hub, targets=tuple(targets), overall=overall, overall_reason=reason,
-                     collated_utc=utc_now_iso(), record_errors=tuple(errors),
-                     extra_records=tuple(sorted(set(records) - set(hub.selected))), production_changes=changes,
-                     partial_run=len(targets) < len(ctx.plan.targets))
-
-
-def _writers():
-    """The writers of collate's files (imported when writing: deciding needs none of them)."""
-    from harness import ledger, manifest, summary, validate
-
-    return ledger, manifest, summary, validate
-
+        parted = part_external(c.hub.path)
+    for rel, role, target in external_refs(c):
+        kept, here = parted.pop(rel, None), c.ctx.path(rel)
+        entry = kept if kept and not here.is_file() else file_entry(here, rel, role=role, target=target, verdict=None)
+        external.setdefault(rel, replace(entry, verdict=verdict_of[target]))
+    for rel, entry in parted.items():  # e.g. a pytest target's outcomes, under the part's artifacts folder
+        external.setdefault(rel, replace(entry, verdict=verdict_of.get(entry.target or "")))
+    run = c.hub.run
+    return Manifest(
+        plan=PlanRef(c.ctx.plan_label, c.ctx.plan.sha256, c.ctx.plan.id), hub=c.hub_rel, timestamp=run.timestamp,
+        collated_utc=c.collated_utc, overall_verdict=str(c.overall), overall_reason=c.overall_reason,
+        complete=not c.interrupted, partial_run=c.partial_run,
+        src_changes={k: list(v) for k, v in c.production_changes.items()},
+        git={"sha": run.git.sha, "dirty": run.git.dirty, "project_commit": run.project_commit,
+             "commit_source": run.commit_source},
+        targets=tuple(TargetSummary(t.name, t.kind, str(t.verdict), t.reason, t.log, t.duration_s,
+                                    None if t.counts is None else vars(t.counts)) for t in c.targets),
+        files=tuple(files), external=tuple(external.values()))
 
 def _write_hub_files(c: Collation) -> Path | None:
     """blocker.log (not GREEN), summary.md and junit.xml, then manifest.json (which lists them)."""
-    _, manifest, summary, _ = _writers()
-    blocker = atomic_write_text(c.hub.path / HubFiles.BLOCKER, summary.render_blocker(c)) if not c.green else None
-    atomic_write_text(c.hub.path / HubFiles.SUMMARY, summary.render_summary(c, blocker_written=blocker is not None))
-    summary.write_junit(c)
-    manifest.build_manifest(c).write(c.hub.path)
+    blocker = atomic_write_text(c.hub.path / HubFiles.BLOCKER, render_blocker(c)) if not c.green else None
+    atomic_write_text(c.hub.path / HubFiles.SUMMARY, render_summary(c, blocker_written=blocker is not None))
+    write_junit(c)
+    build_manifest(c).write(c.hub.path)
     return blocker
 
 
@@ -247,15 +140,16 @@ def collate(ctx: RunContext, hub: Hub, *, ledger: bool = True, interrupted: bool
             written: tuple[str, ...] = ()) -> CollateResult:
     """Collate a hub end to end (see the module docstring); never raises for a RED run."""
     if not (hub.path / HubFiles.INCOMPLETE).exists() and (hub.path / HubFiles.MANIFEST).is_file():
-        problems = _writers()[3].integrity_problems(hub.path)  # re-collating (e.g. to retry the ledger) needs an intact hub
+        problems = integrity_problems(hub.path)  # re-collating (e.g. to retry the ledger) needs an intact hub
         if problems:
             raise TamperedHubError(f"{hub.path} was collated before and no longer matches its manifest.json; refusing "
                                    "to re-collate over changed evidence (rerun the plan into a new hub):\n  "
                                    + "\n  ".join(problems))
+    (hub.path / HubFiles.ATTESTATION).unlink(missing_ok=True)  # a signature vouches for what it saw: sign again
     c = build_collation(ctx, hub, interrupted=interrupted, written=written)
     blocker = _write_hub_files(c)
     if c.green:
-        check = _writers()[3].validate(c.hub.path, ignore_incomplete=True, home=ctx.home, project=ctx.project)
+        check = validate(c.hub.path, ignore_incomplete=True, home=ctx.home, project=ctx.project)
         if not check.ok:
             c = replace(c, overall=Verdict.RED, validation_problems=tuple(check.problems),
                         overall_reason=f"validate found {len(check.problems)} problem(s): {'; '.join(check.problems)}.")
@@ -265,7 +159,7 @@ def collate(ctx: RunContext, hub: Hub, *, ledger: bool = True, interrupted: bool
         note = f"ledger untouched: a partial hub ({len(c.targets)} of {len(ctx.plan.targets)} targets) never marks it"
     elif ledger:
         try:
-            update, note = _writers()[0].apply_ledger(c, blocker)
+            update, note = apply_ledger(c, blocker)
         except (ValueError, OSError) as exc:
             note, code = f"ledger NOT updated: {exc}", 2  # a user mistake: fix the file or pass --no-ledger
     if not c.interrupted:

@@ -51,6 +51,7 @@ class Comparison:
     tolerance: CompareSpec
     tolerance_source: str
     findings: list[Finding]
+    signers: tuple[str, str] = ("unsigned", "unsigned")  # who signed each hub (harness/attest.py)
 
     def by_status(self, status: str) -> list[Finding]:
         return [f for f in self.findings if f.status == status]
@@ -142,12 +143,14 @@ def _compare_data(name: str, ra: dict[str, Any], rb: dict[str, Any]) -> Finding:
     """Same training data: the recorded sha256 decides; without one, only the file name can."""
     da, db = ra.get("train_data_sha256"), rb.get("train_data_sha256")
     if da and db:
-        return Finding(AGREE if da == db else DISAGREE, name, "data sha256", da, db, "" if da == db else "the training data differ")
+        return Finding(AGREE if da == db else DISAGREE, name, "data sha256", da, db,
+                       "" if da == db else "the training data differ")
     fa, fb = ra.get("train_data_file"), rb.get("train_data_file")
     missing = " and ".join(h for h, d in (("A", da), ("B", db)) if not d)
     if fa != fb:
         return Finding(DISAGREE, name, "data file", fa, fb, f"different training files (no sha256 in {missing})")
-    return Finding(WARN, name, "data sha256", da, db, f"{missing} has no train_data_sha256: same file name {fa}, content unconfirmed")
+    return Finding(WARN, name, "data sha256", da, db,
+                   f"{missing} has no train_data_sha256: same file name {fa}, content unconfirmed")
 
 
 def _compare_record(name: str, a: VerdictRecord, b: VerdictRecord, tol: CompareSpec) -> list[Finding]:
@@ -193,7 +196,8 @@ def compare_target(name: str, a: VerdictRecord | None, b: VerdictRecord | None, 
     da, db = a.duration_s, b.duration_s
     if da and db is not None:
         ratio = db / da
-        slow = (ratio > tol.duration_ratio_warn or ratio < 1 / tol.duration_ratio_warn) and max(da, db) >= tol.duration_floor_s
+        outside = ratio > tol.duration_ratio_warn or ratio < 1 / tol.duration_ratio_warn
+        slow = outside and max(da, db) >= tol.duration_floor_s
         findings.append(Finding(WARN if slow else AGREE, name, "duration_s", round(da, 2), round(db, 2),
                                 f"B/A = {ratio:.2f}" + (f" (outside x{tol.duration_ratio_warn:g})" if slow else "")))
     return findings
@@ -211,9 +215,11 @@ def compare_pictures(name: str, a: VerdictRecord, hub_a: Path, b: VerdictRecord,
         if diff is None:
             findings.append(Finding(AGREE, name, f"picture {pic}", fa, fb, "pixels identical"))
         elif handmade:  # a hand-made hub keeps logs only: no picture to compare, which is no disagreement
-            findings.append(Finding(WARN, name, f"picture {pic}", fa, fb, f"hub {handmade[0]} is hand-made: it keeps no pictures"))
+            findings.append(Finding(WARN, name, f"picture {pic}", fa, fb,
+                                    f"hub {handmade[0]} is hand-made: it keeps no pictures"))
         elif fa and fb and why_not:
-            findings.append(Finding(WARN, name, f"picture {pic}", fa, fb, f"{diff}; not enforced: {'; '.join(why_not)}"))
+            findings.append(Finding(WARN, name, f"picture {pic}", fa, fb,
+                                    f"{diff}; not enforced: {'; '.join(why_not)}"))
         else:
             findings.append(Finding(DISAGREE, name, f"picture {pic}", fa, fb, diff))
     return findings
@@ -225,8 +231,10 @@ def compare_packages(a: HubView, b: HubView) -> list[Finding]:
         return []
     pa, pb = a.environment.packages, b.environment.packages
     changed = [f"{k} {pa[k]} -> {pb[k]}" for k in sorted(set(pa) & set(pb)) if pa[k] != pb[k]]
-    changed += [f"{k} only in A" for k in sorted(set(pa) - set(pb))] + [f"{k} only in B" for k in sorted(set(pb) - set(pa))]
-    detail = f"{len(changed)} changed: {short_list(sorted(changed), 8)}" if changed else f"{len(pa)} distributions, same versions"
+    changed += [f"{k} only in "
+                "A" for k in sorted(set(pa) - set(pb))] + [f"{k} only in B" for k in sorted(set(pb) - set(pa))]
+    detail = f"{len(changed)} changed: {short_list(sorted(changed), 8)}" if changed else \
+        f"{len(pa)} distributions, same versions"
     return [Finding(WARN if changed else AGREE, ENVIRONMENT, "packages", len(pa), len(pb), detail)]
 
 
@@ -257,7 +265,8 @@ def compare_environment(a: HubView, b: HubView) -> list[Finding]:
             findings.append(Finding(AGREE, ENVIRONMENT, key, va, vb))
         else:
             findings.append(Finding(WARN, ENVIRONMENT, key, va, vb,
-                                    f"changed during the run in {' and '.join(mixed)}" if mixed else "environment drift"))
+                                    f"changed during the run in "
+                                    f"{' and '.join(mixed)}" if mixed else "environment drift"))
     if a.plan.path or b.plan.path:
         same = (a.plan.path, a.plan.sha256) == (b.plan.path, b.plan.sha256)
         where = a.plan.path if a.plan.path == b.plan.path else f"A: {a.plan.path}, B: {b.plan.path}"
@@ -269,7 +278,8 @@ def compare_environment(a: HubView, b: HubView) -> list[Finding]:
 def compare_hubs(a: HubView, b: HubView, tol: CompareSpec, source: str = "defaults") -> Comparison:
     """Compare two read hubs; disagreements never depend on log bytes or timestamps."""
     if a.overall != b.overall:
-        overall = Finding(DISAGREE, HUB, "overall verdict", a.overall, b.overall, f"A: {a.overall_reason} / B: {b.overall_reason}")
+        overall = Finding(DISAGREE, HUB, "overall verdict", a.overall, b.overall,
+                          f"A: {a.overall_reason} / B: {b.overall_reason}")
     else:
         overall = Finding(AGREE, HUB, "overall verdict", a.overall, b.overall, "" if a.overall == Verdict.GREEN else
                           f"not GREEN in either: {a.overall_reason}")
@@ -280,4 +290,15 @@ def compare_hubs(a: HubView, b: HubView, tol: CompareSpec, source: str = "defaul
         findings += compare_target(name, ra, rb, tol)
         if ra and rb and (ra.figures or rb.figures):
             findings += compare_pictures(name, ra, a.path, rb, b.path)
-    return Comparison(a.path, b.path, tol, source, findings + compare_environment(a, b) + compare_packages(a, b))
+    return Comparison(a.path, b.path, tol, source, findings + compare_environment(a, b) + compare_packages(a, b),
+                      (signer_of(a.path), signer_of(b.path)))
+
+
+def signer_of(hub: Path) -> str:
+    """Who signed a hub, checked against its own key (a trust file is `validate --trust`'s job)."""
+    if not (hub / "attestation.json").is_file():
+        return "unsigned"
+    from harness.attest import check_signature
+
+    check = check_signature(hub, trust=None, require=False)
+    return f"signature INVALID ({check.problems[0]})" if check.problems else f"signed by {check.signer}"

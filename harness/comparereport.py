@@ -45,7 +45,8 @@ def _cell(f: Finding, value: Any, other: Any) -> str:
     if f.check == "shapes" and isinstance(value, dict):
         other = other if isinstance(other, dict) else {}
         keys = [k for k in value if value.get(k) != other.get(k)] or list(value)
-        return ", ".join(f"{k} {'x'.join(map(str, value[k])) if isinstance(value[k], list) else value[k]}" for k in keys)
+        shown = {k: "x".join(map(str, value[k])) if isinstance(value[k], list) else value[k] for k in keys}
+        return ", ".join(f"{k} {v}" for k, v in shown.items())
     return _fmt(value)
 
 
@@ -56,7 +57,8 @@ def _rows(result: Comparison, status: str) -> list[list[str]]:
 
 def outcome_line(result: Comparison) -> str:
     n_dis, n_warn = len(result.by_status(DISAGREE)), len(result.by_status(WARN))
-    return f"result: {'AGREE' if result.agree else 'DISAGREE'} ({n_dis} disagreement(s), {n_warn} warning(s)); exit {result.exit_code}"
+    word = "AGREE" if result.agree else "DISAGREE"
+    return f"result: {word} ({n_dis} disagreement(s), {n_warn} warning(s)); exit {result.exit_code}"
 
 
 def _notes(result: Comparison) -> list[str]:
@@ -74,7 +76,7 @@ def _notes(result: Comparison) -> list[str]:
 def render_table(result: Comparison) -> str:
     """Disagreements, agreements, warnings as GitHub-flavoured tables, then the outcome line."""
     t = result.tolerance
-    lines = [f"A: {result.hub_a}", f"B: {result.hub_b}",
+    lines = [f"A: {result.hub_a} ({result.signers[0]})", f"B: {result.hub_b} ({result.signers[1]})",
              f"tolerance: loss_rtol={t.loss_rtol:g}, duration_ratio_warn={t.duration_ratio_warn:g}, "
              f"duration_floor_s={t.duration_floor_s:g} ({result.tolerance_source})"]
     for title, status in SECTIONS:
@@ -86,7 +88,8 @@ def render_table(result: Comparison) -> str:
 
 def comparison_payload(result: Comparison) -> dict[str, Any]:
     """The JSON fields of a comparison (inside the `emit` envelope)."""
-    return {"hub_a": str(result.hub_a), "hub_b": str(result.hub_b), "tolerance": asdict(result.tolerance),
+    return {"hub_a": str(result.hub_a), "hub_b": str(result.hub_b), "signers": list(result.signers),
+            "tolerance": asdict(result.tolerance),
             "tolerance_source": result.tolerance_source, "result": "AGREE" if result.agree else "DISAGREE",
             "exit_code": result.exit_code, "not_green_in_both": result.not_green_in_both(),
             **{title.lower(): [asdict(f) for f in result.by_status(status)] for title, status in SECTIONS}}

@@ -21,6 +21,7 @@ from harness.schema import GitState, ProjectId, RunRecord
 HOME = Path(__file__).resolve().parents[1]
 #: Environment variables that carry the context into nox sessions (set by `make` and the driver).
 PROJECT_ENV, PLAN_ENV, HUB_ENV = "EVIDENCE_PROJECT", "EVIDENCE_PLAN", "EVIDENCE_HUB"
+VERBOSE_ENV = "EVIDENCE_VERBOSE"  # V=1: every child's output on the console
 UNKNOWN = "unknown"
 
 

@@ -139,7 +139,8 @@ def ensure_env(ctx: RunContext, log: Callable[[str], None] = print) -> Path:
     if os.environ.get(PYTHON_ENV):
         python = Path(os.environ[PYTHON_ENV])
         if not python.is_file():
-            raise EnvBuildError(f"{PYTHON_ENV}={python}: no such interpreter; unset it to let the harness build the venv")
+            raise EnvBuildError(f"{PYTHON_ENV}={python}: no such interpreter; unset it to let the harness build the "
+                                "venv")
         log(f"{PYTHON_ENV} is set: using {python} as it is (no venv built from the plan's recipe)")
         return python
     venv = venv_dir(ctx)

@@ -59,7 +59,8 @@ def read_handmade(hub: Path, plan: EvidencePlan | None = None) -> HubView:
     if not records:
         logs = ", ".join(t.log for t in plan.targets)
         raise HubUnreadable(hub, [f"{hub} is neither a harness hub (no manifest.json, no run.json) nor a hand-made "
-                                  f"one in the seed's format (none of {logs}); check the path (compare and reproduce take --plan "
+                                  f"one in the seed's format (none of {logs}); check the path (compare and reproduce "
+                                  "take --plan "
                                   "to name other logs)"])
     summary = hub / "summary.md"
     notes = summary_overclaims(summary.read_text(encoding="utf-8", errors="replace"), records, plan) \

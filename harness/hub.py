@@ -9,6 +9,8 @@ A *part* is a hub of one target run alone, to be merged with others. Stdlib-only
 
 from __future__ import annotations
 
+import os
+import socket
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -17,7 +19,7 @@ from harness import UserError
 from harness.context import RunContext, git_state, project_identity
 from harness.fsio import atomic_write_text
 from harness.plan import Target
-from harness.schema import HubFiles, PlanRef, RunRecord
+from harness.schema import HubFiles, PlanRef, RunRecord, SchemaError, VerdictRecord
 
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H%M%SZ"
 MAX_SUFFIX = 100
@@ -109,7 +111,8 @@ def create_hub(ctx: RunContext, *, targets: tuple[str, ...], explicit: str | Pat
                     hub=ctx.rel(hub_path), artifacts=ctx.rel(artifacts), git=git, created_utc=utc_now_iso(),
                     targets=tuple(targets), project_root=str(ctx.project), project_commit=commit,
                     commit_source=source, production=ctx.plan.project.production,
-                    project_id=project_identity(ctx.project), python=python, part=part)
+                    project_id=project_identity(ctx.project), python=python, part=part,
+                    host=socket.gethostname() or None, runner=os.environ.get("RUNNER_NAME") or None)
     run.write(hub_path)
     return Hub(hub_path, artifacts, run)
 
@@ -122,5 +125,23 @@ def open_hub(path: str | Path, ctx: RunContext) -> Hub:
         run = replace(run, targets=tuple(t.name for t in ctx.plan.targets))
     artifacts = ctx.path(run.artifacts).resolve()
     if not artifacts.is_relative_to(ctx.project):
-        raise ValueError(f"{hub_path / HubFiles.RUN}: artifacts {run.artifacts!r} lie outside the project {ctx.project}")
+        raise ValueError(f"{hub_path / HubFiles.RUN}: artifacts {run.artifacts!r} lie outside the project "
+                         f"{ctx.project}")
     return Hub(hub_path, artifacts, run)
+
+
+def load_verdicts(hub: Path) -> tuple[dict[str, VerdictRecord], list[str]]:
+    """Every readable record of `<hub>/verdicts/` by target, and one message per bad file."""
+    records: dict[str, VerdictRecord] = {}
+    errors: list[str] = []
+    for path in sorted((Path(hub) / HubFiles.VERDICTS).glob("*.json")):
+        try:
+            rec = VerdictRecord.load(path)
+        except SchemaError as exc:
+            errors.append(f"{exc}; rerun the target")
+            continue
+        if rec.target in records:
+            errors.append(f"{path}: second record for target {rec.target!r}")
+            continue
+        records[rec.target] = rec
+    return records, errors

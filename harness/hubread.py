@@ -12,7 +12,8 @@ from pathlib import Path
 from harness.handmade import read_handmade
 from harness.hubview import HubUnreadable, HubView
 from harness.plan import EvidencePlan
-from harness.schema import EnvironmentRecord, HubFiles, Manifest, RunRecord, SchemaError, load_verdicts
+from harness.hub import load_verdicts
+from harness.schema import EnvironmentRecord, HubFiles, Manifest, RunRecord, SchemaError
 from harness.validate import validate
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from filelock import FileLock
 
 from harness import UserError
-from harness.collate import Collation
+from harness.collation import Collation
 from harness.fsio import atomic_write_bytes
 from harness.reporting import fmt_duration, md_link, md_text, relative_link
 from harness.schema import HubFiles, Verdict
@@ -299,7 +299,8 @@ def apply_ledger(c: Collation, blocker: Path | None) -> tuple[LedgerUpdate | Non
     links = AttemptLinks(summary=f"{c.hub_rel}/{HubFiles.SUMMARY}",
                          logs=tuple(f"{c.hub_rel}/{t.log}" for t in c.targets if t.log_present),
                          blocker=f"{c.hub_rel}/{HubFiles.BLOCKER}" if blocker else None)
-    update = record_attempt(c.ctx.project, plan_file=str(spec.plan_file), fix_plan=str(spec.fix_plan), row=str(spec.row),
+    update = record_attempt(c.ctx.project, plan_file=str(spec.plan_file), fix_plan=str(spec.fix_plan),
+                            row=str(spec.row),
                             hub_rel=c.hub_rel, timestamp=c.hub.timestamp, green=c.green, headline=headline,
                             details=details, links=links)
     if update.skipped_reason:

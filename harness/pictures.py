@@ -25,7 +25,8 @@ def picture_difference(a: Path, b: Path) -> str | None:
     try:
         (_, size_a, data_a), (_, size_b, data_b) = _pixels(a), _pixels(b)
     except ImportError:
-        return None if a.read_bytes() == b.read_bytes() else "bytes differ (pillow is not installed: pixels not compared)"
+        same = a.read_bytes() == b.read_bytes()
+        return None if same else "bytes differ (pillow is not installed: pixels not compared)"
     except OSError as exc:
         return f"not a readable picture ({exc})"
     if size_a != size_b:

@@ -23,7 +23,7 @@ from typing import TextIO
 
 from harness import UserError
 from harness.collate import CollateResult, collate
-from harness.context import HUB_ENV, PLAN_ENV, PROJECT_ENV, RunContext
+from harness.context import HUB_ENV, PLAN_ENV, PROJECT_ENV, VERBOSE_ENV, RunContext
 from harness.envs import ensure_env
 from harness.hub import Hub, create_hub
 from harness.provenance import probe_cuda, probe_versions
@@ -31,7 +31,6 @@ from harness.runner import child_env, die_with_parent
 from harness.schema import HubFiles
 
 DRIVER_ENV = "EVIDENCE_DRIVER"  # set for the nox the driver runs: its noxfile must not hand over again
-VERBOSE_ENV = "EVIDENCE_VERBOSE"
 
 
 @dataclass(frozen=True)
@@ -85,12 +84,14 @@ def _probe(ctx: RunContext, hub: Hub, python: str) -> threading.Thread:
     env = child_env(ctx, ctx.plan.environment.threads)
     versions = probe_versions(python, env, ctx.project)
     versions.write(hub.path)
-    worker = threading.Thread(target=lambda: probe_cuda(python, env, ctx.project, versions).write(hub.path), daemon=True)
+    worker = threading.Thread(target=lambda: probe_cuda(python, env, ctx.project, versions).write(hub.path),
+                              daemon=True)
     worker.start()
     return worker
 
 
-def execute(ctx: RunContext, hub: Hub, *, nox: list[str], args: list[str], jobs: int | None, verbose: bool, ledger: bool,
+def execute(ctx: RunContext, hub: Hub, *, nox: list[str], args: list[str], jobs: int | None, verbose: bool,
+            ledger: bool,
             output: TextIO | None = None) -> PipelineRun:
     """Run nox once into `hub` (its sessions read $EVIDENCE_HUB), then collate it whatever happened."""
     probe = _probe(ctx, hub, hub.run.python or "")
@@ -104,7 +105,8 @@ def execute(ctx: RunContext, hub: Hub, *, nox: list[str], args: list[str], jobs:
         sink = output.fileno()
     except (AttributeError, OSError, ValueError):  # not a real file (e.g. captured): relay nox's lines
         sink = subprocess.PIPE
-    proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT, cwd=ctx.home,
+    proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT,
+                            cwd=ctx.home,
                             text=True, start_new_session=True, preexec_fn=die_with_parent)
     relay = threading.Thread(target=lambda: [output.write(line) for line in proc.stdout], daemon=True) \
         if proc.stdout else None

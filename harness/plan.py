@@ -215,7 +215,8 @@ def _load_targets(check: Checker, raw_targets: Any) -> tuple[Target, ...]:
         tid = ("targets", index)
         if not isinstance(item, dict):
             raise check.fail(None, "targets", "targets must be written as [[targets]] tables")
-        check.keys(tid, f"target #{index + 1}", item, _TARGET_KEYS, {"name", "session", "kind", "log", "timeout", "description"})
+        check.keys(tid, f"target #{index + 1}", item, _TARGET_KEYS, {"name", "session", "kind", "log", "timeout",
+                                                                     "description"})
         name, session, log = (check.string(tid, item, k) for k in ("name", "session", "log"))
         check.name(tid, "name", name)
         check.name(tid, "session", session)

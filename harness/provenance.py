@@ -54,7 +54,8 @@ def probe_versions(python: str, env: Mapping[str, str], cwd: Path) -> Environmen
         data = json.loads(_run_probe(python, _VERSIONS, env, cwd))
     except (OSError, subprocess.SubprocessError, RuntimeError, ValueError, IndexError) as exc:
         return EnvironmentRecord(Runtime(executable=python, cuda_visible_devices=env.get("CUDA_VISIBLE_DEVICES"),
-                                         pythonhashseed=env.get("PYTHONHASHSEED"), error=f"version probe failed: {exc}"))
+                                         pythonhashseed=env.get("PYTHONHASHSEED"),
+                                         error=f"version probe failed: {exc}"))
     packages = data.pop("packages")
     runtime = Runtime(**data, torch=packages.get("torch"), lightning=packages.get("lightning"),
                       numpy=packages.get("numpy"))
@@ -67,5 +68,6 @@ def probe_cuda(python: str, env: Mapping[str, str], cwd: Path, record: Environme
         answer = json.loads(_run_probe(python, _CUDA, env, cwd))
     except (OSError, subprocess.SubprocessError, RuntimeError, ValueError, IndexError) as exc:
         note = f"cuda probe failed: {exc}"
-        return replace(record, runtime=replace(record.runtime, error="; ".join(filter(None, [record.runtime.error, note]))))
+        return replace(record, runtime=replace(record.runtime, error="; ".join(filter(None, [record.runtime.error,
+                                                                                             note]))))
     return replace(record, runtime=replace(record.runtime, cuda_available=answer))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from pathlib import Path
+from typing import Callable
 
 from harness import UserError
 from harness.compare import compare_hubs
@@ -49,7 +50,8 @@ def recorded_plan(hub: HubView, explicit: Path | None, allow_change: bool) -> tu
 
 
 def reproduce(from_hub: Path, *, project: Path | None, plan: Path | None, project_commit: str | None, hub: Path | None,
-              jobs: str | None, ledger: bool, allow_plan_change: bool, fmt: str) -> int:
+              jobs: str | None, ledger: bool, allow_plan_change: bool, fmt: str,
+              sign: Callable[[Path, Path], None] = lambda hub, git_dir: None) -> int:
     """Rerun the plan behind `from_hub` into a new hub and compare; ends with `hub:` and `verdict:` lines."""
     given_plan = load_plan(resolve_plan(plan)) if plan else None
     try:
@@ -72,6 +74,8 @@ def reproduce(from_hub: Path, *, project: Path | None, plan: Path | None, projec
         print(f"reproduce: rerunning {ctx.plan_label} into {ctx.rel(new.path)}", flush=True)
         run = execute(ctx, new, nox=nox_command(home=ctx.home), args=["-s", *(t.session for t in ctx.plan.targets)],
                       jobs=workers, verbose=False, ledger=ledger, output=echo)
+    if not run.interrupted:
+        sign(new.path, ctx.project)  # the new hub, signed as the main job's would be (--sign)
     if hash_tree(teammate.path) != before:
         raise ReproduceError(f"{teammate.path} changed during the reproduction; it must stay read-only "
                              "(report this as a harness bug)")

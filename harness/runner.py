@@ -117,7 +117,7 @@ def run_child(argv: list[str], *, env: dict[str, str], cwd: Path, limit: float, 
 
 
 def child_env(ctx: RunContext, threads: int, device: str = "cpu", base: dict[str, str] | None = None) -> dict[str, str]:
-    """A target's environment: GPU hidden (unless it is a CUDA target), seed and threads fixed, checkout off sys.path."""
+    """A target's environment: GPU hidden (but for a CUDA target), seed and threads fixed, checkout off sys.path."""
     env = {k: v for k, v in (os.environ if base is None else base).items()
            if k != HUB_ENV and not k.startswith("NOX")}
     env.update({"PYTHONHASHSEED": str(ctx.plan.environment.seed), "OMP_NUM_THREADS": str(threads),
@@ -241,7 +241,8 @@ def _judge(target: Target, ctx: RunContext, hub: Hub, python: str, result: Child
         outcomes = load_outcomes(hub.outcomes(target.name))
         verdict, reason = pytest_verdict(outcomes, result.exit_code, result.timed_out,
                                          cuda if target.device == "cpu" else None, hidden=target.device == "cpu")
-        tests = tuple({k: t[k] for k in ("nodeid", "outcome", "duration_s")} for t in outcomes.tests) if outcomes else ()
+        tests = tuple({k: t[k] for k in ("nodeid", "outcome",
+                                         "duration_s")} for t in outcomes.tests) if outcomes else ()
         reason = reason.replace(f"{ctx.project}/", "")  # messages name files relative to the checkout
         return verdict, reason, {"counts": outcomes.counts if outcomes else None, "tests": tests, "cuda": cuda}
     paths = [ctx.path(_fill(p, ctx, hub, python)) for p in target.expected_outputs]
@@ -265,7 +266,8 @@ def run_target(ctx: RunContext, hub: Hub, target: Target, *, threads: int,
         raise FileExistsError(f"{existing} exists: target {target.name!r} already ran in this hub; "
                               "hubs are never overwritten, start a new one")
     environment = EnvironmentRecord.load(hub.path) or EnvironmentRecord(Runtime(executable=python))
-    if target.kind == "pytest" and environment.packages and not {"pytest", "pytest-timeout"} <= set(environment.packages):
+    needed = {"pytest", "pytest-timeout"}
+    if target.kind == "pytest" and environment.packages and not needed <= set(environment.packages):
         raise RuntimeError(f"pytest and pytest-timeout must be installed in the evidence venv ({python}); "
                            "add them to the plan's [project] install steps")
     env = child_env(ctx, threads, target.device)

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any, ClassVar, get_type_hints
 
 from harness import UserError
-from harness import legacy
 from harness.fsio import atomic_write_json
 
 
@@ -47,6 +46,7 @@ class HubFiles:
     SUMMARY, BLOCKER, INCOMPLETE = "summary.md", "blocker.log", "INCOMPLETE"
     VERDICTS, JUNIT, FIGURES = "verdicts", "junit.xml", "figures"
     NOX_REPORT = "nox-report.json"  # nox's own --report of the run: a hub file like any other
+    PARTS = "parts"  # a merged hub: parts/<target>/ keeps the run.json, environment and manifest of its part
     ATTESTATION = "attestation.json"  # harness.attest: the signed Statement about every other file
     UNLISTED = (MANIFEST, INCOMPLETE, ATTESTATION)  # never listed: itself, the in-progress marker, the signature
 
@@ -70,7 +70,9 @@ def read_json(path: Path, schema: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise SchemaError(f"{path}: expected a JSON object, got {type(data).__name__}")
     found = data.get("schema")
-    if found == legacy.V1.get(schema):
+    if found != schema and found == schema.replace("/2", "/1"):
+        from harness import legacy  # only hubs made before format 2 need it
+
         return legacy.upgrade(schema, data)
     if found != schema:
         raise SchemaError(f"{path}: schema {found!r}, expected {schema!r} (written by another harness version)")
@@ -220,23 +222,6 @@ class VerdictRecord:
         return atomic_write_json(path, self.to_dict())
 
 
-def load_verdicts(hub: Path) -> tuple[dict[str, VerdictRecord], list[str]]:
-    """Every readable record of `<hub>/verdicts/` by target, and one message per bad file."""
-    records: dict[str, VerdictRecord] = {}
-    errors: list[str] = []
-    for path in sorted((Path(hub) / HubFiles.VERDICTS).glob("*.json")):
-        try:
-            rec = VerdictRecord.load(path)
-        except SchemaError as exc:
-            errors.append(f"{exc}; rerun the target")
-            continue
-        if rec.target in records:
-            errors.append(f"{path}: second record for target {rec.target!r}")
-            continue
-        records[rec.target] = rec
-    return records, errors
-
-
 @dataclass(frozen=True)
 class PlanRef:
     """Which plan file a run used: its path as given, sha256 and id."""
@@ -276,6 +261,8 @@ class RunRecord(_HubRecord):
     project_id: ProjectId = field(default_factory=ProjectId)
     python: str | None = None  # the evidence interpreter every target of the run uses
     part: bool = False  # one target run alone to be merged with others (`harness merge`)
+    host: str | None = None  # the machine the run started on (a merged hub: where each part ran)
+    runner: str | None = None  # the CI runner's name ($RUNNER_NAME on GitHub Actions), if any
 
     SCHEMA, FILE = "evidence-run/2", HubFiles.RUN
 
@@ -364,5 +351,6 @@ class Manifest(_HubRecord):
             if bad:
                 raise SchemaError(f"{path}: {key} entry without a path: {bad[0]!r}")
             entries[key] = tuple(_build(FileEntry, e) for e in data.get(key) or ())
-        targets = tuple(_build(TargetSummary, t) for t in data.get("targets") or () if isinstance(t, dict) and t.get("name"))
+        targets = tuple(_build(TargetSummary,
+                               t) for t in data.get("targets") or () if isinstance(t, dict) and t.get("name"))
         return _build(cls, data, targets=targets, **entries)

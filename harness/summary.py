@@ -1,4 +1,4 @@
-"""The reviewer's files of a collated hub: `summary.md`, `blocker.log` and `junit.xml`.
+"""The reviewer's files of a collated hub: `summary.md` (with its remaining risks), `blocker.log`, `junit.xml`.
 
 summary.md answers, within its first screen: the overall verdict, a short table of targets
 (full commands go below it, in code blocks), and the pictures the run made. Then: what the CLI
@@ -8,16 +8,158 @@ risk, how to reproduce. Links are relative to the hub, so the hub reads anywhere
 
 from __future__ import annotations
 
+import json
 import shlex
 import xml.etree.ElementTree as ET
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.collate import Collation, TargetResult, changed_files
-from harness.fsio import atomic_write_bytes
+from harness.collation import Collation, TargetResult, changed_files
+from harness.fsio import atomic_write_bytes, sha256_file
 from harness.reporting import Markdown, fmt_duration, md_block, md_code, md_link, md_table, md_text
-from harness.risks import BLOCKER, dataset_notes, derive_risks
 from harness.schema import EnvironmentRecord, HubFiles, Verdict
+
+# Remaining risks: derived from what the run actually left behind (records, logs, run.json, git),
+# never typed by hand; "blocker" risks are the reasons the run is not GREEN, "warning" risks do not block.
+BLOCKER = "blocker"
+WARNING = "warning"
+#: A target that used at least this fraction of its timeout is flagged as slow.
+SLOW_FRACTION = 0.5
+_EXAMPLE_CHARS = 160
+
+
+@dataclass(frozen=True)
+class Risk:
+    """One risk line: severity, the target it concerns (or None) and a sentence."""
+
+    severity: str
+    text: str
+    target: str | None = None
+
+
+@dataclass(frozen=True)
+class WarningScan:
+    """DeprecationWarning lines of one log: how many and the first one."""
+
+    log: str
+    count: int
+    first: str
+
+
+def scan_deprecations(log_path: Path) -> WarningScan | None:
+    """Count lines mentioning DeprecationWarning in a log (None when there are none)."""
+    if not log_path.is_file():
+        return None
+    count, first = 0, ""
+    with log_path.open(encoding="utf-8", errors="replace") as handle:
+        for line in handle:
+            if "DeprecationWarning" in line:
+                count += 1
+                if not first:
+                    first = line.strip()
+    if not count:
+        return None
+    if len(first) > _EXAMPLE_CHARS:
+        first = first[: _EXAMPLE_CHARS - 1] + "…"
+    return WarningScan(log_path.name, count, first)
+
+
+@dataclass(frozen=True)
+class DatasetNote:
+    """The data a command target trained on, from its TRAIN_RECORD (hashed here if the record lacks it)."""
+
+    target: str
+    file: str
+    sha256: str | None
+    computed: bool
+    sidecar_sha256: str | None
+    record: dict[str, Any]
+
+
+def dataset_notes(c: Collation) -> list[DatasetNote]:
+    notes = []
+    for t in c.targets:
+        rec = t.train_record
+        if not rec.get("train_data_file"):
+            continue
+        path = c.ctx.path(rec["train_data_file"])
+        sha = rec.get("train_data_sha256") or (sha256_file(path) if path.is_file() else None)
+        try:
+            sidecar = json.loads(path.with_suffix(".json").read_text(encoding="utf-8")).get("sha256")
+        except (OSError, ValueError, AttributeError):
+            sidecar = None
+        notes.append(DatasetNote(t.name, str(rec["train_data_file"]), sha, not rec.get("train_data_sha256"), sidecar,
+                                 rec))
+    return notes
+
+
+def derive_risks(c: Collation) -> list[Risk]:
+    """All risks of a hub, blockers first, in a stable order."""
+    risks: list[Risk] = []
+    run = c.hub.run
+    if c.interrupted:
+        risks.append(Risk(BLOCKER, "The run was interrupted: a target left its log as `.partial`; "
+                                   "the hub stays INCOMPLETE and the ledger was not touched."))
+    if c.partial_run:
+        risks.append(Risk(WARNING, f"A partial hub: {len(c.targets)} of the plan's {len(c.ctx.plan.targets)} targets "
+                                   f"({', '.join(t.name for t in c.targets)}); its verdict covers those only, and "
+                                   "it never updates the ledger."))
+    for t in c.targets:
+        if t.verdict != Verdict.GREEN:
+            risks.append(Risk(BLOCKER, f"`{t.name}` is {t.verdict}: {t.reason}", t.name))
+    changed = changed_files(c.production_changes)
+    if changed:
+        phases = ", ".join(phase for phase, files in c.production_changes.items() if files)
+        risks.append(Risk(BLOCKER, f"Production files differ from HEAD ({phases}): "
+                                   f"{', '.join(f'`{f}`' for f in changed)}; "
+                                   "evidence-only runs must not change production code."))
+    if not run.git.known:
+        risks.append(Risk(BLOCKER, f"The checkout is not a git repository: commit {run.project_commit or 'unknown'} "
+                                   f"({run.commit_source}); the production-code guard was not checked."))
+    risks += [Risk(BLOCKER, f"validate: {p}") for p in c.validation_problems]
+    risks += [Risk(BLOCKER, f"Unreadable verdict record: {e}") for e in c.record_errors]
+    risks += [Risk(WARNING, f"Verdict record for `{x}`, which is not a target of the plan "
+                            "(ignored).") for x in c.extra_records]
+    if c.plan_changed:
+        risks.append(Risk(WARNING, f"The plan file `{c.ctx.plan_label}` changed since the run started "
+                                   "(sha256 differs from run.json); the summary uses the current file."))
+    records = [t.record for t in c.targets if t.record]
+    dirty = sorted(set(run.git.dirty_files).union(*(r.provenance.git.dirty_files for r in records)))
+    if dirty:
+        risks.append(Risk(WARNING, f"The working tree was dirty (tracked files differ from HEAD): "
+                                   f"{', '.join(f'`{f}`' for f in dirty[:10])}"
+                                   + (f" and {len(dirty) - 10} more" if len(dirty) > 10 else "") + "."))
+    shas = sorted({r.provenance.git.sha for r in records if r.provenance.git.known}
+                  | ({run.git.sha} if run.git.known else set()))
+    if len(shas) > 1:
+        risks.append(Risk(WARNING, f"Targets ran on different commits ({', '.join(s[:12] for s in shas)}): HEAD "
+                                   "moved."))
+    for t in c.targets:
+        r = t.record.provenance.runtime if t.record else None
+        if r and (r.cuda_available or r.cuda_visible_devices not in ("", None)):
+            risks.append(Risk(WARNING, f"`{t.name}`: GPU not hidden (CUDA_VISIBLE_DEVICES={r.cuda_visible_devices!r}, "
+                                       f"cuda_available={r.cuda_available}).", t.name))
+    for t in c.targets:
+        scan = scan_deprecations(c.hub.path / t.log) if t.log_present else None
+        if scan:
+            risks.append(Risk(WARNING, f"`{scan.log}`: {scan.count} DeprecationWarning line(s); first: "
+                                       f"`{scan.first}`", t.name))
+        if t.duration_s is not None and t.duration_s >= SLOW_FRACTION * t.target.timeout:
+            risks.append(Risk(WARNING, f"`{t.name}` took {fmt_duration(t.duration_s)}, "
+                                       f"{t.duration_s / t.target.timeout:.0%} "
+                                       f"of its {fmt_duration(t.target.timeout)} timeout: a slower machine may time "
+                                       "out.", t.name))
+    for note in dataset_notes(c):
+        if note.sha256 is None:
+            risks.append(Risk(WARNING, f"Dataset `{note.file}` of `{note.target}` has no sha256 and is not on disk to "
+                                       "hash."))
+        elif note.sidecar_sha256 and note.sidecar_sha256 != note.sha256:
+            risks.append(Risk(WARNING, f"Dataset `{Path(note.file).name}` sha256 {note.sha256[:12]}… does not match "
+                                       "its "
+                                       f"sidecar ({note.sidecar_sha256[:12]}…): the fixture changed."))
+    return sorted(risks, key=lambda r: 0 if r.severity == BLOCKER else 1)
+
 
 BLOCKER_TAIL_LINES = 40
 _ENV_KEYS = ("python", "torch", "lightning", "numpy", "platform")
@@ -92,6 +234,28 @@ def _details(c: Collation) -> list[str]:
     return out
 
 
+def _where_ran(c: Collation) -> list[str]:
+    """A merged hub: the machine, runner and interpreter of each target's part ([] for a one-machine hub)."""
+    from harness.merge import origins
+
+    found = {o.target: o for o in origins(c.hub.path)}
+    if not found:
+        return []
+    rows = []
+    for t in c.targets:
+        o = found.get(t.name)
+        if o is None:
+            rows.append([t.name, f"no part ({t.verdict})", *["—"] * 6])
+            continue
+        rt, kept = o.environment.runtime if o.environment else None, f"{HubFiles.PARTS}/{t.name}/"
+        commit = md_code((o.run.project_commit or "unknown")[:12])
+        rows.append([t.name, o.run.host or "unknown", o.run.runner or "—", commit, rt.python if rt else "—",
+                     rt.platform if rt else "—", o.run.created_utc, md_link(kept, kept)])
+    return ["## Where each target ran", "", f"Merged from {len(found)} part(s), each one target run alone; each kept "
+            "folder holds the part's run.json, environment.json and manifest.json.", "",
+            md_table(rows, ["Target", "Host", "Runner", "Commit", "Python", "Platform", "Part started", "Kept"]), ""]
+
+
 def _environment(c: Collation) -> list[str]:
     run = c.hub.run
     env = EnvironmentRecord.load(c.hub.path)
@@ -113,7 +277,8 @@ def _environment(c: Collation) -> list[str]:
 def render_summary(c: Collation, *, blocker_written: bool) -> str:
     """The full Markdown text of summary.md."""
     rows = [[t.name, f"**{t.verdict}**", _counts(t), fmt_duration(t.duration_s), _log_link(c, t),
-             (t.record.derived_from + ": " if t.record and t.record.derived_from else "") + t.reason] for t in c.targets]
+             (t.record.derived_from + ": " if t.record and t.record.derived_from else "") + t.reason]
+            for t in c.targets]
     lines = [f"# Evidence summary: {c.ctx.plan.id} — {c.hub.timestamp}", "",
              f"**Overall verdict: {c.overall}** — {md_text(c.overall_reason)}", "",
              md_table(rows, ["Target", "Verdict", "Passed / failed / skipped", "Duration", "Log", "Reason"]), ""]
@@ -126,11 +291,12 @@ def render_summary(c: Collation, *, blocker_written: bool) -> str:
         lines.append(f"- Blocker details: {md_link(HubFiles.BLOCKER, HubFiles.BLOCKER)}.")
     lines += [f"- Integrity: {md_link(HubFiles.MANIFEST, HubFiles.MANIFEST)} lists every file with its sha256; "
               f"re-check with `python -m harness validate {c.hub_rel}`.", ""]
-    lines += _details(c) + _environment(c)
+    lines += _details(c) + _where_ran(c) + _environment(c)
     risks = derive_risks(c)
     lines += ["## Remaining risks", ""] + ([f"- {'**Blocker:**' if r.severity == BLOCKER else 'Warning:'} "
                                             f"{md_text(r.text)}" for r in risks] or ["None found."]) + [""]
-    lines += ["## Reproduce", "", f"`make reproduce FROM={c.hub_rel}` reruns this plan into a new hub and compares.", ""]
+    lines += ["## Reproduce", "", f"`make reproduce FROM={c.hub_rel}` reruns this plan into a new hub and compares.",
+              ""]
     return "\n".join(lines)
 
 
@@ -145,17 +311,20 @@ def render_blocker(c: Collation) -> str:
                 f"{display_command(c, t)}", f"reason: {t.reason}"]
         rec = t.record
         if rec is not None:
-            out.append(f"exit code: {rec.exit_code}  timed out: {rec.timed_out}  duration: {fmt_duration(rec.duration_s)}")
+            out.append(f"exit code: {rec.exit_code}  timed out: {rec.timed_out}  duration: "
+                       f"{fmt_duration(rec.duration_s)}")
             failed = [str(x.get("nodeid")) for x in rec.tests if x.get("outcome") != "passed"]
             out += ["not passed: " + ", ".join(failed)] if failed else []
         log = c.hub.path / (t.log if t.log_present else f"{t.log}.partial")
-        tail = log.read_text(encoding="utf-8", errors="replace").splitlines()[-BLOCKER_TAIL_LINES:] if log.is_file() else []
+        tail = log.read_text(encoding="utf-8",
+                             errors="replace").splitlines()[-BLOCKER_TAIL_LINES:] if log.is_file() else []
         out += [f"--- last {len(tail)} lines of {log.name} ---", *tail, f"--- end of {log.name} ---"] if tail \
             else [f"(no log: {t.log} not found)"]
         out.append("")
     for title, items in (("production code differs from HEAD (evidence-only loop)",
                           [f"{k}: {', '.join(v)}" for k, v in c.production_changes.items() if v]),
-                         ("validate", list(c.validation_problems)), ("unreadable verdict records", list(c.record_errors))):
+                         ("validate", list(c.validation_problems)), ("unreadable verdict records",
+                                                                     list(c.record_errors))):
         out += [f"== {title} ==", *items, ""] if items else []
     return "\n".join(out)
 
@@ -173,7 +342,8 @@ def write_junit(c: Collation) -> Path:
             ET.SubElement(case, "failure", type=str(t.verdict), message=t.reason).text = f"{t.verdict}: {t.reason}"
         ET.SubElement(case, "system-out").text = f"verdict: {t.verdict}; log: {t.log}"
     # The hub's own verdict (production-code guard, validate) can fail with every target GREEN.
-    overall = ET.SubElement(suite, "testcase", classname=f"evidence.{c.ctx.plan.id}", name="(overall verdict)", time="0")
+    overall = ET.SubElement(suite, "testcase", classname=f"evidence.{c.ctx.plan.id}", name="(overall verdict)",
+                            time="0")
     if not c.green:
         ET.SubElement(overall, "failure", type=str(c.overall), message=c.overall_reason).text = c.overall_reason
     root = ET.Element("testsuites")

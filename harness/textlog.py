@@ -6,8 +6,9 @@ progress part counts (and the short summary's `ERROR <module>` of a module that 
 collect): result lines in captured output, FAILURES/ERRORS/PASSES sections and the rest of the short
 summary are text a test could have printed, or repeats (a `-rA` PASSED line is no second pass).
 pytest writes nothing after its final line, so text after a would-be GREEN one makes it UNKNOWN; a
-`!!! ... !!!` banner (interrupted, `-x`) makes it RED. The one case this cannot catch is a log cut short right after a captured line that
-looks like a final line and agrees with every result line. A command log (no exit status) is GREEN
+`!!! ... !!!` banner (interrupted, `-x`) makes it RED. The one case this cannot catch is a log cut
+short right after a captured line that looks like a final line and agrees with every result line.
+A command log (no exit status) is GREEN
 when it reached the CLI's TRAIN_RECORD or Lightning's "`Trainer.fit` stopped" and holds no
 traceback. Logs are streamed (`log_lines`); ANSI colour codes and CRLF are ignored. Pure functions.
 """
@@ -21,7 +22,6 @@ from functools import partial
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from harness.pytest_plugin.harness_outcomes import RANK
 from harness.schema import Counts, Verdict
 from harness.verdict import OUTCOMES, RECORD_PREFIX, PytestOutcomes, parse_record, pytest_verdict
 
@@ -107,6 +107,8 @@ class _Seen:
     python: str | None = None
 
     def result(self, node: str, outcome: str, quote: str) -> None:
+        from harness.pytest_plugin.harness_outcomes import RANK  # the plugin's own ranking of a test's phases
+
         self.tally[outcome] += 1
         if node not in self.tests or RANK[outcome] >= RANK[self.tests[node]["outcome"]]:
             self.tests[node] = {"nodeid": node, "outcome": outcome, "duration_s": 0.0, "message": quote}

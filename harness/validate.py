@@ -82,7 +82,8 @@ def _check_external(hub: Path, m: Manifest, mode: str, result: ValidationResult,
             result.warnings.append(text + "; they are git-ignored bulky artifacts (--require-artifacts to insist)")
 
 
-def _expected_targets(m: Manifest, hub: Path, home: Path, result: ValidationResult) -> list[tuple[str, str | None, str | None]]:
+def _expected_targets(m: Manifest, hub: Path, home: Path, result: ValidationResult) -> list[tuple[str, str | None,
+                                                                                                  str | None]]:
     """(name, log, verdict) of every target that must be in the hub: the plan's that the run selected."""
     listed = {t.name: (t.name, t.log, t.verdict) for t in m.targets}
     try:
@@ -94,7 +95,8 @@ def _expected_targets(m: Manifest, hub: Path, home: Path, result: ValidationResu
         result.warnings.append(f"{m.plan.path}: plan file not found here; checking the targets the manifest lists")
         return list(listed.values())
     if sha256_file(plan_path) != m.plan.sha256:
-        result.warnings.append(f"{m.plan.path}: plan file changed since this run; checking the targets the manifest lists")
+        result.warnings.append(f"{m.plan.path}: plan file changed since this run; checking the targets the manifest "
+                               "lists")
         return list(listed.values())
     try:
         planned = load_plan(plan_path).targets
@@ -189,7 +191,8 @@ def _check_story(hub: Path, m: Manifest, expected: list[tuple[str, str | None, s
                 continue
         footer = read_frame(log_path).verdict if not log_path.is_symlink() else None
         if footer and footer != record.verdict:
-            result.problems.append(f"{HubFiles.verdict(name)}: says {record.verdict} but {log} ends with verdict {footer} "
+            result.problems.append(f"{HubFiles.verdict(name)}: says {record.verdict} but {log} ends with verdict "
+                                   f"{footer} "
                                    "(a record edited by hand?)")
     summary = hub / HubFiles.SUMMARY
     said = [m_.group(1) for line in _head(summary, 8) if (m_ := _SUMMARY.match(line))] \
@@ -269,6 +272,7 @@ def handmade_report(hub: Path, fmt: str) -> int:
     lines += [f"  {name}: {r.verdict} - {r.reason}" for name, r in view.verdicts.items()]
     lines += [f"problem: {note}" for note in view.notes] + [f"overall: {view.overall} - {view.overall_reason}"]
     emit(fmt, "validate", {"hub": str(hub), "valid": ok, "handmade": True, "exit_code": 0 if ok else 1,
-                           "targets": {n: {"verdict": str(r.verdict), "reason": r.reason} for n, r in view.verdicts.items()},
+                           "targets": {n: {"verdict": str(r.verdict), "reason": r.reason} for n,
+                                       r in view.verdicts.items()},
                            "problems": list(view.notes)}, "\n".join(lines))
     return 0 if ok else 1

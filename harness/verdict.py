@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from harness.reporting import short_list
 from harness.schema import Counts, Verdict
 
 OUTCOMES = ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
@@ -43,7 +42,8 @@ class PytestOutcomes:
         return Counts(len(self.tests), **tally)
 
     def named(self, outcome: str) -> str:
-        return short_list([t["nodeid"] for t in self.tests if t["outcome"] == outcome])
+        named = [t["nodeid"] for t in self.tests if t["outcome"] == outcome]
+        return ", ".join(named[:3]) + (f" (+{len(named) - 3} more)" if len(named) > 3 else "")
 
 
 def load_outcomes(path: Path) -> PytestOutcomes | None:

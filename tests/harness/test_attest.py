@@ -291,3 +291,24 @@ def test_a_signed_hub_is_not_signed_again(hub: Path, key: Path, root: Path) -> N
 def test_pae_matches_securesystemslib() -> None:
     envelope = Envelope(payload=b'{"a": 1}', payload_type=attest.PAYLOAD_TYPE, signatures={})
     assert attest.pae(attest.PAYLOAD_TYPE, b'{"a": 1}') == envelope.pae()
+
+
+def test_the_commands_sign_check_and_show_the_signer(hub: Path, key: Path, trust: Path, root: Path, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """The acceptance path through the command line: collate --sign, validate --trust, compare shows signers."""
+    from factory import cli
+
+    assert cli("validate", hub, "--require-signature") == 1, "an unsigned hub is INVALID when a signature is required"
+    assert "unsigned" in capsys.readouterr().out
+    assert cli("collate", hub, "--no-ledger", "--sign", "--key", key) == 0
+    assert cli("validate", hub, "--trust", trust, "--require-signature") == 0
+    assert capsys.readouterr().out.rstrip().endswith("overall GREEN; signed by alice@example.com)")
+    stranger = keypair(tmp_path, "stranger")
+    other = tmp_path / "other_signers"
+    other.write_text(f"bob@example.com {' '.join(stranger.with_suffix('.pub').read_text().split()[:2])}\n")
+    assert cli("validate", hub, "--trust", other, "--require-signature") == 1
+    assert "signed by an unknown key" in capsys.readouterr().out
+    assert cli("compare", hub, hub) == 0
+    assert "(signed by SHA256:" in capsys.readouterr().out, "compare names each hub's signer"
+    assert cli("collate", hub, "--no-ledger", "--sign", "--key", tmp_path / "absent") == 2
+    assert capsys.readouterr().err.startswith("error: collate: "), "a bad key is one error line"

@@ -20,7 +20,11 @@ from typing import Callable
 
 import pytest
 
-from harness.bisect import BisectError, bisect, identity, resolve
+from factory import write_log
+
+from harness import logframe
+from harness.bisect import BisectError, bisect, resolve
+from harness.context import project_identity
 from harness.bisectrun import SKIP, step_exit
 from harness.collate import collate
 from harness.context import HOME, RunContext
@@ -181,10 +185,12 @@ def fake_hub(root: Path, hub: Path, plan: Path | None = None) -> Path:
     """A collated hub of the checkout as it is, with a GREEN `value` record, made through the harness's classes."""
     ctx = RunContext(home=HOME, project=root, plan=load_plan(plan or root / "plan.toml"))
     made = create_hub(ctx, explicit=hub, targets=("value",))
-    (made.path / "value.log").write_text(f"{NODE} PASSED\n")
-    VerdictRecord("value", "pytest", "value.log", Verdict.GREEN, "1 of 1 passed", exit_code=0,
-                  counts=Counts(1, passed=1), tests=({"nodeid": NODE, "outcome": "passed", "duration_s": 0.1},),
-                  provenance=Provenance(git_state(root, ()))).write(made.verdict_path("value"))
+    text = (logframe.frame([f"{logframe.FIRST} target value", logframe.OUTPUT]) + f"{NODE} PASSED\n"
+            + logframe.frame([logframe.END, "verdict: GREEN - 1 of 1 passed"]))
+    seal = write_log(made.path / "value.log", text)
+    seal(VerdictRecord("value", "pytest", "value.log", Verdict.GREEN, "1 of 1 passed", exit_code=0,
+                       counts=Counts(1, passed=1), tests=({"nodeid": NODE, "outcome": "passed", "duration_s": 0.1},),
+                       provenance=Provenance(git_state(root, ())))).write(made.verdict_path("value"))
     collate(ctx, made, ledger=False)
     return made.path
 
@@ -268,10 +274,10 @@ def test_a_clone_is_the_same_project_and_a_fork_is_not(small, tmp_path, ours, th
     hub = fake_hub(clone, tmp_path / "clone-hub")
     plan = load_plan(root / "plan.toml")
     if same:
-        assert resolve(root, "GOOD", str(hub), plan, identity(root)).sha == shas[-1]
+        assert resolve(root, "GOOD", str(hub), plan, project_identity(root)).sha == shas[-1]
     else:
         with pytest.raises(BisectError, match="belongs to another project"):
-            resolve(root, "GOOD", str(hub), plan, identity(root))
+            resolve(root, "GOOD", str(hub), plan, project_identity(root))
 
 
 DRIVER = """

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from factory import FIX_PLAN, LEDGER_BASELINE, PLAN, PLAN_MD, context, make_hub, make_project, md_links
 
-from harness.collate import build_collation
+from harness.collation import build_collation
 from harness.context import HOME
 from harness.hub import open_hub
 from harness.ledger import (AttemptLinks, LedgerError, LedgerUpdate, append_attempt, apply_ledger, hub_marker,

@@ -120,7 +120,7 @@ def test_agreeing_rerun_exits_0_and_leaves_the_teammate_hub_untouched(root, team
     assert hash_tree(teammate) == before, "reproduce wrote into the teammate's hub"
     out = capsys.readouterr().out
     rerun = fake_run.calls[0]["hub"].path
-    assert f"A: {teammate}\nB: {rerun}" in out and "result: AGREE" in out, out
+    assert f"A: {teammate} (unsigned)\nB: {rerun} (unsigned)" in out and "result: AGREE" in out, out
 
 
 def test_the_rerun_uses_the_recorded_plan_the_env_python_and_a_new_hub(root, teammate, fake_env, fake_run):

@@ -11,11 +11,12 @@ import pytest
 from factory import (DATA_SHA, FIXTURE, LOGS, SELECTORS, collated, context, git, make_hub, md_html, md_links, section,
                      table_rows, with_git, with_record, with_runtime)
 
-from harness.collate import Collation, build_collation, collate
+from harness.collate import collate
+from harness.collation import Collation, build_collation
 from harness.context import RunContext
 from harness.hub import open_hub
 from harness.reporting import fmt_duration
-from harness.risks import BLOCKER, WARNING, derive_risks, scan_deprecations
+from harness.summary import BLOCKER, WARNING, derive_risks, scan_deprecations
 from harness.schema import HubFiles, Verdict
 from harness.summary import dataset_notes, render_summary
 

@@ -343,4 +343,5 @@ def test_validate_json_output_has_problems_and_warnings(green_hub: Path, root: P
     assert run_validate(green_hub, "--format", "json") == 0
     data = json.loads(capsys.readouterr().out)
     assert (data["command"], data["valid"], data["problems"], data["exit_code"]) == ("validate", True, [], 0), data
-    assert len(data["warnings"]) == 1 and NOT_PRESENT in data["warnings"][0], data["warnings"]
+    assert len(data["warnings"]) == 2 and NOT_PRESENT in data["warnings"][0], data["warnings"]
+    assert data["warnings"][1].startswith("unsigned") and data["signer"] == "unsigned", data
