@@ -300,7 +300,7 @@ def run_target(ctx: RunContext, hub: Hub, target: Target, *, threads: int,
         cuda, job = fields.pop("cuda", None), []
         if target.executor == "slurm" and not blocked:  # how Slurm ended the job overrules, and says where it ran
             verdict, reason = _slurm().job_verdict(result, verdict, reason)
-            job, prov = [_slurm().footer_line(result)], replace(prov, **_slurm().placement(result))
+            job, prov = [_slurm().footer_line(result)], replace(prov, slurm=_slurm().placement(result))
         log.write(frame([END, f"ended_utc: {utc_now_iso()}", f"duration_s: {duration:.2f}", *job,
                          f"exit_code: {result.exit_code}" + (" (killed at the time limit)" if result.timed_out else ""),
                          f"torch.cuda.is_available(): {cuda}", f"verdict: {verdict} - {reason}"]))

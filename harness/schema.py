@@ -143,13 +143,11 @@ class Provenance:
     runtime: Runtime = field(default_factory=Runtime)
     seed: int | None = None
     threads: int | None = None
-    slurm_job: str | None = None  # executor slurm: the job's id, and the node and partition it ran on
-    slurm_node: str | None = None
-    slurm_partition: str | None = None
+    slurm: dict[str, str | None] | None = None  # executor slurm: the job it ran as ({"job", "node", "partition"})
 
     def value(self, key: str) -> Any:
         """A field by its flat name (`git_sha`, `torch`, `seed`), as compare and the summary show them."""
-        if key in ("seed", "threads") or key.startswith("slurm_"):
+        if key in ("seed", "threads"):
             return getattr(self, key)
         return getattr(self.git, key[4:]) if key.startswith("git_") else getattr(self.runtime, key)
 

@@ -313,8 +313,8 @@ def footer_line(result: SlurmResult) -> str:
 
 
 def placement(result: SlurmResult) -> dict[str, str | None]:
-    """The provenance fields of a target that ran as a Slurm job (schema.Provenance)."""
-    return {"slurm_job": result.job_id, "slurm_node": result.node, "slurm_partition": result.partition}
+    """Where a target ran as a Slurm job: schema.Provenance.slurm."""
+    return {"job": result.job_id, "node": result.node, "partition": result.partition}
 
 
 def job_verdict(result: SlurmResult, verdict: Verdict, reason: str) -> tuple[Verdict, str]:

@@ -84,8 +84,8 @@ def test_slurm_targets_are_green_through_the_driver_and_name_their_job(slurm_pro
     record = VerdictRecord.load(hub / HubFiles.verdict("on_node"))
     log = (hub / "on_node.log").read_text()
     job, node, partition = JOB_LINE.search(log).groups()
-    assert (record.provenance.slurm_job, record.provenance.slurm_node, record.provenance.slurm_partition) == \
-        (job, node, partition) and record.record == {"job": job}, "the provenance names the job the command ran in"
+    assert record.provenance.slurm == {"job": job, "node": node, "partition": partition} and record.record == {
+        "job": job}, "the provenance names the job the command ran in"
     header, output = log.split("# ----- output -----\n")
     assert "# executor: slurm (partition default, gres none, cpus default; --time=1 min)" in header.splitlines()
     assert output.index(f"# slurm: job {job} on") < output.index(f"in job {job} gpu=[]"), "job line first, then output"
@@ -94,7 +94,7 @@ def test_slurm_targets_are_green_through_the_driver_and_name_their_job(slurm_pro
     pytest_log = (hub / "in_job.log").read_text()
     assert "executor: slurm (partition debug, gres none, cpus 1;" in pytest_log and JOB_LINE.search(pytest_log)
     local = VerdictRecord.load(hub / HubFiles.verdict("prepare"))
-    assert local.provenance.slurm_job is None and "executor:" not in (hub / "prepare.log").read_text()
+    assert local.provenance.slurm is None and "executor:" not in (hub / "prepare.log").read_text()
     assert cli("validate", hub) == 0
 
 
@@ -125,7 +125,7 @@ def test_how_slurm_ends_a_job_is_its_verdict(slurm_project, write_plan, targets,
     assert not wrong, f"expected {expected}, got {wrong}"
     assert "BLOCKED: needs a CUDA GPU" in (hub / "cuda_no_gres.log").read_text() and not JOB_LINE.search(
         (hub / "cuda_no_gres.log").read_text()), "a BLOCKED target never reaches Slurm"
-    assert found["over_limit"].provenance.slurm_job and gone(found["over_limit"].provenance.slurm_job)
+    assert gone(found["over_limit"].provenance.slurm["job"])
 
 
 @pytest.mark.parametrize(("conf", "reason"), [
@@ -142,7 +142,7 @@ def test_a_slurm_target_without_a_cluster_is_blocked_before_it_runs(slurm_projec
     record = run_target(ctx, hub, ctx.plan.target("on_node"), threads=1)
     assert record.verdict == Verdict.BLOCKED and record.reason.startswith(reason.format(conf=tmp_path / conf)), \
         record.reason
-    assert record.exit_code is None and record.provenance.slurm_job is None
+    assert record.exit_code is None and record.provenance.slurm is None
     assert not JOB_LINE.search((hub.path / "on_node.log").read_text()), "nothing reached Slurm"
 
 
@@ -191,7 +191,9 @@ def test_a_slurm_part_merges_with_local_parts_into_one_green_hub(slurm_project, 
     assert code == 0, capsys.readouterr()
     manifest = Manifest.load(merged)
     assert manifest.overall_verdict == "GREEN" and {t.name for t in manifest.targets} == {"prepare", "on_node", "unit"}
-    assert VerdictRecord.load(merged / HubFiles.verdict("on_node")).provenance.slurm_job, "the job survives the merge"
+    on_node = VerdictRecord.load(merged / HubFiles.verdict("on_node"))
+    assert on_node.provenance.slurm["job"], "the job survives the merge"
+    assert (merged / "on_node.log").read_bytes() == (parts[1] / "on_node.log").read_bytes()
     assert cli("validate", merged) == 0
     assert json.loads((merged / HubFiles.RUN).read_text()).get("part") is not True
 
