@@ -8,6 +8,7 @@ each failing on 29c64cb and passing now. Real commands where possible: `python -
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
 import signal
@@ -22,6 +23,7 @@ from conftest import plan_text, table_for_command
 from factory import (FIX_PLAN, HOME, LOGS, PLAN, PLAN_MD, PLAN_TOML, cli, collated, context, git, make_hub,
                      make_project, row_state)
 
+from harness.guard import ProductionWatch
 from harness.hub import create_hub
 from harness.schema import FileEntry, HubFiles, Manifest, VerdictRecord
 
@@ -76,6 +78,34 @@ def test_a_target_writing_pycache_under_src_stays_green(tmp_path: Path, capsys) 
     code, hub, manifest = pipeline(root, plan, capsys)
     assert (code, manifest.overall_verdict) == (0, "GREEN"), manifest.overall_reason
     assert row_state(root) == "[x]", "git ignores src/pkg/__pycache__/: the hub is GREEN and marks B3"
+
+
+def change(root: Path, how: str) -> None:
+    """Change src/pkg/core.py and undo it at once, three ways."""
+    core = root / "src/pkg/core.py"
+    if how == "rewrite":
+        data = core.read_bytes()
+        core.write_bytes(b"GRIDSIZE = 1\n")
+        core.write_bytes(data)
+    elif how == "move-out-and-back":  # watchdog holds a move out for 0.5 s, waiting for its pair
+        core.rename(root / "core.py")
+        (root / "core.py").rename(core)
+    else:
+        core.chmod(0o755)
+        core.chmod(0o644)
+
+
+@pytest.mark.parametrize("how", ["rewrite", "move-out-and-back", "chmod"])
+def test_the_watch_sees_a_change_undone_just_before_it_ends(root: Path, how: str) -> None:
+    with ProductionWatch(root, ("src",)) as watch:
+        change(root, how)
+    assert watch.written == ("src/pkg/core.py",), f"{how}: the flush at the end must let every event through"
+
+
+def test_events_the_watcher_lost_count_as_a_write(root: Path) -> None:
+    with ProductionWatch(root, ("src",)) as watch:  # what watchdog logs when the kernel's inotify queue overflows
+        logging.getLogger("watchdog.observers.inotify_c").warning("Inotify queue overflowed; filesystem events were lost")
+    assert watch.written == ("(writes not all seen: Inotify queue overflowed; filesystem events were lost)",)
 
 
 # ----------------------------------------------------------------- 3. validate reads only the hub (and its project)
