@@ -50,7 +50,7 @@ def pipeline(root: Path, plan: Path, capsys: pytest.CaptureFixture[str]) -> tupl
     return code, hub, Manifest.load(hub)
 
 
-# --------------------------------------------------------------------------- 5. the guard watches the whole run
+# ----------------------------------------------------------------- 5. the guard watches the whole run
 
 EDIT_AND_RESTORE = ("import pathlib; p = pathlib.Path('src/pkg/core.py'); b = p.read_bytes(); "
                     "p.write_bytes(b'GRIDSIZE = 1  # fixed for the evidence\\n'); p.write_bytes(b)")
@@ -102,10 +102,13 @@ def test_the_watch_sees_a_change_undone_just_before_it_ends(root: Path, how: str
     assert watch.written == ("src/pkg/core.py",), f"{how}: the flush at the end must let every event through"
 
 
+OVERFLOW = "Inotify queue overflowed; filesystem events were lost"  # what watchdog logs when the kernel drops events
+
+
 def test_events_the_watcher_lost_count_as_a_write(root: Path) -> None:
-    with ProductionWatch(root, ("src",)) as watch:  # what watchdog logs when the kernel's inotify queue overflows
-        logging.getLogger("watchdog.observers.inotify_c").warning("Inotify queue overflowed; filesystem events were lost")
-    assert watch.written == ("(writes not all seen: Inotify queue overflowed; filesystem events were lost)",)
+    with ProductionWatch(root, ("src",)) as watch:
+        logging.getLogger("watchdog.observers.inotify_c").warning(OVERFLOW)
+    assert watch.written == (f"(writes not all seen: {OVERFLOW})",)
 
 
 # ----------------------------------------------------------------- 3. validate reads only the hub (and its project)
@@ -161,7 +164,7 @@ def test_a_symlink_a_target_makes_in_the_hub_is_not_hashed_and_the_hub_is_not_gr
         manifest.overall_reason, manifest.overall_reason
 
 
-# --------------------------------------------------------------------------- 4. the checkout decides, never the hub
+# ----------------------------------------------------------------- 4. the checkout decides, never the hub
 
 def test_a_copied_hub_never_writes_the_ledger_its_run_json_names(ctx, root: Path, tmp_path: Path, capsys) -> None:
     hub = make_hub(ctx)  # finished, not yet collated
@@ -179,7 +182,7 @@ def test_a_copied_hub_never_writes_the_ledger_its_run_json_names(ctx, root: Path
     assert row_state(other) == "[P]" and not (copy / HubFiles.MANIFEST).exists()
 
 
-# --------------------------------------------------------------------------- 6. a damaged log is caught
+# ----------------------------------------------------------------- 6. a damaged log is caught
 
 NUL_HEADER = "p = '{hub}/nul.log.partial'; f = open(p, 'r+b'); f.write(bytes(200)); f.close(); print('done')"
 
@@ -194,7 +197,7 @@ def test_a_target_that_overwrites_its_log_header_with_nul_bytes_is_red_and_inval
     assert "problem: nul.log: its bytes differ from what the harness wrote" in capsys.readouterr().out
 
 
-# --------------------------------------------------------------------------- 8. hub files are not private
+# ----------------------------------------------------------------- 8. hub files are not private
 
 def test_a_real_run_writes_hub_files_with_the_umask(tmp_path: Path, capsys) -> None:
     root, plan = real_project(tmp_path, table_for_command("ok", "print('ok')"))
