@@ -178,7 +178,8 @@ def decide(targets: list[TargetResult], changes: dict[str, tuple[str, ...]], git
     reasons = [f"{len(bad)}/{len(targets)} targets not GREEN ({', '.join(bad)})"] if bad else []
     files = changed_files(changes)
     if files:
-        reasons.append(f"production code ({', '.join(production)}) differs from HEAD ({', '.join(files)})")
+        reasons.append(f"production code ({', '.join(production)}) written during the run or differing from HEAD "
+                       f"({', '.join(files)})")
     if git_note:
         reasons.append(git_note)
     if reasons:

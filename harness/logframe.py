@@ -21,6 +21,7 @@ FIRST = "evidence log:"
 OUTPUT, END = "----- output -----", "----- end of output -----"
 HEADER_KEYS = 24  # at most this many header lines are kept when reading
 TAIL_LINES = 40
+LINE_MAX = 1 << 16  # a longer line (a target may print one of any length) is read in pieces
 _FOOTER_VERDICT = re.compile(r"^# verdict: (\S+(?: RUN)?) - ")
 
 
@@ -74,22 +75,25 @@ class Frame:
 
 
 def read_frame(path: Path) -> Frame:
-    """Hash `path` and keep its first header lines and its last lines, streaming."""
+    """Hash `path` and keep its first header lines and its last lines, streaming (a line is read LINE_MAX at a time)."""
     digest, size, header, tail = hashlib.sha256(), 0, [], deque(maxlen=TAIL_LINES)
     with open(path, "rb") as handle:
-        for raw in handle:
+        for raw in iter(lambda: handle.readline(LINE_MAX), b""):
             digest.update(raw)
             size += len(raw)
-            line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
             if len(header) < HEADER_KEYS and (not header or header[-1] != f"# {OUTPUT}"):
-                header.append(line)
-            tail.append(line)
-    return Frame(digest.hexdigest(), size, tuple(header), tuple(tail))
+                header.append(_text(raw))
+            tail.append(raw)
+    return Frame(digest.hexdigest(), size, tuple(header), tuple(map(_text, tail)))
 
 
-def seal_problem(path: Path, sha256: str | None, size: int | None) -> str | None:
-    """Why a harness log is not the one its record sealed (None when it is)."""
-    found = read_frame(path)
+def _text(raw: bytes) -> str:
+    return raw.decode("utf-8", errors="replace").rstrip("\r\n")
+
+
+def seal_problem(path: Path, sha256: str | None, size: int | None, found: Frame | None = None) -> str | None:
+    """Why a harness log is not the one its record sealed (None when it is); `found`: its frame, if read already."""
+    found = found or read_frame(path)
     if sha256 and (found.sha256 != sha256 or found.size != size):
         return f"{path.name}: its bytes differ from what the harness wrote (sealed sha256 {sha256[:12]}…)"
     damage = found.damage()

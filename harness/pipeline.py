@@ -6,7 +6,8 @@ only brackets one nox invocation: before it, the evidence venv, the hub (with th
 targets) and the interpreter probe; after it, whatever nox's exit status (a failure, `-x`,
 Ctrl-C), collate. `make phase-c4d-b3` comes here directly; a plain `nox -s <target>` is handed
 over by the noxfile. Signals: the driver forwards Ctrl-C/SIGTERM to nox as SIGINT (nox has no
-SIGTERM handler; on SIGINT it stops every session's process group, SIGKILL 2 s later).
+SIGTERM handler; on SIGINT it stops every session's process group, SIGKILL 2 s later). While nox
+runs, harness/guard.py watches the production paths: a file written there makes the hub RED.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from harness import UserError
 from harness.collate import CollateResult, collate
 from harness.context import HUB_ENV, PLAN_ENV, PROJECT_ENV, VERBOSE_ENV, RunContext
 from harness.envs import ensure_env
+from harness.guard import ProductionWatch, require
 from harness.hub import Hub, create_hub
 from harness.provenance import probe_cuda, probe_versions
 from harness.runner import child_env, die_with_parent
@@ -93,20 +95,28 @@ def _probe(ctx: RunContext, hub: Hub, python: str) -> threading.Thread:
 def execute(ctx: RunContext, hub: Hub, *, nox: list[str], args: list[str], jobs: int | None, verbose: bool,
             ledger: bool,
             output: TextIO | None = None) -> PipelineRun:
-    """Run nox once into `hub` (its sessions read $EVIDENCE_HUB), then collate it whatever happened."""
-    probe = _probe(ctx, hub, hub.run.python or "")
+    """Run nox once into `hub` (its sessions read $EVIDENCE_HUB), watching production code, then collate it."""
     env = {**os.environ, DRIVER_ENV: "1", HUB_ENV: str(hub.path), PROJECT_ENV: str(ctx.project),
            PLAN_ENV: str(ctx.plan.path), VERBOSE_ENV: "1" if verbose else ""}
     if jobs is not None:  # make's JOBS (default: every core); a plain nox keeps its own -j
         env["NOX_PARALLEL"] = str(jobs)
     argv = [*nox, *args, "--report", str(hub.path / HubFiles.NOX_REPORT)]
-    output = output or sys.stdout
+    with ProductionWatch(ctx.project, ctx.plan.project.production) as watch:
+        probe = _probe(ctx, hub, hub.run.python or "")
+        status, stopped = _run_nox(argv, env, ctx.home, output or sys.stdout, probe)
+    interrupted = bool(stopped) or status in (130, -signal.SIGINT)
+    result = collate(ctx, hub, ledger=ledger and not interrupted, interrupted=interrupted, written=watch.written)
+    return PipelineRun(result, interrupted, status, 143 if signal.SIGTERM in stopped else 130)
+
+
+def _run_nox(argv: list[str], env: dict[str, str], cwd: Path, output: TextIO,
+             probe: threading.Thread) -> tuple[int, list[int]]:
+    """nox's exit status, and the signals forwarded to it (Ctrl-C, SIGTERM) while it (and the probe) ran."""
     try:
         sink = output.fileno()
     except (AttributeError, OSError, ValueError):  # not a real file (e.g. captured): relay nox's lines
         sink = subprocess.PIPE
-    proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT,
-                            cwd=ctx.home,
+    proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT, cwd=cwd,
                             text=True, start_new_session=True, preexec_fn=die_with_parent)
     relay = threading.Thread(target=lambda: [output.write(line) for line in proc.stdout], daemon=True) \
         if proc.stdout else None
@@ -133,9 +143,7 @@ def execute(ctx: RunContext, hub: Hub, *, nox: list[str], args: list[str], jobs:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    interrupted = bool(stopped) or status in (130, -signal.SIGINT)
-    result = collate(ctx, hub, ledger=ledger and not interrupted, interrupted=interrupted)
-    return PipelineRun(result, interrupted, status, 143 if signal.SIGTERM in stopped else 130)
+    return status, stopped
 
 
 def start(ctx: RunContext, *, targets: tuple[str, ...], hub: str | Path | None, part: bool,
@@ -145,6 +153,7 @@ def start(ctx: RunContext, *, targets: tuple[str, ...], hub: str | Path | None, 
         raise UserError("no plan target is selected: name one (e.g. -s cli_smoke_gs2) or run `nox -l`")
     if part and len(targets) != 1:
         raise UserError(f"a part holds one target run alone; {len(targets)} are selected ({', '.join(targets)})")
+    require()  # the guard's watcher, before anything is built or made
     python = ensure_env(ctx, log=(lambda line: print(f"pipeline: {line}", file=log, flush=True)) if log else
                         (lambda line: None))
     return create_hub(ctx, targets=targets, explicit=hub, python=str(python), part=part)

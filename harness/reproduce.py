@@ -19,6 +19,7 @@ from harness.context import HOME, make_context, resolve_plan
 from harness.hubread import read_hub
 from harness.hubview import HubUnreadable, HubView, hash_tree
 from harness.envs import ensure_env
+from harness.guard import require
 from harness.hub import create_hub
 from harness.pipeline import execute, nox_command, parse_jobs
 from harness.plan import load_plan
@@ -67,6 +68,7 @@ def reproduce(from_hub: Path, *, project: Path | None, plan: Path | None, projec
     if hub is not None and ctx.path(hub).resolve().is_relative_to(teammate.path.resolve()):
         raise ReproduceError(f"--hub {hub} is inside the teammate's hub {teammate.path}; pick another folder")
     workers = parse_jobs(jobs)
+    require()  # the production-code guard's watcher, before a venv or a hub is made
     names = tuple(t.name for t in ctx.plan.targets)
     with contextlib.redirect_stdout(echo):
         python = ensure_env(ctx, log=lambda line: print(f"reproduce: {line}", flush=True))

@@ -20,11 +20,8 @@ from harness.fsio import atomic_write_json
 class Verdict(str, Enum):
     """Every verdict the harness gives; a target is evidence only when GREEN."""
 
-    GREEN = "GREEN"
-    RED = "RED"
-    TIMEOUT = "TIMEOUT"
-    SKIPPED = "SKIPPED"
-    BLOCKED = "BLOCKED"  # a declared input is missing: nothing ran
+    GREEN, RED, TIMEOUT, SKIPPED = "GREEN", "RED", "TIMEOUT", "SKIPPED"
+    BLOCKED = "BLOCKED"  # a declared input is missing (or a CUDA target sees no GPU): nothing ran
     UNKNOWN = "UNKNOWN"  # a hand-made log that does not say how it ended
     MISSING = "MISSING"  # collate: no record or no finished log
     INTERRUPTED = "INTERRUPTED"  # collate: the log is still <log>.partial

@@ -20,10 +20,7 @@ from harness.fsio import atomic_write_bytes, sha256_file
 from harness.reporting import Markdown, fmt_duration, md_block, md_code, md_link, md_table, md_text
 from harness.schema import EnvironmentRecord, HubFiles, Verdict
 
-# Remaining risks: derived from what the run actually left behind (records, logs, run.json, git),
-# never typed by hand; "blocker" risks are the reasons the run is not GREEN, "warning" risks do not block.
-BLOCKER = "blocker"
-WARNING = "warning"
+BLOCKER, WARNING = "blocker", "warning"  # remaining risks, derived from what the run left (never typed by hand)
 #: A target that used at least this fraction of its timeout is flagged as slow.
 SLOW_FRACTION = 0.5
 _EXAMPLE_CHARS = 160
@@ -236,11 +233,11 @@ def _details(c: Collation) -> list[str]:
 
 def _where_ran(c: Collation) -> list[str]:
     """A merged hub: the machine, runner and interpreter of each target's part ([] for a one-machine hub)."""
-    from harness.merge import origins
+    if not (c.hub.path / HubFiles.PARTS).is_dir():
+        return []
+    from harness.merge import origins  # only a merged hub has parts
 
     found = {o.target: o for o in origins(c.hub.path)}
-    if not found:
-        return []
     rows = []
     for t in c.targets:
         o = found.get(t.name)
