@@ -144,9 +144,8 @@ class Provenance:
 
     def value(self, key: str) -> Any:
         """A field by its flat name (`git_sha`, `torch`, `seed`), as compare and the summary show them."""
-        if key in ("seed", "threads"):
-            return getattr(self, key)
-        return getattr(self.git, key[4:]) if key.startswith("git_") else getattr(self.runtime, key)
+        owner = self if key in ("seed", "threads") else self.git if key.startswith("git_") else self.runtime
+        return getattr(owner, key[4:] if owner is self.git else key)
 
 
 @dataclass(frozen=True)
