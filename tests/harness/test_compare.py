@@ -173,7 +173,7 @@ def test_overall_verdict_difference_is_a_disagreement(ctx, capsys):
     assert set(found) == {("(hub)", "overall verdict")}, f"only the hub verdict differs, found {sorted(found)}"
     overall = found["(hub)", "overall verdict"]
     assert (overall["a"], overall["b"]) == ("GREEN", "RED")
-    assert "B: production code (src) differs from HEAD (src/pkg/core.py)" in overall["detail"]
+    assert "B: production code (src) written during the run or differing from HEAD (src/pkg/core.py)" in overall["detail"]
 
 
 def test_agreeing_on_red_is_agreement_with_a_note(ctx, capsys):
