@@ -91,7 +91,7 @@ def build_manifest(c: Collation) -> Manifest:
     external: dict[str, FileEntry] = {}
     parted: dict[str, FileEntry] = {}
     if (c.hub.path / HubFiles.PARTS).is_dir():  # a merged hub: what each part made on its machine, hashed there
-        from harness.merge import part_external
+        from harness.parts import part_external
 
         parted = part_external(c.hub.path)
     for rel, role, target in external_refs(c):

@@ -1,4 +1,4 @@
-"""The log frame: the provenance header and footer the harness writes around a target's output, and its seal.
+"""A target's log: its child run teed into it, the frame around it (provenance header and footer), its seal.
 
 One owner for the format of a harness-made log, writer and reader side by side. Every line the
 harness writes starts with `# `; the header begins with `# evidence log:` and ends with the
@@ -6,22 +6,30 @@ output marker, the footer begins with the end marker and ends with `# verdict: V
 `SealedLog` hashes every byte as it is written, so a log whose bytes later differ from what the
 harness wrote (a target that reopened its own log, a hand edit) is caught: the verdict record
 keeps the sha256. `read_frame` streams the file (bounded memory, whatever the log's size).
+`run_child` runs the child that writes the output: in its own session (a time limit or an
+interrupt stops its whole process group), dying with the harness process even on `kill -9`.
 """
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
+import os
 import re
+import signal
+import subprocess
+import threading
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Callable
 
 FIRST = "evidence log:"
 OUTPUT, END = "----- output -----", "----- end of output -----"
 HEADER_KEYS = 24  # at most this many header lines are kept when reading
 TAIL_LINES = 40
 LINE_MAX = 1 << 16  # a longer line (a target may print one of any length) is read in pieces
+KILL_GRACE_S = 5.0
 _FOOTER_VERDICT = re.compile(r"^# verdict: (\S+(?: RUN)?) - ")
 
 
@@ -98,3 +106,75 @@ def seal_problem(path: Path, sha256: str | None, size: int | None, found: Frame 
         return f"{path.name}: its bytes differ from what the harness wrote (sealed sha256 {sha256[:12]}…)"
     damage = found.damage()
     return f"{path.name}: {damage}" if damage else None
+
+
+@dataclass(frozen=True)
+class ChildResult:
+    """How the child ended, and the last line that started with the watched prefix."""
+
+    exit_code: int | None  # None: it could not be started
+    timed_out: bool
+    marked_line: str | None = None
+
+
+def die_with_parent(sig: int = signal.SIGKILL) -> None:
+    """In the child: `sig` when the harness process dies, however it dies (Linux prctl PR_SET_PDEATHSIG)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, sig)
+    except (OSError, AttributeError):
+        pass
+
+
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def stop_group(proc: subprocess.Popen) -> None:
+    """SIGTERM the child's process group, SIGKILL it if it lingers, then reap any stray member."""
+    _signal_group(proc, signal.SIGTERM)
+    try:
+        proc.wait(timeout=KILL_GRACE_S)
+    except subprocess.TimeoutExpired:
+        _signal_group(proc, signal.SIGKILL)
+        proc.wait()
+    _signal_group(proc, signal.SIGKILL)
+
+
+def run_child(argv: list[str], *, env: dict[str, str], cwd: Path, limit: float, log: SealedLog,
+              echo: Callable[[str], None] | None = None, mark: str = "") -> ChildResult:
+    """Run `argv` until it exits or `limit` seconds pass; its output goes to `log` (and `echo`)."""
+    try:
+        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, text=True, errors="replace", bufsize=1,
+                                start_new_session=True, preexec_fn=die_with_parent)
+    except OSError as exc:
+        log.write(f"could not start {argv[0]!r}: {exc}\n")
+        return ChildResult(None, False)
+    marked: list[str] = []
+
+    def tee() -> None:
+        for line in proc.stdout:
+            log.write(line)
+            if echo is not None:
+                echo(line)
+            if mark and line.startswith(mark):
+                marked.append(line[len(mark):])
+
+    reader = threading.Thread(target=tee, daemon=True)
+    reader.start()
+    timed_out = False
+    try:
+        proc.wait(timeout=limit)
+        _signal_group(proc, signal.SIGKILL)  # the leader is gone; no grandchild may survive it
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        stop_group(proc)
+    except BaseException:  # Ctrl-C / SIGTERM of the harness: stop the child, then let it propagate
+        stop_group(proc)
+        reader.join(timeout=2)
+        raise
+    reader.join(timeout=30)
+    return ChildResult(proc.returncode, timed_out, marked[-1] if marked else None)

@@ -24,7 +24,7 @@ from harness.context import RunContext, git_state, project_identity, same_projec
 from harness.fsio import atomic_write_bytes, inside
 from harness.hub import create_hub, open_hub
 from harness.plan import Target
-from harness.schema import EnvironmentRecord, FileEntry, HubFiles, Manifest, RunRecord, SchemaError
+from harness.schema import HubFiles, Manifest, RunRecord, SchemaError
 from harness.validate import integrity_problems
 
 KEPT = (HubFiles.RUN, HubFiles.ENVIRONMENT, HubFiles.MANIFEST)  # a part's records, kept under parts/<target>/
@@ -120,35 +120,3 @@ def merge(ctx: RunContext, paths: Sequence[str | Path], into: str | Path, *, led
 
 
 # --------------------------------------------------------------------------- readers of a merged hub's parts/
-
-
-@dataclass(frozen=True)
-class Origin:
-    """Where one target of a merged hub ran: its part's run.json and environment.json."""
-
-    target: str
-    run: RunRecord
-    environment: EnvironmentRecord | None
-
-
-def origins(hub: Path) -> list[Origin]:
-    """Each kept part of a merged hub, by target ([] for a hub made in one run)."""
-    found = []
-    for path in sorted((hub / HubFiles.PARTS).glob(f"*/{HubFiles.RUN}")):
-        try:
-            found.append(Origin(path.parent.name, RunRecord.load(path.parent), EnvironmentRecord.load(path.parent)))
-        except SchemaError:
-            continue  # validate reports a changed file; the summary shows what it can read
-    return found
-
-
-def part_external(hub: Path) -> dict[str, FileEntry]:
-    """The files outside the hub that the kept parts' manifests vouch for, by project-relative path."""
-    found: dict[str, FileEntry] = {}
-    for path in sorted((hub / HubFiles.PARTS).glob(f"*/{HubFiles.MANIFEST}")):
-        try:
-            entries = Manifest.load(path.parent).external
-        except SchemaError:
-            continue
-        found.update({e.path: e for e in entries if e.target == path.parent.name and not e.missing})
-    return found

@@ -29,7 +29,8 @@ from harness.envs import ensure_env
 from harness.guard import ProductionWatch, require
 from harness.hub import Hub, create_hub
 from harness.provenance import probe_cuda, probe_versions
-from harness.runner import child_env, die_with_parent
+from harness.logframe import die_with_parent
+from harness.runner import child_env
 from harness.schema import HubFiles
 
 DRIVER_ENV = "EVIDENCE_DRIVER"  # set for the nox the driver runs: its noxfile must not hand over again

@@ -11,22 +11,20 @@ A target with `executor = "slurm"` runs as a Slurm job instead (harness/slurm.py
 
 from __future__ import annotations
 
-import ctypes
 import os
 import shlex
 import shutil
 import signal
 import subprocess
-import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable
 
 from harness.context import HUB_ENV, RunContext, git_state
 from harness.hub import Hub, utc_now_iso
-from harness.logframe import END, FIRST, OUTPUT, SealedLog, frame
+from harness.logframe import END, FIRST, OUTPUT, ChildResult, SealedLog, frame, run_child
 from harness.plan import Target, expand
 from harness.schema import EnvironmentRecord, HubFiles, Provenance, Runtime, Verdict, VerdictRecord
 from harness.verdict import RECORD_PREFIX, command_verdict, load_outcomes, parse_record, pytest_verdict
@@ -34,7 +32,6 @@ from harness.verdict import RECORD_PREFIX, command_verdict, load_outcomes, parse
 # A pytest target's per-test limit is its timeout; the whole process gets this much more for
 # interpreter start-up, collection and teardown before the wall-clock kill.
 PYTEST_WALL_GRACE_S = 60.0
-KILL_GRACE_S = 5.0
 CUDA_WAIT_S = 120.0  # how long a command target waits for the run's GPU probe (the driver runs it)
 PLUGIN_DIR = Path(__file__).resolve().parent / "pytest_plugin"
 NEEDS_GPU = "needs a CUDA GPU; run it on a GPU runner or with a GPU executor"
@@ -42,78 +39,6 @@ NEEDS_GPU = "needs a CUDA GPU; run it on a GPU runner or with a GPU executor"
 
 class Interrupted(KeyboardInterrupt):
     """Ctrl-C or SIGTERM while a target ran: its log stays `.partial` and no verdict is recorded."""
-
-
-@dataclass(frozen=True)
-class ChildResult:
-    """How the child ended, and the last line that started with the watched prefix."""
-
-    exit_code: int | None  # None: it could not be started
-    timed_out: bool
-    marked_line: str | None = None
-
-
-def die_with_parent(sig: int = signal.SIGKILL) -> None:
-    """In the child: `sig` when the harness process dies, however it dies (Linux prctl PR_SET_PDEATHSIG)."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, sig)
-    except (OSError, AttributeError):
-        pass
-
-
-def _signal_group(proc: subprocess.Popen, sig: int) -> None:
-    try:
-        os.killpg(proc.pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def stop_group(proc: subprocess.Popen) -> None:
-    """SIGTERM the child's process group, SIGKILL it if it lingers, then reap any stray member."""
-    _signal_group(proc, signal.SIGTERM)
-    try:
-        proc.wait(timeout=KILL_GRACE_S)
-    except subprocess.TimeoutExpired:
-        _signal_group(proc, signal.SIGKILL)
-        proc.wait()
-    _signal_group(proc, signal.SIGKILL)
-
-
-def run_child(argv: list[str], *, env: dict[str, str], cwd: Path, limit: float, log: SealedLog,
-              echo: Callable[[str], None] | None = None, mark: str = "") -> ChildResult:
-    """Run `argv` until it exits or `limit` seconds pass; its output goes to `log` (and `echo`)."""
-    try:
-        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, text=True, errors="replace", bufsize=1,
-                                start_new_session=True, preexec_fn=die_with_parent)
-    except OSError as exc:
-        log.write(f"could not start {argv[0]!r}: {exc}\n")
-        return ChildResult(None, False)
-    marked: list[str] = []
-
-    def tee() -> None:
-        for line in proc.stdout:
-            log.write(line)
-            if echo is not None:
-                echo(line)
-            if mark and line.startswith(mark):
-                marked.append(line[len(mark):])
-
-    reader = threading.Thread(target=tee, daemon=True)
-    reader.start()
-    timed_out = False
-    try:
-        proc.wait(timeout=limit)
-        _signal_group(proc, signal.SIGKILL)  # the leader is gone; no grandchild may survive it
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        stop_group(proc)
-    except BaseException:  # Ctrl-C / SIGTERM of the harness: stop the child, then let it propagate
-        stop_group(proc)
-        reader.join(timeout=2)
-        raise
-    reader.join(timeout=30)
-    return ChildResult(proc.returncode, timed_out, marked[-1] if marked else None)
 
 
 def child_env(ctx: RunContext, threads: int, device: str = "cpu", base: dict[str, str] | None = None) -> dict[str, str]:

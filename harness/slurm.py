@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import IO, Any, Callable, Iterator, Mapping, Protocol
 
 from harness.plan import Target
-from harness.runner import ChildResult, die_with_parent, stop_group
+from harness.logframe import ChildResult, die_with_parent, stop_group
 from harness.schema import Verdict
 
 FRAMED = re.compile(r"# slurm: job (\d+) on (\S+) \(partition (\S+)\)$")

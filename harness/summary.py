@@ -235,7 +235,7 @@ def _where_ran(c: Collation) -> list[str]:
     """A merged hub: the machine, runner and interpreter of each target's part ([] for a one-machine hub)."""
     if not (c.hub.path / HubFiles.PARTS).is_dir():
         return []
-    from harness.merge import origins  # only a merged hub has parts
+    from harness.parts import origins  # only a merged hub has parts
 
     found = {o.target: o for o in origins(c.hub.path)}
     rows = []

@@ -119,7 +119,7 @@ def test_hanging_command_is_killed_with_its_children(one, targets):
 
 
 def test_hang_that_ignores_sigterm_is_killed(one, targets, monkeypatch):
-    monkeypatch.setattr("harness.runner.KILL_GRACE_S", 0.5)  # SIGKILL follows SIGTERM after this grace
+    monkeypatch.setattr("harness.logframe.KILL_GRACE_S", 0.5)  # SIGKILL follows SIGTERM after this grace
     code = ("import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
             "signal.pthread_sigmask(signal.SIG_BLOCK, {{signal.SIGALRM}}); print('deaf', flush=True); time.sleep(60)")
     t0 = time.monotonic()
@@ -166,12 +166,10 @@ def test_child_env_is_deterministic_and_keeps_the_checkout_off_sys_path(project,
 
 
 def test_threads_are_shared_by_the_targets_that_can_run_side_by_side(project, write_plan, targets):
-    from conftest import plan_text
-
-    (project / "wide.toml").write_text(plan_text([targets.command("a", "1"), targets.command("b", "1", after=["a"]),
-                                                  targets.command("c", "1", after=["a"]),
-                                                  targets.command("d", "1", after=["b", "c"])], threads=4))
-    plan = load_plan(project / "wide.toml")
+    path = write_plan([targets.command("a", "1"), targets.command("b", "1", after=["a"]),
+                       targets.command("c", "1", after=["a"]), targets.command("d", "1", after=["b", "c"])], "wide.toml")
+    path.write_text(path.read_text().replace("threads = 1", "threads = 4"))
+    plan = load_plan(path)
     ctx = RunContext(HOME, project, plan)
     every = ("a", "b", "c", "d")
     assert [share_threads(ctx, every, plan.target(n), jobs=2) for n in every] == [4, 2, 2, 4]
