@@ -147,11 +147,11 @@ def copy_figures(target: Target, ctx: RunContext, hub: Hub, python: str) -> tupl
 
 
 def run_cuda(hub: Hub, wait: float) -> bool | None:
-    """`torch.cuda.is_available()` as the run's probe answered it (environment.json), waiting for it a while."""
+    """`torch.cuda.is_available()` as the run's probe answered it, waiting a while if one runs (environment.json)."""
     deadline = time.monotonic() + wait
     while True:
         env = EnvironmentRecord.load(hub.path)
-        if (env and env.runtime.cuda_available is not None) or time.monotonic() >= deadline:
+        if env is None or env.runtime.cuda_available is not None or time.monotonic() >= deadline:
             return env.runtime.cuda_available if env else None
         time.sleep(0.2)
 
