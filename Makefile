@@ -16,7 +16,7 @@ CONTEXT := $(if $(PROJECT),--project "$(PROJECT)") $(if $(PLAN),--plan "$(PLAN)"
 SIGNING := $(if $(SIGN),--sign) $(if $(KEY),--key "$(KEY)")
 RUN := $(CONTEXT) $(if $(V),--verbose) $(if $(JOBS),--jobs "$(JOBS)") $(if $(NO_LEDGER),--no-ledger) $(SIGNING)
 
-.PHONY: help phase-c4d-b3 test reproduce bisect quality bench clean tools
+.PHONY: help phase-c4d-b3 test test-e2e reproduce bisect quality bench clean tools
 
 help: ## show this help
 	@echo "usage: make <target> [PROJECT=<checkout>] [PLAN=<plan.toml>] [HUB=<new hub dir>] [NO_LEDGER=1] [JOBS=N] [V=1]"
@@ -26,7 +26,8 @@ help: ## show this help
 	@echo "                        NO_LEDGER=1 leaves plan.md/fix_plan.md alone; JOBS= targets at once; V=1 all output"
 	@echo "  <plan target>         that target alone into a new partial hub (= nox -s <target> --no-dependencies);"
 	@echo "                        PART=<dir> makes it a part to merge with others (python -m harness merge)"
-	@echo "  test                  the project's test suite (nox -s tests)"
+	@echo "  test                  the project's fast test suite (nox -s tests: not slow, not e2e)"
+	@echo "  test-e2e              the end-to-end tests on real engines: Slurm, fresh clones, git bisect (nox -s e2e)"
 	@echo "  reproduce FROM=<hub>  rerun the plan behind <hub> (harness-made or hand-made) into a new hub and compare"
 	@echo "  bisect GOOD= BAD=     the first commit whose verdict changed (each a commit or a hub); TARGETS= to narrow"
 	@echo "                        SIGN=1 [KEY=<ssh key>] signs a new hub (phase-c4d-b3, reproduce, any target)"
@@ -44,6 +45,9 @@ phase-c4d-b3: tools
 
 test: tools
 	EVIDENCE_DRIVER=1 $(NOX) -s tests
+
+test-e2e: tools  # its Slurm tests start a one-node cluster (scripts/slurm-local.sh, docs/scale.md)
+	EVIDENCE_DRIVER=1 $(NOX) -s e2e
 
 reproduce: tools
 	@test -n "$(FROM)" || { echo "usage: make reproduce FROM=<hub> [PROJECT=<checkout>] [PLAN=<plan.toml>]" >&2; exit 2; }

@@ -114,6 +114,7 @@ def broken_at_6(tmp_path_factory, evidence_python):
     return root, shas, before, bisect(root, shas[0], shas[8], plan=root / "plan.toml", targets=None)
 
 
+@pytest.mark.e2e
 def test_a_break_is_named_in_at_most_four_steps_with_its_failing_test(broken_at_6):
     root, shas, before, result = broken_at_6
     assert result.first is not None and result.first.sha == shas[5], result
@@ -130,6 +131,7 @@ def test_a_break_is_named_in_at_most_four_steps_with_its_failing_test(broken_at_
     assert result.folder.parent == root / "reports" and result.folder.name.startswith("bisect-")
 
 
+@pytest.mark.e2e
 def test_the_checkout_is_unchanged_and_no_worktree_is_left(broken_at_6):
     root, _, before, result = broken_at_6
     assert state(root) == before
@@ -137,6 +139,7 @@ def test_the_checkout_is_unchanged_and_no_worktree_is_left(broken_at_6):
     assert not list((root / ".git" / "worktrees").glob("*"))
 
 
+@pytest.mark.e2e
 def test_hub_endpoints_stand_for_their_commits_and_a_bisect_in_the_checkout_is_kept(broken_at_6):
     root, shas, _, first = broken_at_6
     hubs = {s.role: first.folder / s.hub for s in first.steps[:2]}
@@ -154,6 +157,7 @@ def test_hub_endpoints_stand_for_their_commits_and_a_bisect_in_the_checkout_is_k
     assert len(tried(result)) <= 4 and f"+ value: {NODE} failed" in result.changes
 
 
+@pytest.mark.e2e
 def test_a_commit_pytest_cannot_start_at_is_skipped(tmp_path, evidence_python):
     root = tmp_path / "repo"
     shas = make_history(root, conftest={5: "import no_such_module_in_this_repo\n"})  # pytest exits 4 at commit 5
@@ -295,6 +299,7 @@ def _as_typed_in_a_terminal() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)  # a suite started with `&` would hand SIGINT down ignored
 
 
+@pytest.mark.e2e
 def test_ctrl_c_mid_step_leaves_the_checkout_unchanged_and_no_worktree(tmp_path):
     root = tmp_path / "repo"
     shas = make_history(root, lambda k: "import time\n\ndef test_value():\n    time.sleep(120)\n" if 1 < k < 9

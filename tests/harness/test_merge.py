@@ -22,6 +22,8 @@ from harness.context import HOME
 from harness.plan import load_plan
 from harness.schema import HubFiles, Manifest, RunRecord
 
+pytestmark = pytest.mark.e2e  # real runs in fresh git clones, one per machine
+
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAEElEQVR4nGP4z8AARAwQCgAf7gP9i18U1AAAAABJRU5ErkJggg=="
 ORDER = ("unit", "left", "right", "last")  # the seed's shape: one first, two after it, one after all
 HARNESS_FILES = ("harness", "noxfile.py", "Makefile", "constraints.txt")

@@ -117,6 +117,7 @@ def test_listing_as_json_names_every_target_session_and_makes_no_hub(nox_project
     assert [s["name"] for s in json.loads(done.stdout)] == ["unit", "smoke", "other"] and not hubs(project)
 
 
+@pytest.mark.e2e
 def test_a_fresh_clone_runs_under_a_nox_that_holds_nothing_else(tmp_path, nox_project):
     """The design's command, as a user runs it: nox from its own venv (pipx-like), a clone of this repository."""
     project, env = nox_project

@@ -25,6 +25,8 @@ from harness.schema import Verdict
 from harness.slurm import FRAMED, SlurmResult, has_gpu_gres, job_info, job_verdict, run_slurm_job, slurm_available, \
     srun_argv
 
+pytestmark = pytest.mark.e2e  # real jobs on a real one-node Slurm cluster
+
 
 @pytest.fixture
 def job(cluster, tmp_path):

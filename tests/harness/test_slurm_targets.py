@@ -24,6 +24,8 @@ from harness.plan import load_plan
 from harness.runner import run_target
 from harness.schema import HubFiles, Manifest, Verdict, VerdictRecord
 
+pytestmark = pytest.mark.e2e  # real jobs on a real one-node Slurm cluster
+
 ON_NODE = ("import json, os; job = os.environ['SLURM_JOB_ID']; "
            "print('in job', job, 'gpu=[' + os.environ['CUDA_VISIBLE_DEVICES'] + ']', flush=True); "
            "open('{artifacts}/on_node.txt', 'w').write(job); print('TRAIN_RECORD ' + json.dumps(dict(job=job)))")

@@ -227,6 +227,7 @@ PEAK = ("import resource, subprocess, sys; code = subprocess.run(sys.argv[1:]).r
         "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, end=''); sys.exit(code)")
 
 
+@pytest.mark.e2e
 def test_validate_of_a_hub_with_a_1_gb_log_stays_under_150_mb(ctx) -> None:
     hub = make_hub(ctx)
     log, gb = hub / LOGS["integration"], 1 << 30
