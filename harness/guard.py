@@ -1,11 +1,7 @@
 """The production-code guard's watcher: every file written under the plan's production paths while nox runs.
 
-git's view, sampled at the run's start, each target's start and collate, misses a file a target edits and
-restores within its run; inotify (through watchdog) sees each write. The driver watches while nox runs and
-hands collate the files (project-relative, sorted; a folder ends in `/`): "written during the run", a RED
-hub. Git-ignored paths (`__pycache__/`) are dropped (one `git check-ignore`); a new untracked file counts,
-as in the git guard; lost events count as a write. Not seen: a write through a hard link made elsewhere.
-"""
+git's sampled view misses a file edited and restored within a target; inotify (watchdog) sees each write. Collate gets
+the files project-relative (a folder ends in `/`), git-ignored ones dropped; lost events count as a write."""
 
 from __future__ import annotations
 

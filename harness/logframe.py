@@ -1,17 +1,11 @@
-"""A target's log: its child run teed into it, the frame around it (provenance header and footer), its seal.
+"""A target's log, writer and reader side by side: the child run teed into it, its `# ` frame, its seal.
 
-One owner for the format of a harness-made log, writer and reader side by side. Every line the
-harness writes starts with `# `; the header begins with `# evidence log:` and ends with the
-output marker, the footer begins with the end marker and ends with `# verdict: V - reason`.
-`SealedLog` hashes every byte as it is written, so a log whose bytes later differ from what the
-harness wrote (a target that reopened its own log, a hand edit) is caught: the verdict record
-keeps the sha256. `read_frame` streams the file (bounded memory, whatever the log's size).
-`run_child` runs the child that writes the output: in its own session (a time limit or an
-interrupt stops its whole process group), dying with the harness process even on `kill -9`.
-"""
+The sha256 of every byte written catches a log changed afterwards (a target reopening it, a hand edit); the child runs
+in its own session (a limit or interrupt stops its process group) and dies with the harness even on `kill -9`."""
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import os
@@ -20,7 +14,7 @@ import signal
 import subprocess
 import threading
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Callable
 
@@ -59,11 +53,10 @@ class SealedLog:
 @dataclass(frozen=True)
 class Frame:
     """What a log file holds, read in one pass: its hash, header, footer verdict and last lines."""
-
     sha256: str
     size: int
     header: tuple[str, ...]
-    tail: tuple[str, ...] = field(default_factory=tuple)
+    tail: tuple[str, ...] = ()
 
     @property
     def verdict(self) -> str | None:
@@ -111,7 +104,6 @@ def seal_problem(path: Path, sha256: str | None, size: int | None, found: Frame 
 @dataclass(frozen=True)
 class ChildResult:
     """How the child ended, and the last line that started with the watched prefix."""
-
     exit_code: int | None  # None: it could not be started
     timed_out: bool
     marked_line: str | None = None
@@ -119,17 +111,13 @@ class ChildResult:
 
 def die_with_parent(sig: int = signal.SIGKILL) -> None:
     """In the child: `sig` when the harness process dies, however it dies (Linux prctl PR_SET_PDEATHSIG)."""
-    try:
+    with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(1, sig)
-    except (OSError, AttributeError):
-        pass
 
 
 def _signal_group(proc: subprocess.Popen, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def stop_group(proc: subprocess.Popen) -> None:
