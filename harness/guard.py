@@ -1,7 +1,6 @@
 """The production-code guard's watcher: every file written under the plan's production paths while nox runs.
 
-git's sampled view misses a file edited and restored within a target; inotify (watchdog) sees each write. Collate gets
-the files project-relative (a folder ends in `/`), git-ignored ones dropped; lost events count as a write."""
+git's sampled view misses a file edited and restored within a target; inotify (watchdog) sees each write."""
 
 from __future__ import annotations
 
@@ -40,7 +39,7 @@ class _Folder:
 
 
 class ProductionWatch(logging.Handler):
-    """`with ProductionWatch(project, production) as w:` ... then `w.written`; it also hears watchdog's warnings."""
+    """`with ProductionWatch(project, production) as w:` ... `w.written`; a logging.Handler, for watchdog's warnings."""
 
     def __init__(self, project: Path, production: tuple[str, ...]) -> None:
         super().__init__(logging.WARNING)

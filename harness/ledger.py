@@ -1,7 +1,6 @@
 """Update the project's ledger after a collated run: plan row `[x]` (GREEN) or `[P]`, and one fix-plan attempt.
 
-The attempt's `<!-- hub: <path> -->` makes collating twice a no-op; both files change or neither, each keeping its
-bytes (BOM, line endings) elsewhere; a lock serialises collates; a missing ledger file is an error, never created."""
+Once per hub (`<!-- hub: … -->`); both files change or neither, their other bytes kept; a missing file is an error."""
 
 from __future__ import annotations
 

@@ -1,7 +1,6 @@
-"""A target's log, writer and reader side by side: the child run teed into it, its `# ` frame, its seal.
+"""A target's log, writer and reader side by side: the child run teed into it, its `# ` frame, its sha256 seal.
 
-The sha256 of every byte written catches a log changed afterwards (a target reopening it, a hand edit); the child runs
-in its own session (a limit or interrupt stops its process group) and dies with the harness even on `kill -9`."""
+The child runs in its own session (a limit or interrupt stops its process group) and dies with the harness process."""
 
 from __future__ import annotations
 
@@ -61,8 +60,7 @@ class Frame:
     @property
     def verdict(self) -> str | None:
         """The verdict the footer states, or None when the footer is missing."""
-        hits = [m.group(1) for line in self.tail if (m := _FOOTER_VERDICT.match(line))]
-        return hits[-1] if hits else None
+        return next((m.group(1) for line in reversed(self.tail) if (m := _FOOTER_VERDICT.match(line))), None)
 
     def damage(self) -> str | None:
         """Why the frame is not the one the harness writes (None when intact)."""
@@ -97,8 +95,7 @@ def seal_problem(path: Path, sha256: str | None, size: int | None, found: Frame 
     found = found or read_frame(path)
     if sha256 and (found.sha256 != sha256 or found.size != size):
         return f"{path.name}: its bytes differ from what the harness wrote (sealed sha256 {sha256[:12]}…)"
-    damage = found.damage()
-    return f"{path.name}: {damage}" if damage else None
+    return f"{path.name}: {damage}" if (damage := found.damage()) else None
 
 
 @dataclass(frozen=True)
@@ -121,14 +118,12 @@ def _signal_group(proc: subprocess.Popen, sig: int) -> None:
 
 
 def stop_group(proc: subprocess.Popen) -> None:
-    """SIGTERM the child's process group, SIGKILL it if it lingers, then reap any stray member."""
+    """SIGTERM the child's process group, then SIGKILL what is left of it (the leader, if it lingers, or strays)."""
     _signal_group(proc, signal.SIGTERM)
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=KILL_GRACE_S)
-    except subprocess.TimeoutExpired:
-        _signal_group(proc, signal.SIGKILL)
-        proc.wait()
     _signal_group(proc, signal.SIGKILL)
+    proc.wait()
 
 
 def run_child(argv: list[str], *, env: dict[str, str], cwd: Path, limit: float, log: SealedLog,

@@ -1,7 +1,6 @@
 """Run one plan target into its run's hub (`run-target NAME`): hidden GPU, fixed seed and threads, sealed log, verdict.
 
-The log is `<log>.partial` until the child ends (harness/logframe.py); a missing input or an unseen GPU is BLOCKED
-before anything runs; a Slurm target runs as a job (harness/slurm.py, imported only then)."""
+A missing input or an unseen GPU is BLOCKED before anything runs; a Slurm target runs as a job (harness/slurm.py)."""
 
 from __future__ import annotations
 

@@ -24,12 +24,10 @@ def _message(report):
     longrepr = getattr(report, "longrepr", None)
     if isinstance(longrepr, tuple) and len(longrepr) == 3:  # a skip: (file, line, "Skipped: reason")
         return str(longrepr[2])[:300]
-    text = getattr(report, "longreprtext", "") or ""
-    if not text and getattr(report, "wasxfail", ""):
-        text = "xfail: " + str(report.wasxfail)
+    xfail = getattr(report, "wasxfail", "")
+    text = getattr(report, "longreprtext", "") or (f"xfail: {xfail}" if xfail else "")
     lines = [line for line in text.splitlines() if line.strip()]
-    errors = [line[1:].strip() for line in lines if line.startswith("E ")]
-    return (errors[0] if errors else lines[-1] if lines else "")[:300]
+    return next((line[1:].strip() for line in lines if line.startswith("E ")), lines[-1] if lines else "")[:300]
 
 
 def _outcome(report):
