@@ -1,11 +1,6 @@
 """The production-code guard's watcher: every file written under the plan's production paths while nox runs.
 
-git's view, sampled at the run's start, each target's start and collate, misses a file a target edits and
-restores within its run; inotify (through watchdog) sees each write. The driver watches while nox runs and
-hands collate the files (project-relative, sorted; a folder ends in `/`): "written during the run", a RED
-hub. Git-ignored paths (`__pycache__/`) are dropped (one `git check-ignore`); a new untracked file counts,
-as in the git guard; lost events count as a write. Not seen: a write through a hard link made elsewhere.
-"""
+git's sampled view misses a file edited and restored within a target; inotify (watchdog) sees each write."""
 
 from __future__ import annotations
 
@@ -44,7 +39,7 @@ class _Folder:
 
 
 class ProductionWatch(logging.Handler):
-    """`with ProductionWatch(project, production) as w:` ... then `w.written`; it also hears watchdog's warnings."""
+    """`with ProductionWatch(project, production) as w:` ... `w.written`; a logging.Handler, for watchdog's warnings."""
 
     def __init__(self, project: Path, production: tuple[str, ...]) -> None:
         super().__init__(logging.WARNING)

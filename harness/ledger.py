@@ -1,12 +1,6 @@
-"""Update the project's ledger after a collated run: the plan row and the fix-plan attempt.
+"""Update the project's ledger after a collated run: plan row `[x]` (GREEN) or `[P]`, and one fix-plan attempt.
 
-The seed's Do Now step 4 and its "If Blocked" paragraph, done by code: a GREEN hub sets the plan
-row to `[x]`, a blocked one to `[P]`, and each appends one numbered attempt to the fix plan's
-"Attempts History" linking its evidence. The attempt carries `<!-- hub: <path> -->`, so collating
-twice changes nothing. Both files change or neither (a failed second write puts the first back), each
-keeps its bytes (BOM, CRLF or LF) outside the changed row and the new attempt; concurrent collates are
-serialised by a lock file. With the ledger on, a missing ledger file is an error, never created.
-"""
+Once per hub (`<!-- hub: … -->`); both files change or neither, their other bytes kept; a missing file is an error."""
 
 from __future__ import annotations
 
@@ -46,53 +40,38 @@ def hub_marker(hub_rel: str) -> str:
 
 
 def set_row_state(text: str, row: str, state: str, evidence: str | None = None, *, source: str = "plan") -> str:
-    """Return `text` with plan row `row` set to `state` (and its last cell to `evidence`).
-
-    Exactly one line must match: a table line with a cell equal to `row` and a state cell (`[ ]`,
-    `[P]`, `[x]`), or a checklist line whose first word is the row, `- [P] B3 ...`.
-    """
+    """`text` with the one table row (a cell equal to `row`; last cell `evidence`) or `- [P] B3` line set to `state`."""
     if not _STATE_RE.match(state):
         raise ValueError(f"state {state!r} must be one of [ ], [P], [x]")
     lines = text.splitlines(keepends=True)
     hits: list[int] = []
-    new_lines = list(lines)
     for i, line in enumerate(lines):
         body = line.rstrip("\r\n")
         ending = line[len(body):]
         if body.lstrip().startswith("|"):
             cells = body.strip().strip("|").split("|")
-            if not any(c.strip().strip("*`").strip() == row for c in cells):
-                continue
-            state_idx = [j for j, c in enumerate(cells) if _STATE_RE.match(c.strip())]
-            if not state_idx:
+            at = next((j for j, c in enumerate(cells) if _STATE_RE.match(c.strip())), None)
+            if at is None or not any(c.strip().strip("*`").strip() == row for c in cells):
                 continue
             hits.append(i)
-            cells[state_idx[0]] = f" {state} "
-            if evidence is not None and len(cells) - 1 > state_idx[0]:
+            cells[at] = f" {state} "
+            if evidence is not None and len(cells) - 1 > at:
                 cells[-1] = f" {evidence} "
-            indent = body[: len(body) - len(body.lstrip())]
-            new_lines[i] = f"{indent}|{'|'.join(cells)}|{ending}"
-        else:
-            m = _LIST_RE.match(body)
-            if m and re.match(rf"\s+[*_`]*{re.escape(row)}[*_`]*(?![\w.])", m.group(3)):
-                hits.append(i)
-                new_lines[i] = f"{m.group(1)}{state}{m.group(3)}{ending}"
+            lines[i] = f"{body[: len(body) - len(body.lstrip())]}|{'|'.join(cells)}|{ending}"
+        elif (m := _LIST_RE.match(body)) and re.match(rf"\s+[*_`]*{re.escape(row)}[*_`]*(?![\w.])", m.group(3)):
+            hits.append(i)
+            lines[i] = f"{m.group(1)}{state}{m.group(3)}{ending}"
     if len(hits) != 1:
         where = "no line" if not hits else f"{len(hits)} lines ({', '.join(str(h + 1) for h in hits)})"
         raise LedgerError(f"{source}: {where} hold row {row!r} with a state cell [ ]/[P]/[x]; "
                           "keep exactly one table row or checklist line for it")
-    return "".join(new_lines)
-
-
-def _heading(line: str) -> tuple[int, str]:
-    """(level, title) of a Markdown heading line; (0, "") for any other line."""
-    m = _HEADING_RE.match(line.rstrip("\r\n"))
-    return (len(m.group(1)), m.group(2)) if m else (0, "")
+    return "".join(lines)
 
 
 def _attempts_section(lines: list[str], initiative: str | None, source: str) -> tuple[int, int]:
     """(first, end) line indices of the Attempts History section body to append to."""
-    headings = [(i, *_heading(line)) for i, line in enumerate(lines)]
+    found = [_HEADING_RE.match(line.rstrip("\r\n")) for line in lines]
+    headings = [(i, len(m[1]), m[2]) if m else (i, 0, "") for i, m in enumerate(found)]  # (index, level, title)
     starts = [(i, level) for i, level, title in headings if level and title.strip().lower() == ATTEMPTS_HEADING.lower()]
     if not starts:
         raise LedgerError(f"{source}: no '## {ATTEMPTS_HEADING}' heading to append the attempt to; add one")
@@ -116,34 +95,25 @@ def next_attempt_number(text: str, initiative: str | None = None, *, source: str
     """One more than the highest `Attempt #N` of the initiative's Attempts History (else 1)."""
     lines = text.splitlines(keepends=True)
     start, end = _attempts_section(lines, initiative, source)
-    numbers = [int(n) for n in _ATTEMPT_RE.findall("".join(lines[start:end]))]
-    return max(numbers, default=0) + 1
+    return max(map(int, _ATTEMPT_RE.findall("".join(lines[start:end]))), default=0) + 1
 
 
 def append_attempt(text: str, entry: str, initiative: str | None = None, *, source: str = "fix_plan") -> str:
     """Return `text` with `entry` (markdown lines) appended at the end of Attempts History."""
-    newline = _line_ending(text)
+    newline = found.group() if (found := re.search(r"\r?\n", text)) else "\n"  # the first line's, CRLF or LF
     lines = text.splitlines(keepends=True)
     if lines and not lines[-1].endswith("\n"):
         lines[-1] += newline
     _, end = _attempts_section(lines, initiative, source)
     block = entry.rstrip("\n").replace("\n", newline) + newline
-    tail = lines[end:]
-    if tail and tail[0].strip():
+    if end < len(lines) and lines[end].strip():
         block += newline
-    return "".join(lines[:end]) + block + "".join(tail)
-
-
-def _line_ending(text: str) -> str:
-    """The line ending of a document's first line (CRLF or LF), for the lines the ledger adds to it."""
-    found = re.search(r"\r?\n", text)
-    return found.group() if found else "\n"
+    return "".join(lines[:end]) + block + "".join(lines[end:])
 
 
 @dataclass(frozen=True)
 class LedgerFile:
     """A ledger document as found: `text` without its BOM, line endings untouched; `raw`, to put it back exactly."""
-
     path: Path
     rel: str
     raw: bytes
@@ -164,9 +134,8 @@ class LedgerFile:
 
 def _require_files(root: Path, files: dict[str, str]) -> None:
     """Raise `LedgerError` naming each of `files` ({path: what}) that is missing or a directory."""
-    bad = [f"{what} {rel} " + ("is a directory, not a file," if (root / rel).is_dir() else "not found")
-           for rel, what in files.items() if not (root / rel).is_file()]
-    if bad:
+    if bad := [f"{what} {rel} " + ("is a directory, not a file," if (root / rel).is_dir() else "not found")
+               for rel, what in files.items() if not (root / rel).is_file()]:
         raise LedgerError(f"{' and '.join(bad)} in {root}; create {'it' if len(bad) == 1 else 'them'} "
                           "or pass --no-ledger")
 
@@ -196,7 +165,6 @@ def _write_all_or_nothing(changes: list[tuple[LedgerFile, str]], hub_rel: str) -
 @dataclass(frozen=True)
 class AttemptLinks:
     """Files an attempt links to, as paths relative to the project root."""
-
     summary: str
     logs: tuple[str, ...]
     blocker: str | None = None
@@ -205,7 +173,6 @@ class AttemptLinks:
 @dataclass(frozen=True)
 class LedgerUpdate:
     """What the ledger step did (for the collate printout and the tests)."""
-
     plan_file: Path
     fix_plan: Path
     row: str
@@ -220,45 +187,32 @@ def _md_link(rel: str, from_file: str) -> str:
 
 
 def _initiative(plan_file_rel: str) -> str | None:
+    """The folder after `plans/active/` in the plan file's path."""
     parts = Path(plan_file_rel).parts
-    for i, part in enumerate(parts[:-1]):
-        if part == "active" and i > 0 and parts[i - 1] == "plans":
-            return parts[i + 1]
-    return None
+    return next((parts[i + 1] for i in range(1, len(parts) - 1) if parts[i - 1:i + 1] == ("plans", "active")), None)
 
 
 def record_attempt(project_root: Path, *, plan_file: str, fix_plan: str, row: str, hub_rel: str, timestamp: str,
                    green: bool, headline: str, details: list[str], links: AttemptLinks) -> LedgerUpdate:
-    """Apply one hub's outcome: row state, evidence link and one attempt (`headline` plus `details` sub-bullets).
-
-    Paths are relative to `project_root`. A hub already recorded in the fix plan is skipped entirely.
-    """
+    """Apply one hub's outcome (paths relative to `project_root`): row state, evidence link, one attempt; once a hub."""
     plan_path, fix_path = project_root / plan_file, project_root / fix_plan
     _require_files(project_root, {plan_file: "plan file", fix_plan: "fix plan"})
     # Lock a file beside the fix plan, not the plan itself: atomic writes replace its inode.
     with FileLock(str(fix_path.parent / f".{fix_path.name}.lock")):  # each collate gets its own number
         state = STATE_DONE if green else STATE_PENDING
         plan_doc, fix_doc = LedgerFile.read(project_root, plan_file), LedgerFile.read(project_root, fix_plan)
-        fix_text = fix_doc.text
-        marker = hub_marker(hub_rel)
-        if marker in fix_text:
+        if (marker := hub_marker(hub_rel)) in fix_doc.text:
             return LedgerUpdate(plan_path, fix_path, row, state, None, f"{hub_rel} is already recorded in {fix_plan}")
-
-        evidence_target = links.summary if green else (links.blocker or links.summary)
-        verdict_word = "GREEN" if green else "blocked"
-        evidence = f"{_md_link(evidence_target, plan_file)} ({verdict_word}, {md_text(timestamp)})"
+        evidence = (f"{_md_link(links.summary if green else (links.blocker or links.summary), plan_file)} "
+                    f"({'GREEN' if green else 'blocked'}, {md_text(timestamp)})")
         new_plan = set_row_state(plan_doc.text, row, state, evidence, source=str(plan_path))
-
         initiative = _initiative(plan_file)
-        number = next_attempt_number(fix_text, initiative, source=str(fix_path))
-
-        evidence_links = [_md_link(p, fix_plan) for p in (links.summary, links.blocker) if p]
-        entry_lines = [f"- [{md_text(timestamp)}] Attempt #{number} — {headline} {marker}"]
-        entry_lines += [f"  - {d}" for d in details]
+        number = next_attempt_number(fix_doc.text, initiative, source=str(fix_path))
+        evidence_links = ", ".join(_md_link(p, fix_plan) for p in (links.summary, links.blocker) if p)
         logs = ", ".join(_md_link(p, fix_plan) for p in links.logs)
-        entry_lines.append(f"  - Row {row} → `{state}`. Evidence: {', '.join(evidence_links)}; logs: {logs}.")
-        new_fix = append_attempt(fix_text, "\n".join(entry_lines), initiative, source=str(fix_path))
-
+        entry = [f"- [{md_text(timestamp)}] Attempt #{number} — {headline} {marker}", *(f"  - {d}" for d in details),
+                 f"  - Row {row} → `{state}`. Evidence: {evidence_links}; logs: {logs}."]
+        new_fix = append_attempt(fix_doc.text, "\n".join(entry), initiative, source=str(fix_path))
         _write_all_or_nothing([(plan_doc, new_plan), (fix_doc, new_fix)], hub_rel)
         return LedgerUpdate(plan_path, fix_path, row, state, number)
 
@@ -269,11 +223,8 @@ def _ledger_text(c: Collation) -> tuple[str, list[str]]:
                 else f"{c.ctx.plan.id} evidence: **BLOCKED** ({c.overall}: {md_text(c.overall_reason)})")
     details = []
     for t in c.targets:
-        part = f"`{t.name}` {t.verdict}"
-        if t.counts is not None:
-            part += f", {t.counts.passed}/{t.counts.tests} passed"
-        part += f", {fmt_duration(t.duration_s)}"
-        rec = t.train_record
+        counts = "" if t.counts is None else f", {t.counts.passed}/{t.counts.tests} passed"
+        part, rec = f"`{t.name}` {t.verdict}{counts}, {fmt_duration(t.duration_s)}", t.train_record
         if isinstance(rec.get("final_train_loss"), (int, float)):
             part += f"; final loss {rec['final_train_loss']:.6g} after {rec.get('epochs')} epoch(s)"
         if isinstance((rec.get("shapes") or {}).get("diffraction"), list):
@@ -286,8 +237,7 @@ def _ledger_text(c: Collation) -> tuple[str, list[str]]:
 
 
 def apply_ledger(c: Collation, blocker: Path | None) -> tuple[LedgerUpdate | None, str]:
-    """The ledger step of collate, or one line saying why it was left alone; `LedgerError` when it cannot be done
-    (a ledger file missing, a row not found, a write that failed: then neither file changed)."""
+    """Collate's ledger step, or one line why it was left alone; `LedgerError` (neither file changed) if impossible."""
     spec = c.ctx.plan.ledger
     if c.interrupted:
         return None, "ledger untouched: the run was interrupted (hub stays INCOMPLETE)"
@@ -300,9 +250,8 @@ def apply_ledger(c: Collation, blocker: Path | None) -> tuple[LedgerUpdate | Non
                          logs=tuple(f"{c.hub_rel}/{t.log}" for t in c.targets if t.log_present),
                          blocker=f"{c.hub_rel}/{HubFiles.BLOCKER}" if blocker else None)
     update = record_attempt(c.ctx.project, plan_file=str(spec.plan_file), fix_plan=str(spec.fix_plan),
-                            row=str(spec.row),
-                            hub_rel=c.hub_rel, timestamp=c.hub.timestamp, green=c.green, headline=headline,
-                            details=details, links=links)
+                            row=str(spec.row), hub_rel=c.hub_rel, timestamp=c.hub.timestamp, green=c.green,
+                            headline=headline, details=details, links=links)
     if update.skipped_reason:
         return update, f"ledger unchanged: {update.skipped_reason}"
     return update, f"ledger: row {update.row} → {update.state}, Attempt #{update.attempt} appended to {spec.fix_plan}"

@@ -1,17 +1,10 @@
-"""A target's log: its child run teed into it, the frame around it (provenance header and footer), its seal.
+"""A target's log, writer and reader side by side: the child run teed into it, its `# ` frame, its sha256 seal.
 
-One owner for the format of a harness-made log, writer and reader side by side. Every line the
-harness writes starts with `# `; the header begins with `# evidence log:` and ends with the
-output marker, the footer begins with the end marker and ends with `# verdict: V - reason`.
-`SealedLog` hashes every byte as it is written, so a log whose bytes later differ from what the
-harness wrote (a target that reopened its own log, a hand edit) is caught: the verdict record
-keeps the sha256. `read_frame` streams the file (bounded memory, whatever the log's size).
-`run_child` runs the child that writes the output: in its own session (a time limit or an
-interrupt stops its whole process group), dying with the harness process even on `kill -9`.
-"""
+The child runs in its own session (a limit or interrupt stops its process group) and dies with the harness process."""
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import os
@@ -20,7 +13,7 @@ import signal
 import subprocess
 import threading
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Callable
 
@@ -59,17 +52,15 @@ class SealedLog:
 @dataclass(frozen=True)
 class Frame:
     """What a log file holds, read in one pass: its hash, header, footer verdict and last lines."""
-
     sha256: str
     size: int
     header: tuple[str, ...]
-    tail: tuple[str, ...] = field(default_factory=tuple)
+    tail: tuple[str, ...] = ()
 
     @property
     def verdict(self) -> str | None:
         """The verdict the footer states, or None when the footer is missing."""
-        hits = [m.group(1) for line in self.tail if (m := _FOOTER_VERDICT.match(line))]
-        return hits[-1] if hits else None
+        return next((m.group(1) for line in reversed(self.tail) if (m := _FOOTER_VERDICT.match(line))), None)
 
     def damage(self) -> str | None:
         """Why the frame is not the one the harness writes (None when intact)."""
@@ -104,14 +95,12 @@ def seal_problem(path: Path, sha256: str | None, size: int | None, found: Frame 
     found = found or read_frame(path)
     if sha256 and (found.sha256 != sha256 or found.size != size):
         return f"{path.name}: its bytes differ from what the harness wrote (sealed sha256 {sha256[:12]}…)"
-    damage = found.damage()
-    return f"{path.name}: {damage}" if damage else None
+    return f"{path.name}: {damage}" if (damage := found.damage()) else None
 
 
 @dataclass(frozen=True)
 class ChildResult:
     """How the child ended, and the last line that started with the watched prefix."""
-
     exit_code: int | None  # None: it could not be started
     timed_out: bool
     marked_line: str | None = None
@@ -119,28 +108,22 @@ class ChildResult:
 
 def die_with_parent(sig: int = signal.SIGKILL) -> None:
     """In the child: `sig` when the harness process dies, however it dies (Linux prctl PR_SET_PDEATHSIG)."""
-    try:
+    with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(1, sig)
-    except (OSError, AttributeError):
-        pass
 
 
 def _signal_group(proc: subprocess.Popen, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def stop_group(proc: subprocess.Popen) -> None:
-    """SIGTERM the child's process group, SIGKILL it if it lingers, then reap any stray member."""
+    """SIGTERM the child's process group, then SIGKILL what is left of it (the leader, if it lingers, or strays)."""
     _signal_group(proc, signal.SIGTERM)
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=KILL_GRACE_S)
-    except subprocess.TimeoutExpired:
-        _signal_group(proc, signal.SIGKILL)
-        proc.wait()
     _signal_group(proc, signal.SIGKILL)
+    proc.wait()
 
 
 def run_child(argv: list[str], *, env: dict[str, str], cwd: Path, limit: float, log: SealedLog,

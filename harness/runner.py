@@ -1,13 +1,6 @@
-"""Run one plan target into its run's hub: hidden GPU, fixed seed and threads, sealed log, verdict record.
+"""Run one plan target into its run's hub (`run-target NAME`): hidden GPU, fixed seed and threads, sealed log, verdict.
 
-What a nox target session calls (`python -m harness run-target NAME`), in the hub the driver made
-(`$EVIDENCE_HUB`). The child runs in the evidence venv with the project as working folder, in its
-own session (a time limit or an interrupt stops its whole process group) and dies with this
-process even on `kill -9` (PR_SET_PDEATHSIG). Its output is teed to `<hub>/<log>.partial`, framed
-and sealed by harness/logframe.py; the log is renamed and `verdicts/<target>.json` written when it
-ends. A missing input, or a CUDA target where no GPU is visible, is BLOCKED before anything runs.
-A target with `executor = "slurm"` runs as a Slurm job instead (harness/slurm.py, imported only then).
-"""
+A missing input or an unseen GPU is BLOCKED before anything runs; a Slurm target runs as a job (harness/slurm.py)."""
 
 from __future__ import annotations
 
@@ -43,12 +36,10 @@ class Interrupted(KeyboardInterrupt):
 
 def child_env(ctx: RunContext, threads: int, device: str = "cpu", base: dict[str, str] | None = None) -> dict[str, str]:
     """A target's environment: GPU hidden (but for a CUDA target), seed and threads fixed, checkout off sys.path."""
-    env = {k: v for k, v in (os.environ if base is None else base).items()
-           if k != HUB_ENV and not k.startswith("NOX")}
+    env = {k: v for k, v in (os.environ if base is None else base).items() if k != HUB_ENV and not k.startswith("NOX")}
+    # OMP_WAIT_POLICY: idle OpenMP threads sleep; spinning made torch 15-90x slower on a shared 2-core machine.
     env.update({"PYTHONHASHSEED": str(ctx.plan.environment.seed), "OMP_NUM_THREADS": str(threads),
                 "MKL_NUM_THREADS": str(threads), "PYTHONSAFEPATH": "1", "PYTHONUNBUFFERED": "1",
-                # Idle OpenMP threads sleep instead of spinning: on a shared 2-core machine spinning made
-                # torch 15-90x slower (measured); results do not depend on it.
                 "OMP_WAIT_POLICY": "PASSIVE"})
     if device == "cpu":
         env["CUDA_VISIBLE_DEVICES"] = ""
@@ -56,11 +47,7 @@ def child_env(ctx: RunContext, threads: int, device: str = "cpu", base: dict[str
 
 
 def share_threads(ctx: RunContext, selected: tuple[str, ...], target: Target, jobs: int) -> int:
-    """The plan's threads divided among the targets that can run beside `target`.
-
-    Targets at the same depth of the selected `after` graph become ready together, so nox runs up
-    to `jobs` of them side by side; each gets `threads // min(jobs, peers)` (at least 1).
-    """
+    """The plan's threads // min(jobs, peers), peers: the targets at `target`'s depth of the `after` graph."""
     depth: dict[str, int] = {}
     for t in ctx.plan.targets:
         if t.name in selected:
@@ -86,10 +73,9 @@ def _fill(text: str, ctx: RunContext, hub: Hub, python: str) -> str:
 def build_argv(target: Target, ctx: RunContext, hub: Hub, python: str) -> list[str]:
     """The exact child command line of a target."""
     if target.kind == "pytest":
-        timeout = f"{target.timeout:g}"
-        return [python, "-m", "pytest", str(target.selector), "-vv", "-p", "no:cacheprovider",
-                "-p", "harness_outcomes", "--harness-outcomes", str(hub.outcomes(target.name)),
-                "--timeout", timeout, "--timeout-method", "signal"]
+        return [python, "-m", "pytest", str(target.selector), "-vv", "-p", "no:cacheprovider", "-p", "harness_outcomes",
+                "--harness-outcomes", str(hub.outcomes(target.name)), "--timeout", f"{target.timeout:g}",
+                "--timeout-method", "signal"]
     return [_fill(arg, ctx, hub, python) for arg in target.argv]
 
 
@@ -119,14 +105,12 @@ def _header(target: Target, ctx: RunContext, hub: Hub, argv: list[str], env: dic
 def _slurm() -> ModuleType:
     """harness.slurm, imported only for a Slurm target (most runs never load it)."""
     from harness import slurm
-
     return slurm
 
 
 def _blocked(target: Target, ctx: RunContext) -> str | None:
     """Why the target cannot run here: a missing input, no GPU for a CUDA target, no Slurm for a Slurm one."""
-    missing = [p for p in target.inputs if not ctx.path(p).exists()]
-    if missing:
+    if missing := [p for p in target.inputs if not ctx.path(p).exists()]:
         return f"missing input(s): {', '.join(missing)}"
     if target.executor == "slurm":
         return _slurm().target_blocked(target)  # a GPU is on the node, through the target's gres
@@ -148,12 +132,10 @@ def copy_figures(target: Target, ctx: RunContext, hub: Hub, python: str) -> tupl
 
 def run_cuda(hub: Hub, wait: float) -> bool | None:
     """`torch.cuda.is_available()` as the run's probe answered it, waiting a while if one runs (environment.json)."""
-    deadline = time.monotonic() + wait
-    while True:
-        env = EnvironmentRecord.load(hub.path)
-        if env is None or env.runtime.cuda_available is not None or time.monotonic() >= deadline:
-            return env.runtime.cuda_available if env else None
+    end = time.monotonic() + wait
+    while (env := EnvironmentRecord.load(hub.path)) and env.runtime.cuda_available is None and time.monotonic() < end:
         time.sleep(0.2)
+    return env.runtime.cuda_available if env else None
 
 
 def _judge(target: Target, ctx: RunContext, hub: Hub, python: str, result: ChildResult,
@@ -164,10 +146,10 @@ def _judge(target: Target, ctx: RunContext, hub: Hub, python: str, result: Child
     cuda = None if target.device == "cuda" else run_cuda(hub, CUDA_WAIT_S if target.kind == "command" else 0)
     if target.kind == "pytest":
         outcomes = load_outcomes(hub.outcomes(target.name))
-        verdict, reason = pytest_verdict(outcomes, result.exit_code, result.timed_out,
-                                         cuda if target.device == "cpu" else None, hidden=target.device == "cpu")
-        tests = tuple({k: t[k] for k in ("nodeid", "outcome",
-                                         "duration_s")} for t in outcomes.tests) if outcomes else ()
+        verdict, reason = pytest_verdict(outcomes, result.exit_code, result.timed_out, cuda,
+                                         hidden=target.device == "cpu")
+        tests = tuple({k: t[k] for k in ("nodeid", "outcome", "duration_s")}
+                      for t in outcomes.tests) if outcomes else ()
         reason = reason.replace(f"{ctx.project}/", "")  # messages name files relative to the checkout
         return verdict, reason, {"counts": outcomes.counts if outcomes else None, "tests": tests, "cuda": cuda}
     paths = [ctx.path(_fill(p, ctx, hub, python)) for p in target.expected_outputs]
@@ -175,7 +157,6 @@ def _judge(target: Target, ctx: RunContext, hub: Hub, python: str, result: Child
     error = None
     if result.exit_code:  # a RED command's reason quotes its last error line, as a pytest target's does
         from harness.textlog import last_error_line, log_lines
-
         error = last_error_line(log_lines(log))
     verdict, reason = command_verdict(result.exit_code, result.timed_out, found, cuda, error)
     return verdict, reason, {"outputs": tuple({"path": p, "bytes": s} for p, s in found),
@@ -186,8 +167,7 @@ def run_target(ctx: RunContext, hub: Hub, target: Target, *, threads: int,
                echo: Callable[[str], None] | None = None) -> VerdictRecord:
     """Run `target` into the hub; write and return its verdict record."""
     python = hub.run.python or ""
-    existing = hub.earlier_run(target)
-    if existing is not None:
+    if (existing := hub.earlier_run(target)) is not None:
         raise FileExistsError(f"{existing} exists: target {target.name!r} already ran in this hub; "
                               "hubs are never overwritten, start a new one")
     environment = EnvironmentRecord.load(hub.path) or EnvironmentRecord(Runtime(executable=python))
@@ -201,7 +181,7 @@ def run_target(ctx: RunContext, hub: Hub, target: Target, *, threads: int,
     prov = Provenance(git_state(ctx.project, ctx.plan.project.production), environment.runtime,
                       ctx.plan.environment.seed, threads)
     blocked = _blocked(target, ctx)
-    log_path, partial = hub.path / target.log, hub.path / f"{target.log}.partial"
+    partial = hub.path / f"{target.log}.partial"
     started, t0 = utc_now_iso(), time.monotonic()
     with open(partial, "xb") as handle:
         log = SealedLog(handle)
@@ -210,8 +190,6 @@ def run_target(ctx: RunContext, hub: Hub, target: Target, *, threads: int,
             log.write(f"BLOCKED: {blocked}; not run\n")
             result = ChildResult(None, False)
         else:
-            if target.kind == "pytest":
-                hub.outcomes(target.name).parent.mkdir(parents=True, exist_ok=True)
             child: dict[str, Any] = dict(env=env, cwd=ctx.project, limit=wall_limit(target), log=log, echo=echo,
                                          mark=RECORD_PREFIX)
             try:
@@ -236,7 +214,7 @@ def run_target(ctx: RunContext, hub: Hub, target: Target, *, threads: int,
         figures=copy_figures(target, ctx, hub, python) if not blocked else (), device=target.device,
         provenance=replace(prov, runtime=replace(prov.runtime, cuda_available=cuda)),
         log_sha256=log.sha256, log_bytes=log.size, **fields)
-    os.replace(partial, log_path)
+    os.replace(partial, hub.path / target.log)
     record.write(hub.verdict_path(target.name))
     return record
 

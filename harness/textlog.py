@@ -1,17 +1,8 @@
-"""Read the logs `| tee` keeps: pytest's text output and the CLI's, by the producer's own final word.
+"""Read the logs `| tee` keeps (pytest's text output, the CLI's) by the producer's own final word, streamed.
 
-A pytest log is judged by pytest's final summary line (`= 1 failed, 2 passed in 3.1s =`, or bare
-under `-q`), cross-checked with the per-test result lines pytest writes while tests run. Only that
-progress part counts (and the short summary's `ERROR <module>` of a module that failed to
-collect): result lines in captured output, FAILURES/ERRORS/PASSES sections and the rest of the short
-summary are text a test could have printed, or repeats (a `-rA` PASSED line is no second pass).
-pytest writes nothing after its final line, so text after a would-be GREEN one makes it UNKNOWN; a
-`!!! ... !!!` banner (interrupted, `-x`) makes it RED. The one case this cannot catch is a log cut
-short right after a captured line that looks like a final line and agrees with every result line.
-A command log (no exit status) is GREEN
-when it reached the CLI's TRAIN_RECORD or Lightning's "`Trainer.fit` stopped" and holds no
-traceback. Logs are streamed (`log_lines`); ANSI colour codes and CRLF are ignored. Pure functions.
-"""
+pytest's final line, checked against the result lines of its progress part (never captured output); text after it makes
+GREEN UNKNOWN, a `!!!` banner RED. A command log is GREEN at TRAIN_RECORD or "`Trainer.fit` stopped" with no traceback.
+Missed: a log cut right after a captured would-be final line that agrees with every result line."""
 
 from __future__ import annotations
 
@@ -43,11 +34,7 @@ _LONGEST = 4096  # no result line is longer; matching longer ones could take qua
 
 
 def log_lines(path: Path, limit: int = 1 << 20) -> Iterator[str]:
-    """The lines of a log, read in bounded memory: a line longer than `limit` keeps its tail.
-
-    The tail, because an over-long line is a progress bar redrawn with `\\r`, and what matters
-    (Lightning's "`Trainer.fit` stopped", a traceback) is glued to its end.
-    """
+    """The lines of a log in bounded memory; one over `limit` (a `\\r` progress bar) keeps its tail, where news is."""
     with Path(path).open(encoding="utf-8", errors="replace", newline="") as handle:
         pending = ""
         for chunk in iter(partial(handle.read, limit), ""):
@@ -69,10 +56,8 @@ def _quote(number: int, line: str) -> str:
 def _said(body: str) -> Counter:
     """The outcome counts of a final line's body (`1 failed, 2 passed, 1 warning`); others are not tests."""
     said = Counter()
-    for part in body.split(", "):
-        count, _, word = part.partition(" ")
-        word = "error" if word == "errors" else word
-        if word in OUTCOMES:
+    for count, _, word in (part.partition(" ") for part in body.split(", ")):
+        if (word := "error" if word == "errors" else word) in OUTCOMES:
             said[word] += int(count)
     return said
 
@@ -84,7 +69,6 @@ def _text(counts: Counter) -> str:
 @dataclass(frozen=True)
 class PytestLog:
     """What a pytest log shows: the verdict, a reason quoting the deciding line, and its tests."""
-
     verdict: Verdict
     reason: str
     counts: Counts | None = None
@@ -95,7 +79,6 @@ class PytestLog:
 @dataclass
 class _Seen:
     """What one pass over a pytest log keeps: as much as there are tests, however long the log."""
-
     tests: dict[str, dict] = field(default_factory=dict)  # result lines: nodeid -> its worst phase
     tally: Counter = field(default_factory=Counter)  # result lines per outcome, every phase counted
     named: dict[str, list] = field(default_factory=lambda: {o: [] for o in OUTCOMES})  # short summary: (nodeid, quote)
@@ -108,7 +91,6 @@ class _Seen:
 
     def result(self, node: str, outcome: str, quote: str) -> None:
         from harness.pytest_plugin.harness_outcomes import RANK  # the plugin's own ranking of a test's phases
-
         self.tally[outcome] += 1
         if node not in self.tests or RANK[outcome] >= RANK[self.tests[node]["outcome"]]:
             self.tests[node] = {"nodeid": node, "outcome": outcome, "duration_s": 0.0, "message": quote}
@@ -178,7 +160,6 @@ def read_pytest_log(lines: Iterable[str]) -> PytestLog:
 @dataclass(frozen=True)
 class CommandLog:
     """What a command's log shows: its first failure line, last exception, completion line and record."""
-
     failure: str | None = None
     error: str | None = None
     done: str | None = None

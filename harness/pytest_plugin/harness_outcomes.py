@@ -1,12 +1,9 @@
-"""pytest plugin loaded into a target's own pytest (`-p harness_outcomes`): record every outcome.
+"""pytest plugin loaded into a target's own pytest (`-p harness_outcomes`): record every outcome (JUnit hides XPASS).
 
-JUnit XML cannot tell an XPASS from a pass, so the harness reads outcomes from this file
-instead. It only observes: it never changes an outcome (no forced xfail_strict), needs nothing
-but pytest itself, and uses hooks that pytest 7, 8 and 9 all have. Written once, at session
-end, as JSON: {"pytest", "exitstatus", "tests": [{nodeid, outcome, duration_s, message}],
-"cuda_available"}. Outcomes: passed, failed, error, skipped, xfailed, xpassed.
-"""
+It only observes, needs nothing but pytest, uses hooks pytest 7, 8 and 9 all have, and writes at session end the JSON
+{"pytest", "exitstatus", "tests": [{nodeid, outcome, duration_s, message}], "cuda_available"}."""
 
+import contextlib
 import json
 import os
 import sys
@@ -19,8 +16,7 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
-    path = config.getoption("--harness-outcomes")
-    if path:
+    if path := config.getoption("--harness-outcomes"):
         config.pluginmanager.register(_Recorder(path), "harness-outcomes-recorder")
 
 
@@ -28,33 +24,25 @@ def _message(report):
     longrepr = getattr(report, "longrepr", None)
     if isinstance(longrepr, tuple) and len(longrepr) == 3:  # a skip: (file, line, "Skipped: reason")
         return str(longrepr[2])[:300]
-    text = getattr(report, "longreprtext", "") or ""
-    if not text and getattr(report, "wasxfail", ""):
-        text = "xfail: " + str(report.wasxfail)
+    xfail = getattr(report, "wasxfail", "")
+    text = getattr(report, "longreprtext", "") or (f"xfail: {xfail}" if xfail else "")
     lines = [line for line in text.splitlines() if line.strip()]
-    errors = [line[1:].strip() for line in lines if line.startswith("E ")]
-    return (errors[0] if errors else lines[-1] if lines else "")[:300]
+    return next((line[1:].strip() for line in lines if line.startswith("E ")), lines[-1] if lines else "")[:300]
 
 
 def _outcome(report):
+    """passed, failed, error, skipped, xfailed or xpassed; None for a setup or teardown that passed."""
     xfail = hasattr(report, "wasxfail")
-    if report.when == "call":
-        if report.passed:
-            return "xpassed" if xfail else "passed"
-        if report.skipped:
-            return "xfailed" if xfail else "skipped"
-        return "failed"
-    if report.failed:
-        return "error"
     if report.skipped:
         return "xfailed" if xfail else "skipped"
-    return None
+    if report.when == "call":
+        return ("xpassed" if xfail else "passed") if report.passed else "failed"
+    return "error" if report.failed else None
 
 
 class _Recorder:
     def __init__(self, path):
-        self.path = path
-        self.tests = {}
+        self.path, self.tests = path, {}
 
     def _record(self, nodeid, outcome, duration, message):
         """Keep the worst outcome of a test's phases (a teardown error beats a pass), summing durations."""
@@ -66,8 +54,7 @@ class _Recorder:
             old["duration_s"] = total
 
     def pytest_runtest_logreport(self, report):
-        outcome = _outcome(report)
-        if outcome is not None:
+        if (outcome := _outcome(report)) is not None:
             self._record(report.nodeid, outcome, float(getattr(report, "duration", 0.0) or 0.0), _message(report))
 
     def pytest_collectreport(self, report):
@@ -75,19 +62,14 @@ class _Recorder:
             self._record(report.nodeid or "<collection>", "error", 0.0, _message(report))
 
     def pytest_sessionfinish(self, session, exitstatus):
-        import pytest
+        import pytest  # not at the top: the harness imports RANK where pytest may be missing
 
-        torch = sys.modules.get("torch")
-        cuda = None
-        if torch is not None:
-            try:
-                cuda = bool(torch.cuda.is_available())
-            except Exception:  # a broken torch must not break the record
-                cuda = None
+        torch, cuda = sys.modules.get("torch"), None
+        with contextlib.suppress(Exception):  # a broken torch must not break the record
+            cuda = None if torch is None else bool(torch.cuda.is_available())
         data = {"pytest": pytest.__version__, "exitstatus": int(exitstatus), "tests": list(self.tests.values()),
                 "cuda_available": cuda}
-        tmp = self.path + ".tmp"
         os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-        with open(tmp, "w", encoding="utf-8") as handle:
+        with open(self.path + ".tmp", "w", encoding="utf-8") as handle:
             json.dump(data, handle, indent=1)
-        os.replace(tmp, self.path)
+        os.replace(self.path + ".tmp", self.path)
