@@ -311,3 +311,36 @@ def fill_hub(ctx: RunContext, hub: Hub, verdicts: dict[str, Verdict] | None = No
             ctx.path(out["path"]).write_bytes(b"PK\x05\x06zip")
         rec.write(hub.verdict_path(name))
     return hub.path
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return repr(value)
+
+
+def plan_text(targets: list[dict], threads: int = 1, **plan: object) -> str:
+    """A plan TOML for the synthetic project (hub under reports/, artifacts under artifacts/)."""
+    meta = {"id": "SYN/1", "title": "synthetic", "hub": "reports/{timestamp}/hub",
+            "artifacts": "artifacts/{timestamp}", "tags": ["evidence"], **plan}
+    lines = ["[plan]", *(f"{k} = {_toml_value(v)}" for k, v in meta.items()),
+             "", "[environment]", "seed = 0", f"threads = {threads}", ""]
+    for target in targets:
+        lines.append("[[targets]]")
+        lines += [f"{k} = {_toml_value(v)}" for k, v in target.items()]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def table_for_pytest(name: str, selector: str, timeout: float = 20, **extra: object) -> dict:
+    return {"name": name, "session": name, "kind": "pytest", "selector": selector,
+            "log": f"{name}.log", "timeout": timeout, "description": f"synthetic {name}", **extra}
+
+
+def table_for_command(name: str, code: str, timeout: float = 20, **extra: object) -> dict:
+    return {"name": name, "session": name, "kind": "command", "argv": ["{python}", "-c", code],
+            "log": f"{name}.log", "timeout": timeout, "description": f"synthetic {name}", **extra}

@@ -19,9 +19,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from conftest import plan_text, table_for_command
 from factory import (FIX_PLAN, HOME, LOGS, PLAN, PLAN_MD, PLAN_TOML, cli, collated, context, git, make_hub,
-                     make_project, row_state)
+                     make_project, plan_text, row_state, table_for_command)
 
 from harness.guard import ProductionWatch
 from harness.hub import create_hub
