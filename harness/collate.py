@@ -24,6 +24,7 @@ from harness.validate import integrity_problems, validate
 # bulky files outside it (the git-ignored artifacts/) apart, relative to the project (validate re-checks both).
 _ROLES = {HubFiles.SUMMARY: "summary", HubFiles.RUN: "run-record", HubFiles.BLOCKER: "blocker",
           HubFiles.ENVIRONMENT: "environment", HubFiles.JUNIT: "junit"}
+_FOLDERS = {HubFiles.FIGURES: "figure", HubFiles.PARTS: "part-record"}  # <folder>/<target>/...
 
 
 def file_entry(path: Path, rel: str, *, role: str, target: str | None, verdict: str | None) -> FileEntry:
@@ -42,10 +43,8 @@ def hub_role(rel: str, logs: dict[str, str]) -> tuple[str, str | None]:
     parts = Path(rel).parts
     if parts[0] == HubFiles.VERDICTS and rel.endswith(".json"):
         return "verdict-record", Path(rel).stem
-    if parts[0] == HubFiles.FIGURES and len(parts) > 2:
-        return "figure", parts[1]
-    if parts[0] == HubFiles.PARTS and len(parts) > 2:
-        return "part-record", parts[1]
+    if (folder := _FOLDERS.get(parts[0])) and len(parts) > 2:
+        return folder, parts[1]
     return _ROLES.get(rel, "other"), None
 
 

@@ -106,19 +106,18 @@ def _contradiction(rec: VerdictRecord) -> str | None:
 
 
 def assess_target(target: Target, rec: VerdictRecord | None, hub: Path,
-                  before: dict[str, "TargetResult"] | None = None) -> TargetResult:
+                  before: dict[str, TargetResult]) -> TargetResult:
     """The verdict collate assigns to one selected target; `before`: the verdicts of the targets it comes after."""
     log = hub / target.log
     log_present = log.is_file() and not log.is_symlink()
 
     def result(verdict: Verdict, reason: str) -> TargetResult:
         return TargetResult(target, verdict, reason, rec, log_present)
-
     if not log_present and (hub / f"{target.log}.partial").is_file():
         return result(Verdict.INTERRUPTED, f"log is still {target.log}.partial: the target was interrupted")
     if rec is None:
         if failed := [f"{t.name} was {t.verdict}" for name in target.after
-                      if (t := (before or {}).get(name)) and t.verdict != Verdict.GREEN]:
+                      if (t := before.get(name)) and t.verdict != Verdict.GREEN]:
             return result(Verdict.NOT_RUN, f"not run: {', '.join(failed)}")
         return result(Verdict.MISSING, "no verdict record" + ("" if log_present else " and no log")
                       + f" ({target.name} did not run or did not finish)")

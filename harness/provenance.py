@@ -50,8 +50,7 @@ def probe_versions(python: str, env: Mapping[str, str], cwd: Path) -> Environmen
                                          pythonhashseed=env.get("PYTHONHASHSEED"),
                                          error=f"version probe failed: {exc}"))
     packages = data.pop("packages")
-    return EnvironmentRecord(Runtime(**data, **{k: packages.get(k) for k in ("torch", "lightning", "numpy")}),
-                             packages)
+    return EnvironmentRecord(Runtime(**data, **{k: packages.get(k) for k in ("torch", "lightning", "numpy")}), packages)
 
 
 def probe_cuda(python: str, env: Mapping[str, str], cwd: Path, record: EnvironmentRecord) -> EnvironmentRecord:
