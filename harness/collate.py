@@ -1,10 +1,7 @@
-"""Collate a hub: write what a reviewer reads from the verdicts harness/collation.py decides.
+"""Collate a hub: write what a reviewer reads from the verdicts harness/collation.py decides. Exit 0 only when GREEN.
 
-Writes (atomically): blocker.log (when not GREEN), summary.md, junit.xml, then manifest.json, built
-here (every byte the run produced, with its verdict: the format is schema.Manifest); a GREEN
-hub is re-checked by `validate`; then the ledger (only for a hub that covers the whole plan);
-INCOMPLETE is removed last (kept for an interrupted run). Exit 0 only when GREEN.
-"""
+Writes blocker.log (not GREEN), summary.md, junit.xml, manifest.json; `validate` re-checks a GREEN hub; then the
+ledger (a hub covering the whole plan only); INCOMPLETE goes last (kept for an interrupted run)."""
 
 from __future__ import annotations
 
@@ -27,6 +24,7 @@ from harness.validate import integrity_problems, validate
 # bulky files outside it (the git-ignored artifacts/) apart, relative to the project (validate re-checks both).
 _ROLES = {HubFiles.SUMMARY: "summary", HubFiles.RUN: "run-record", HubFiles.BLOCKER: "blocker",
           HubFiles.ENVIRONMENT: "environment", HubFiles.JUNIT: "junit"}
+_FOLDERS = {HubFiles.FIGURES: "figure", HubFiles.PARTS: "part-record"}  # <folder>/<target>/...
 
 
 def file_entry(path: Path, rel: str, *, role: str, target: str | None, verdict: str | None) -> FileEntry:
@@ -38,42 +36,35 @@ def file_entry(path: Path, rel: str, *, role: str, target: str | None, verdict: 
 
 def hub_role(rel: str, logs: dict[str, str]) -> tuple[str, str | None]:
     """(role, target) of a file inside the hub, from its path."""
-    parts = Path(rel).parts
     if rel in logs:
         return "log", logs[rel]
     if rel.endswith(".partial") and rel.removesuffix(".partial") in logs:
         return "partial-log", logs[rel.removesuffix(".partial")]
+    parts = Path(rel).parts
     if parts[0] == HubFiles.VERDICTS and rel.endswith(".json"):
         return "verdict-record", Path(rel).stem
-    if parts[0] == HubFiles.FIGURES and len(parts) > 2:
-        return "figure", parts[1]
-    if parts[0] == HubFiles.PARTS and len(parts) > 2:
-        return "part-record", parts[1]
+    if (folder := _FOLDERS.get(parts[0])) and len(parts) > 2:
+        return folder, parts[1]
     return _ROLES.get(rel, "other"), None
 
 
 def external_refs(c: Collation) -> list[tuple[str, str, str]]:
     """(project-relative path, role, target) of the bulky files the verdict records point to."""
     refs: list[tuple[str, str, str]] = []
-    for t in c.targets:
-        rec = t.record
-        if rec is None:
-            continue
+    for t in (t for t in c.targets if t.record is not None):
         outcomes = c.ctx.rel(c.hub.outcomes(t.name))
-        if rec.kind == "pytest" and c.ctx.path(outcomes).is_file():
+        if t.record.kind == "pytest" and c.ctx.path(outcomes).is_file():
             refs.append((outcomes, "outcomes", t.name))
-        found = [(str(o["path"]), "output") for o in rec.outputs if isinstance(o, dict) and o.get("path")]
+        found = [(str(o["path"]), "output") for o in t.record.outputs if isinstance(o, dict) and o.get("path")]
         found += [(str(t.train_record[k]), k) for k in ("bundle", "checkpoint") if t.train_record.get(k)]
         for ref, role in found:
             path = inside(c.ctx.project, c.ctx.rel(c.ctx.path(ref)))  # a target's own record may name anything
             if path is None:
                 continue
             if path.is_dir():
-                refs += [(c.ctx.rel(p), role,
-                          t.name) for p in sorted(path.rglob("*")) if p.is_file() and not p.is_symlink()]
-            elif path.is_file() or t.verdict == Verdict.GREEN:
-                # A failed target's outputs were usually never produced: nothing to list. A GREEN
-                # target's must exist; listing it as missing makes the hub fail validation.
+                refs += [(c.ctx.rel(p), role, t.name) for p in sorted(path.rglob("*"))
+                         if p.is_file() and not p.is_symlink()]
+            elif path.is_file() or t.verdict == Verdict.GREEN:  # a GREEN target's must exist: missing fails validate
                 refs.append((c.ctx.rel(path), role, t.name))
     return refs
 
@@ -92,7 +83,6 @@ def build_manifest(c: Collation) -> Manifest:
     parted: dict[str, FileEntry] = {}
     if (c.hub.path / HubFiles.PARTS).is_dir():  # a merged hub: what each part made on its machine, hashed there
         from harness.parts import part_external
-
         parted = part_external(c.hub.path)
     for rel, role, target in external_refs(c):
         kept, here = parted.pop(rel, None), c.ctx.path(rel)
@@ -112,6 +102,7 @@ def build_manifest(c: Collation) -> Manifest:
                                     None if t.counts is None else vars(t.counts)) for t in c.targets),
         files=tuple(files), external=tuple(external.values()))
 
+
 def _write_hub_files(c: Collation) -> Path | None:
     """blocker.log (not GREEN), summary.md and junit.xml, then manifest.json (which lists them)."""
     blocker = atomic_write_text(c.hub.path / HubFiles.BLOCKER, render_blocker(c)) if not c.green else None
@@ -124,7 +115,6 @@ def _write_hub_files(c: Collation) -> Path | None:
 @dataclass(frozen=True)
 class CollateResult:
     """What collate did: the collation, the blocker file (if any), and the ledger step."""
-
     collation: Collation
     blocker: Path | None
     ledger: Any
@@ -140,8 +130,7 @@ def collate(ctx: RunContext, hub: Hub, *, ledger: bool = True, interrupted: bool
             written: tuple[str, ...] = ()) -> CollateResult:
     """Collate a hub end to end (see the module docstring); never raises for a RED run."""
     if not (hub.path / HubFiles.INCOMPLETE).exists() and (hub.path / HubFiles.MANIFEST).is_file():
-        problems = integrity_problems(hub.path)  # re-collating (e.g. to retry the ledger) needs an intact hub
-        if problems:
+        if problems := integrity_problems(hub.path):  # re-collating (e.g. to retry the ledger) needs an intact hub
             raise TamperedHubError(f"{hub.path} was collated before and no longer matches its manifest.json; refusing "
                                    "to re-collate over changed evidence (rerun the plan into a new hub):\n  "
                                    + "\n  ".join(problems))

@@ -1,14 +1,7 @@
 """Decide a hub's verdicts from what it holds, writing nothing: what `collate` then reports.
 
-Every selected target gets a verdict: its record's, or MISSING (no record, or no finished log),
-INTERRUPTED (its log is still `<log>.partial`), NOT RUN (a target it comes `after` is not
-GREEN: nox never started it), RED (a record that contradicts itself, or a log whose bytes differ
-from the ones the harness sealed). The evidence-only guard then looks for production files (the
-plan's `[project] production`) written during the run (the driver's watcher), differing from
-HEAD at the run's start, at each target's start, now, or changed by commits made during the run;
-a checkout git cannot read is never GREEN. The hub is GREEN only when every selected target is
-GREEN and the guard holds (a partial hub can be GREEN); INCOMPLETE when interrupted.
-"""
+The hub is GREEN only when every selected target is GREEN and no production file changed during the run (the
+guard: written, differing from HEAD at any checkpoint, or committed); a checkout git cannot read is never GREEN."""
 
 from __future__ import annotations
 
@@ -27,7 +20,6 @@ from harness.schema import Counts, HubFiles, RunRecord, Verdict, VerdictRecord
 @dataclass(frozen=True)
 class TargetResult:
     """One plan target as collate sees it: its record (if any) and the verdict collate assigns."""
-
     target: Target
     verdict: Verdict
     reason: str
@@ -63,7 +55,6 @@ class TargetResult:
 @dataclass(frozen=True)
 class Collation:
     """Everything collate decided about a hub; summary, manifest, risks and ledger read this."""
-
     ctx: RunContext
     hub: Hub
     targets: tuple[TargetResult, ...]
@@ -115,20 +106,18 @@ def _contradiction(rec: VerdictRecord) -> str | None:
 
 
 def assess_target(target: Target, rec: VerdictRecord | None, hub: Path,
-                  before: dict[str, "TargetResult"] | None = None) -> TargetResult:
+                  before: dict[str, TargetResult]) -> TargetResult:
     """The verdict collate assigns to one selected target; `before`: the verdicts of the targets it comes after."""
     log = hub / target.log
     log_present = log.is_file() and not log.is_symlink()
 
     def result(verdict: Verdict, reason: str) -> TargetResult:
         return TargetResult(target, verdict, reason, rec, log_present)
-
     if not log_present and (hub / f"{target.log}.partial").is_file():
         return result(Verdict.INTERRUPTED, f"log is still {target.log}.partial: the target was interrupted")
     if rec is None:
-        failed = [f"{t.name} was {t.verdict}" for name in target.after if (t := (before or {}).get(name))
-                  and t.verdict != Verdict.GREEN]
-        if failed:
+        if failed := [f"{t.name} was {t.verdict}" for name in target.after
+                      if (t := before.get(name)) and t.verdict != Verdict.GREEN]:
             return result(Verdict.NOT_RUN, f"not run: {', '.join(failed)}")
         return result(Verdict.MISSING, "no verdict record" + ("" if log_present else " and no log")
                       + f" ({target.name} did not run or did not finish)")
@@ -144,22 +133,17 @@ def production_guard(ctx: RunContext, run: RunRecord,
                      targets: list[TargetResult]) -> tuple[dict[str, tuple[str, ...]], str]:
     """Production files that differed from HEAD at any checkpoint; and a note when git cannot tell."""
     production = ctx.plan.project.production
-    changes: dict[str, tuple[str, ...]] = {}
-    if run.git.production_changed:
-        changes["at run start"] = run.git.production_changed
-    for t in targets:
-        if t.record and t.record.provenance.git.production_changed:
-            changes[f"at {t.name} start"] = t.record.provenance.git.production_changed
+    changes = {"at run start": run.git.production_changed} if run.git.production_changed else {}
+    changes |= {f"at {t.name} start": t.record.provenance.git.production_changed for t in targets
+                if t.record and t.record.provenance.git.production_changed}
     now = git_state(ctx.project, production)
     if not now.known or not run.git.known:
-        commit = run.project_commit or "unknown"
-        return changes, (f"commit {commit[:12]} ({run.commit_source}); production-code guard not checked: "
-                         f"{now.note or 'no git'}")
+        return changes, (f"commit {(run.project_commit or 'unknown')[:12]} ({run.commit_source}); production-code "
+                         f"guard not checked: {now.note or 'no git'}")
     if now.production_changed:
         changes["at collate"] = now.production_changed
     if run.git.sha != now.sha:
-        committed = committed_changes(ctx.project, str(run.git.sha), str(now.sha), production)
-        if committed is None:
+        if (committed := committed_changes(ctx.project, str(run.git.sha), str(now.sha), production)) is None:
             return changes, f"cannot diff {', '.join(production)} between {run.git.sha} and HEAD {now.sha}"
         if committed:
             changes[f"committed during the run ({str(run.git.sha)[:12]}..{str(now.sha)[:12]})"] = tuple(committed)
@@ -176,12 +160,10 @@ def decide(targets: list[TargetResult], changes: dict[str, tuple[str, ...]], git
         return Verdict.INCOMPLETE, f"interrupted: {what}; the hub stays INCOMPLETE."
     bad = [f"{t.name} {t.verdict}" for t in targets if t.verdict != Verdict.GREEN]
     reasons = [f"{len(bad)}/{len(targets)} targets not GREEN ({', '.join(bad)})"] if bad else []
-    files = changed_files(changes)
-    if files:
+    if files := changed_files(changes):
         reasons.append(f"production code ({', '.join(production)}) written during the run or differing from HEAD "
                        f"({', '.join(files)})")
-    if git_note:
-        reasons.append(git_note)
+    reasons += [git_note] if git_note else []
     if reasons:
         return Verdict.RED, "; ".join(reasons) + "."
     scope = f"all {len(targets)} targets" if len(targets) >= plan_size else \
@@ -193,13 +175,11 @@ def build_collation(ctx: RunContext, hub: Hub, *, interrupted: bool = False,
                     written: tuple[str, ...] = ()) -> Collation:
     """Read a hub and decide the verdicts of the targets it selected (no writes); `written`: the watcher's catch."""
     records, errors = load_verdicts(hub.path)
-    unknown = [n for n in hub.selected if n not in {t.name for t in ctx.plan.targets}]
-    if unknown:
+    if unknown := [n for n in hub.selected if n not in {t.name for t in ctx.plan.targets}]:
         raise UserError(f"{hub.path / HubFiles.RUN}: selects {unknown}, which {ctx.plan_label} does not have")
     done: dict[str, TargetResult] = {}
-    for t in ctx.plan.targets:
-        if t.name in hub.selected:
-            done[t.name] = assess_target(t, records.get(t.name), hub.path, done)
+    for t in [t for t in ctx.plan.targets if t.name in hub.selected]:
+        done[t.name] = assess_target(t, records.get(t.name), hub.path, done)
     targets = list(done.values())
     changes, note = production_guard(ctx, hub.run, targets)
     if written:

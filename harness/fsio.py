@@ -1,11 +1,7 @@
-"""Write files so that no reader ever sees half of one, and hash them.
+"""Write files so that no reader ever sees half of one (temp file, fsync, `os.replace`), and hash them. Stdlib-only.
 
-Every hub file goes through `atomic_write_*`: a temp file in the same folder, fsync, then
-`os.replace`. A full disk or an unwritable folder raises `HubWriteError` naming the file, and
-leaves the old file (if any) untouched. A new file gets the permissions any file the user creates
-gets (0666 less the umask, as the kernel applies it: no umask is read or changed, so threads are
-safe); a replaced file keeps its own. Stdlib-only.
-"""
+A new file gets 0666 less the umask as the kernel applies it (no umask is read or changed, so threads are safe);
+a replaced file keeps its mode. A failed write raises `HubWriteError` naming the file and leaves the old one."""
 
 from __future__ import annotations
 
@@ -26,8 +22,7 @@ class HubWriteError(UserError, OSError):
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     """Write `data` to `path` all at once, or not at all."""
-    path = Path(path)
-    tmp = None
+    path, tmp = Path(path), None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         mode = stat.S_IMODE(path.stat().st_mode) if path.is_file() else None
@@ -42,14 +37,12 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except OSError as exc:
+    except BaseException as exc:
         if tmp:
-            Path(tmp).unlink(missing_ok=True)
-        raise HubWriteError(exc.errno, f"cannot write {path}: {exc.strerror or exc}; "
-                            "free some disk space or pick a writable folder (nothing was changed)") from exc
-    except BaseException:
-        if tmp:
-            Path(tmp).unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise HubWriteError(exc.errno, f"cannot write {path}: {exc.strerror or exc}; "
+                                "free some disk space or pick a writable folder (nothing was changed)") from exc
         raise
     return path
 
@@ -70,10 +63,7 @@ def sha256_file(path: str | Path) -> str:
 
 
 def inside(root: Path, rel: str) -> Path | None:
-    """`root / rel` when `rel` is a relative path that stays inside `root` through no symlink, else None.
-
-    A hub is untrusted input: no path it names may lead the harness out of it (or out of its project).
-    """
+    """`root / rel` when `rel` is relative and stays inside `root` through no symlink, else None: hubs are untrusted."""
     if not rel or Path(rel).is_absolute() or ".." in Path(rel).parts:
         return None
     path, real = root / rel, root.resolve()

@@ -1,11 +1,7 @@
-"""Create a timestamped evidence hub for the targets a run selected, and open an existing one.
+"""Create a timestamped hub (one run's logs and verdicts) for the selected targets, and open one. Stdlib-only.
 
-A hub is one run's folder of logs and verdicts. It is never overwritten: a clash in the same
-second gets a `-2`, `-3` suffix, and an explicitly named hub that already exists is refused.
-`INCOMPLETE` marks a run that collate has not finished; `run.json` records what the run started
-from: the selected targets, the commit, the project's identity and the evidence interpreter.
-A *part* is a hub of one target run alone, to be merged with others. Stdlib-only.
-"""
+A hub is never overwritten: a clash in the same second gets a `-2`, `-3` suffix; a named hub that exists is refused.
+A *part* is a hub of one target run alone, to be merged with others."""
 
 from __future__ import annotations
 
@@ -41,7 +37,6 @@ def utc_now_iso() -> str:
 @dataclass(frozen=True)
 class Hub:
     """An existing hub folder (absolute paths) and its run.json."""
-
     path: Path
     artifacts: Path
     run: RunRecord
@@ -72,18 +67,17 @@ def _claim(path: Path) -> bool:
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         path.mkdir()
+        return True
     except FileExistsError:
         return False
-    return True
 
 
 def _fresh_stamp(ctx: RunContext, base: str, explicit: bool) -> str:
     """The first `base`, `base-2`, ... whose artifacts folder (and hub, unless named) is free."""
     for n in range(1, MAX_SUFFIX + 1):
         stamp = base if n == 1 else f"{base}-{n}"
-        if (ctx.path(ctx.plan.artifacts_for(stamp))).exists():
-            continue
-        if explicit or _claim(ctx.path(ctx.plan.hub_for(stamp))):
+        free = not ctx.path(ctx.plan.artifacts_for(stamp)).exists()
+        if free and (explicit or _claim(ctx.path(ctx.plan.hub_for(stamp)))):
             return stamp
     raise HubExistsError(f"{MAX_SUFFIX} hubs exist for timestamp {base} under {ctx.project}; clean up or retry")
 
@@ -91,13 +85,11 @@ def _fresh_stamp(ctx: RunContext, base: str, explicit: bool) -> str:
 def create_hub(ctx: RunContext, *, targets: tuple[str, ...], explicit: str | Path | None = None,
                timestamp: str | None = None, python: str | None = None, part: bool = False) -> Hub:
     """A fresh hub + artifacts folder with INCOMPLETE and run.json for the selected `targets`."""
-    stamp = _fresh_stamp(ctx, timestamp or new_timestamp(), explicit is not None)
-    if explicit is None:
-        hub_path = ctx.path(ctx.plan.hub_for(stamp))
-    else:
-        hub_path = ctx.path(Path(explicit).expanduser()).resolve()
-        if hub_path.exists() or not _claim(hub_path):
-            raise HubExistsError(f"hub {hub_path} exists already; a hub is never overwritten. "
+    named = explicit is not None
+    stamp = _fresh_stamp(ctx, timestamp or new_timestamp(), named)
+    hub_path = ctx.path(Path(explicit).expanduser()).resolve() if named else ctx.path(ctx.plan.hub_for(stamp))
+    if named and (hub_path.exists() or not _claim(hub_path)):
+        raise HubExistsError(f"hub {hub_path} exists already; a hub is never overwritten. "
                                  "Pick a new HUB= path, or omit it to get a fresh timestamped hub.")
     artifacts = ctx.path(ctx.plan.artifacts_for(stamp))
     artifacts.mkdir(parents=True, exist_ok=True)
@@ -121,8 +113,7 @@ def open_hub(path: str | Path, ctx: RunContext) -> Hub:
     """An existing hub of this context; FileNotFoundError says how to make one. Old hubs selected every target."""
     hub_path = ctx.path(Path(path).expanduser()).resolve()
     run = RunRecord.load(hub_path)
-    if not run.targets:
-        run = replace(run, targets=tuple(t.name for t in ctx.plan.targets))
+    run = run if run.targets else replace(run, targets=tuple(t.name for t in ctx.plan.targets))
     artifacts = ctx.path(run.artifacts).resolve()
     if not artifacts.is_relative_to(ctx.project):
         raise ValueError(f"{hub_path / HubFiles.RUN}: artifacts {run.artifacts!r} lie outside the project "
@@ -142,6 +133,6 @@ def load_verdicts(hub: Path) -> tuple[dict[str, VerdictRecord], list[str]]:
             continue
         if rec.target in records:
             errors.append(f"{path}: second record for target {rec.target!r}")
-            continue
-        records[rec.target] = rec
+        else:
+            records[rec.target] = rec
     return records, errors

@@ -1,9 +1,6 @@
-"""`read_hub`: any finished hub for compare and reproduce, made by the harness or by hand.
+"""`read_hub`: any finished hub (a harness hub with manifest or run.json, or a teammate's hand-made one) as a HubView.
 
-A folder with a manifest or run.json is a harness hub (format 1 or 2); a folder with only the
-seed's logs and summary.md is a teammate's hand-made hub. Either way the result is a HubView,
-or HubUnreadable listing what is wrong; reading never writes.
-"""
+A hub that cannot be read raises HubUnreadable listing what is wrong; reading never writes."""
 
 from __future__ import annotations
 
@@ -19,7 +16,7 @@ from harness.validate import validate
 
 def read_harness_hub(hub: Path) -> HubView:
     """A hub the harness made; it must pass `validate`'s integrity checks (RED verdicts are fine)."""
-    problems = list(validate(hub, mode="hub-only", ignore_incomplete=False).integrity_problems)
+    problems = validate(hub, mode="hub-only", ignore_incomplete=False).integrity_problems
     manifest = run = None
     try:
         manifest = Manifest.load(hub)
@@ -35,8 +32,7 @@ def read_harness_hub(hub: Path) -> HubView:
         problems.append(f"{hub / HubFiles.VERDICTS} holds no verdict records: no target ran; rerun the plan")
     if problems or manifest is None:
         raise HubUnreadable(hub, problems)
-    order = [t.name for t in manifest.targets]
-    verdicts = {n: verdicts[n] for n in order if n in verdicts} | verdicts  # run order, extras last
+    verdicts = {t.name: verdicts[t.name] for t in manifest.targets if t.name in verdicts} | verdicts  # extras last
     return HubView(hub, verdicts, manifest.overall_verdict, manifest.overall_reason, manifest.plan, run,
                    EnvironmentRecord.load(hub))
 

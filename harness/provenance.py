@@ -1,9 +1,7 @@
-"""What a run ran on: the evidence interpreter, probed once per run by the driver.
+"""What a run ran on: the evidence interpreter, probed once per run in a child with the targets' environment.
 
-The probes run in a child with the targets' environment: `probe_versions` reads every installed
-distribution (fast; a uv-built venv has no pip), `probe_cuda` imports torch (seconds, so the
-driver runs it beside the first target). The checkout's git state is read in harness/context.py.
-"""
+`probe_versions` reads every installed distribution (fast; a uv-built venv has no pip), `probe_cuda` imports
+torch (seconds: the driver runs it beside the first target). The git state is read in harness/context.py."""
 
 from __future__ import annotations
 
@@ -16,16 +14,11 @@ from typing import Mapping
 from harness.schema import EnvironmentRecord, Runtime
 
 PROBE_TIMEOUT_S = 120
-
-
+_PROBE_ERRORS = (OSError, subprocess.SubprocessError, RuntimeError, ValueError, IndexError)
 _VERSIONS = r"""
 import json, os, platform, sys
 from importlib import metadata
-packages = {}
-for dist in metadata.distributions():
-    name = dist.metadata["Name"]
-    if name:
-        packages[name.lower()] = dist.version
+packages = {d.metadata["Name"].lower(): d.version for d in metadata.distributions() if d.metadata["Name"]}
 print(json.dumps({"python": platform.python_version(), "platform": platform.platform(),
                   "executable": sys.executable, "packages": dict(sorted(packages.items())),
                   "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
@@ -52,22 +45,19 @@ def probe_versions(python: str, env: Mapping[str, str], cwd: Path) -> Environmen
     """Versions of the interpreter and of every installed distribution (no heavy import)."""
     try:
         data = json.loads(_run_probe(python, _VERSIONS, env, cwd))
-    except (OSError, subprocess.SubprocessError, RuntimeError, ValueError, IndexError) as exc:
+    except _PROBE_ERRORS as exc:
         return EnvironmentRecord(Runtime(executable=python, cuda_visible_devices=env.get("CUDA_VISIBLE_DEVICES"),
                                          pythonhashseed=env.get("PYTHONHASHSEED"),
                                          error=f"version probe failed: {exc}"))
     packages = data.pop("packages")
-    runtime = Runtime(**data, torch=packages.get("torch"), lightning=packages.get("lightning"),
-                      numpy=packages.get("numpy"))
-    return EnvironmentRecord(runtime, packages)
+    return EnvironmentRecord(Runtime(**data, **{k: packages.get(k) for k in ("torch", "lightning", "numpy")}), packages)
 
 
 def probe_cuda(python: str, env: Mapping[str, str], cwd: Path, record: EnvironmentRecord) -> EnvironmentRecord:
     """`record` with `torch.cuda.is_available()` as the targets' interpreter answers it."""
     try:
-        answer = json.loads(_run_probe(python, _CUDA, env, cwd))
-    except (OSError, subprocess.SubprocessError, RuntimeError, ValueError, IndexError) as exc:
+        runtime = replace(record.runtime, cuda_available=json.loads(_run_probe(python, _CUDA, env, cwd)))
+    except _PROBE_ERRORS as exc:
         note = f"cuda probe failed: {exc}"
-        return replace(record, runtime=replace(record.runtime, error="; ".join(filter(None, [record.runtime.error,
-                                                                                             note]))))
-    return replace(record, runtime=replace(record.runtime, cuda_available=answer))
+        runtime = replace(record.runtime, error="; ".join(filter(None, [record.runtime.error, note])))
+    return replace(record, runtime=runtime)

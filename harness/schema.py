@@ -1,9 +1,6 @@
-"""One owner for every record a hub holds: file names, verdicts and the JSON formats.
+"""Every record a hub holds (file names, verdicts, JSON formats): writers and readers share these classes.
 
-Whatever writes a hub file and whatever reads it goes through the classes here (`to_dict` /
-`load`), so a format cannot drift between the runner, collate, compare and the tests.
-Files of the older format 1 are upgraded on reading by `harness.legacy`. Stdlib-only.
-"""
+Files of the older format 1 are upgraded on reading by `harness.legacy`. Stdlib-only."""
 
 from __future__ import annotations
 
@@ -19,7 +16,6 @@ from harness.fsio import atomic_write_json
 
 class Verdict(str, Enum):
     """Every verdict the harness gives; a target is evidence only when GREEN."""
-
     GREEN, RED, TIMEOUT, SKIPPED = "GREEN", "RED", "TIMEOUT", "SKIPPED"
     BLOCKED = "BLOCKED"  # a declared input is missing (or a CUDA target sees no GPU): nothing ran
     UNKNOWN = "UNKNOWN"  # a hand-made log that does not say how it ended
@@ -38,7 +34,6 @@ RECORD_VERDICTS = (Verdict.GREEN, Verdict.RED, Verdict.TIMEOUT, Verdict.SKIPPED,
 
 class HubFiles:
     """The names of a hub's files, relative to the hub folder."""
-
     RUN, ENVIRONMENT, MANIFEST = "run.json", "environment.json", "manifest.json"
     SUMMARY, BLOCKER, INCOMPLETE = "summary.md", "blocker.log", "INCOMPLETE"
     VERDICTS, JUNIT, FIGURES = "verdicts", "junit.xml", "figures"
@@ -66,14 +61,12 @@ def read_json(path: Path, schema: str) -> dict[str, Any]:
         raise SchemaError(f"{path}: not readable JSON ({exc})") from exc
     if not isinstance(data, dict):
         raise SchemaError(f"{path}: expected a JSON object, got {type(data).__name__}")
-    found = data.get("schema")
-    if found != schema and found == schema.replace("/2", "/1"):
+    if (found := data.get("schema")) == schema:
+        return data
+    if found == schema.replace("/2", "/1"):
         from harness import legacy  # only hubs made before format 2 need it
-
         return legacy.upgrade(schema, data)
-    if found != schema:
-        raise SchemaError(f"{path}: schema {found!r}, expected {schema!r} (written by another harness version)")
-    return data
+    raise SchemaError(f"{path}: schema {found!r}, expected {schema!r} (written by another harness version)")
 
 
 def _build(cls: type, data: dict[str, Any], **given: Any) -> Any:
@@ -90,7 +83,6 @@ def _build(cls: type, data: dict[str, Any], **given: Any) -> Any:
 
 class _HubRecord:
     """A JSON file of the hub: `SCHEMA` names its format, `FILE` its path in the hub."""
-
     SCHEMA: ClassVar[str]
     FILE: ClassVar[str]
 
@@ -104,7 +96,6 @@ class _HubRecord:
 @dataclass(frozen=True)
 class GitState:
     """The checkout's git state; `production_changed` lists guarded files that differ from HEAD."""
-
     sha: str | None = None
     dirty: bool | None = None
     dirty_files: tuple[str, ...] = ()
@@ -119,7 +110,6 @@ class GitState:
 @dataclass(frozen=True)
 class Runtime:
     """What a target's interpreter sees: versions, GPU visibility, platform."""
-
     python: str | None = None
     platform: str | None = None
     executable: str | None = None
@@ -135,7 +125,6 @@ class Runtime:
 @dataclass(frozen=True)
 class Provenance:
     """Where and on what one target ran."""
-
     git: GitState = field(default_factory=GitState)
     runtime: Runtime = field(default_factory=Runtime)
     seed: int | None = None
@@ -151,7 +140,6 @@ class Provenance:
 @dataclass(frozen=True)
 class Counts:
     """Outcome counts of a pytest target (an XPASS is counted apart from a pass)."""
-
     tests: int = 0
     passed: int = 0
     failed: int = 0
@@ -163,11 +151,7 @@ class Counts:
 
 @dataclass(frozen=True)
 class VerdictRecord:
-    """`verdicts/<target>.json`: what one target did and the verdict it earned.
-
-    `outputs` are relative to the project root, `figures` (copied into the hub) to the hub.
-    """
-
+    """`verdicts/<target>.json`: one target's verdict; `outputs` are project-relative, `figures` hub-relative."""
     target: str
     kind: str
     log: str
@@ -191,7 +175,6 @@ class VerdictRecord:
     device: str = "cpu"
     log_sha256: str | None = None  # the seal: what the harness wrote into the log (harness/logframe.py)
     log_bytes: int | None = None
-
     SCHEMA = "evidence-verdict/2"
 
     @property
@@ -204,11 +187,10 @@ class VerdictRecord:
     @classmethod
     def load(cls, path: Path) -> VerdictRecord:
         data = read_json(path, cls.SCHEMA)
-        missing = [k for k in ("target", "kind", "log", "verdict") if k not in data]
-        if missing:
+        if missing := [k for k in ("target", "kind", "log", "verdict") if k not in data]:
             raise SchemaError(f"{path}: missing field(s) {', '.join(missing)}")
-        if data["verdict"] not in {v.value for v in RECORD_VERDICTS}:
-            raise SchemaError(f"{path}: verdict {data['verdict']!r} is not one of {[v.value for v in RECORD_VERDICTS]}")
+        if data["verdict"] not in (known := [v.value for v in RECORD_VERDICTS]):
+            raise SchemaError(f"{path}: verdict {data['verdict']!r} is not one of {known}")
         counts = data.get("counts")
         return _build(cls, data, verdict=Verdict(data["verdict"]), counts=_build(Counts, counts) if counts else None)
 
@@ -219,7 +201,6 @@ class VerdictRecord:
 @dataclass(frozen=True)
 class PlanRef:
     """Which plan file a run used: its path as given, sha256 and id."""
-
     path: str | None = None
     sha256: str | None = None
     id: str | None = None
@@ -228,7 +209,6 @@ class PlanRef:
 @dataclass(frozen=True)
 class ProjectId:
     """A project's identity: its history's root commit and origin URL; `name` (its folder) is information only."""
-
     root: str | None = None
     origin: str | None = None
     name: str | None = None
@@ -240,7 +220,6 @@ class ProjectId:
 @dataclass(frozen=True)
 class RunRecord(_HubRecord):
     """`run.json`: what a run started from. Paths are relative to the project root."""
-
     plan: PlanRef
     timestamp: str
     hub: str
@@ -257,26 +236,22 @@ class RunRecord(_HubRecord):
     part: bool = False  # one target run alone to be merged with others (`harness merge`)
     host: str | None = None  # the machine the run started on (a merged hub: where each part ran)
     runner: str | None = None  # the CI runner's name ($RUNNER_NAME on GitHub Actions), if any
-
     SCHEMA, FILE = "evidence-run/2", HubFiles.RUN
 
     @classmethod
     def load(cls, hub: Path) -> RunRecord:
         path = Path(hub) / cls.FILE
         try:
-            data = read_json(path, cls.SCHEMA)
+            return _build(cls, read_json(path, cls.SCHEMA))
         except FileNotFoundError:
             raise FileNotFoundError(f"{path}: no run.json, so {hub} is not a hub the harness created") from None
-        return _build(cls, data)
 
 
 @dataclass(frozen=True)
 class EnvironmentRecord(_HubRecord):
     """`environment.json`: the evidence interpreter, probed once per run, and every distribution in it."""
-
     runtime: Runtime
     packages: dict[str, str] = field(default_factory=dict)
-
     SCHEMA, FILE = "evidence-environment/1", HubFiles.ENVIRONMENT
 
     @classmethod
@@ -291,7 +266,6 @@ class EnvironmentRecord(_HubRecord):
 @dataclass(frozen=True)
 class FileEntry:
     """One file a manifest vouches for: hub files relative to the hub, external ones to the project."""
-
     path: str
     bytes: int | None
     sha256: str | None
@@ -304,7 +278,6 @@ class FileEntry:
 @dataclass(frozen=True)
 class TargetSummary:
     """One plan target as collate judged it."""
-
     name: str
     kind: str | None = None
     verdict: str | None = None
@@ -317,7 +290,6 @@ class TargetSummary:
 @dataclass(frozen=True)
 class Manifest(_HubRecord):
     """`manifest.json`: every byte a run produced and collate's verdicts; relocatable (format 2)."""
-
     plan: PlanRef
     hub: str  # the hub relative to its project root at collate time: finds external files again
     timestamp: str
@@ -332,7 +304,6 @@ class Manifest(_HubRecord):
     files: tuple[FileEntry, ...]
     external: tuple[FileEntry, ...] = ()
     format: int = 2
-
     SCHEMA, FILE = "evidence-manifest/2", HubFiles.MANIFEST
 
     @classmethod
@@ -341,10 +312,8 @@ class Manifest(_HubRecord):
         data = read_json(path, cls.SCHEMA)
         entries = {}
         for key in ("files", "external"):
-            bad = [e for e in data.get(key) or () if not isinstance(e, dict) or not e.get("path")]
-            if bad:
+            if bad := [e for e in data.get(key) or () if not isinstance(e, dict) or not e.get("path")]:
                 raise SchemaError(f"{path}: {key} entry without a path: {bad[0]!r}")
             entries[key] = tuple(_build(FileEntry, e) for e in data.get(key) or ())
-        targets = tuple(_build(TargetSummary,
-                               t) for t in data.get("targets") or () if isinstance(t, dict) and t.get("name"))
-        return _build(cls, data, targets=targets, **entries)
+        targets = [_build(TargetSummary, t) for t in data.get("targets") or () if isinstance(t, dict) and t.get("name")]
+        return _build(cls, data, targets=tuple(targets), **entries)

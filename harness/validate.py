@@ -1,10 +1,7 @@
-"""`python -m harness validate <hub>`: re-check a collated hub at any later time, wherever it is.
+"""`python -m harness validate <hub>`: re-check a collated hub at any later time, wherever it is (paths are relative).
 
-Every file the manifest lists must be there with its size and sha256, nothing may have been
-added, and the records, logs, summary, JUnit file and manifest must tell the same story. Paths
-are hub-relative (format 2), so a copied hub validates by itself; bulky files outside it are
-checked when present and otherwise reported as "not present here" unless `--require-artifacts`.
-"""
+Every listed file must keep its size and sha256, none may be added, and records, logs, summary, JUnit file and
+manifest must tell the same story; bulky files outside the hub are checked when present."""
 
 from __future__ import annotations
 
@@ -21,23 +18,26 @@ from harness.logframe import read_frame, seal_problem
 from harness.schema import FileEntry, HubFiles, Manifest, RunRecord, SchemaError, Verdict, VerdictRecord
 
 NOT_FINISHED = (str(Verdict.MISSING), str(Verdict.INTERRUPTED), str(Verdict.NOT_RUN))
-
+Expected = list[tuple[str, str | None, str | None]]  # (name, log, verdict) of every target the hub must hold
 
 
 @dataclass
 class ValidationResult:
     """Problems make a hub invalid; warnings are printed but do not fail it."""
-
     hub: Path
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     manifest: Manifest | None = None
-    unreadable: bool = False  # no manifest, bad JSON or another schema: nothing else was checked
     verdict_problems: list[str] = field(default_factory=list)  # "X is not GREEN": sound hub, failed run
 
     @property
     def ok(self) -> bool:
         return not self.problems
+
+    @property
+    def unreadable(self) -> bool:
+        """No manifest, bad JSON or another schema: nothing else was checked."""
+        return self.manifest is None
 
     @property
     def integrity_problems(self) -> list[str]:
@@ -49,17 +49,16 @@ class ValidationResult:
         self.verdict_problems.append(message)
 
 
-def _check_entries(entries: tuple[FileEntry, ...], root: Path | None, result: ValidationResult,
+def _check_entries(entries: tuple[FileEntry, ...], root: Path, result: ValidationResult,
                    on_absent: Callable[[FileEntry], None]) -> None:
     """Every listed file found under `root` must have its recorded size and sha256; `on_absent` gets the others."""
     for entry in entries:
-        path = inside(root, entry.path) if root is not None else None
-        if root is not None and path is None:
+        if (path := inside(root, entry.path)) is None:
             result.problems.append(f"{entry.path}: leads outside {root} (an absolute path, '..' or a symlink); "
                                    "a hub may name only files inside itself or its project")
         elif entry.missing:
             result.problems.append(f"{entry.path}: was already missing when the hub was collated")
-        elif path is None or not path.is_file():
+        elif not path.is_file():
             on_absent(entry)
         elif (size := path.stat().st_size) != entry.bytes:
             result.problems.append(f"{entry.path}: size changed ({entry.bytes} bytes in manifest.json, {size} now)")
@@ -82,8 +81,7 @@ def _check_external(hub: Path, m: Manifest, mode: str, result: ValidationResult,
             result.warnings.append(text + "; they are git-ignored bulky artifacts (--require-artifacts to insist)")
 
 
-def _expected_targets(m: Manifest, hub: Path, home: Path, result: ValidationResult) -> list[tuple[str, str | None,
-                                                                                                  str | None]]:
+def _expected_targets(m: Manifest, hub: Path, home: Path, result: ValidationResult) -> Expected:
     """(name, log, verdict) of every target that must be in the hub: the plan's that the run selected."""
     listed = {t.name: (t.name, t.log, t.verdict) for t in m.targets}
     try:
@@ -91,27 +89,22 @@ def _expected_targets(m: Manifest, hub: Path, home: Path, result: ValidationResu
     except (OSError, SchemaError):
         selected = None  # reported by the file checks
     plan_path = resolve_plan(m.plan.path, home, project_root_of(hub, m.hub)) if m.plan.path else None
-    if plan_path is None or not plan_path.is_file():
-        result.warnings.append(f"{m.plan.path}: plan file not found here; checking the targets the manifest lists")
-        return list(listed.values())
-    if sha256_file(plan_path) != m.plan.sha256:
-        result.warnings.append(f"{m.plan.path}: plan file changed since this run; checking the targets the manifest "
-                               "lists")
-        return list(listed.values())
+    why = "plan file not found here" if plan_path is None or not plan_path.is_file() else \
+        "plan file changed since this run" if sha256_file(plan_path) != m.plan.sha256 else None
     try:
-        planned = load_plan(plan_path).targets
+        planned = () if why else load_plan(plan_path).targets
     except (ValueError, OSError) as exc:
-        result.warnings.append(f"{m.plan.path}: plan does not load ({exc}); checking the targets the manifest lists")
+        why = f"plan does not load ({exc})"
+    if why:
+        result.warnings.append(f"{m.plan.path}: {why}; checking the targets the manifest lists")
         return list(listed.values())
     planned = tuple(t for t in planned if selected is None or t.name in selected)
-    for t in planned:
-        if t.name not in listed:
-            result.problems.append(f"manifest.json: plan target {t.name!r} is not listed (manifest edited by hand?)")
+    result.problems += [f"manifest.json: plan target {t.name!r} is not listed (manifest edited by hand?)"
+                        for t in planned if t.name not in listed]
     return [listed.get(t.name, (t.name, t.log, None)) for t in planned]
 
 
-def _check_hub_files(hub: Path, m: Manifest, expected: list[tuple[str, str | None, str | None]],
-                     result: ValidationResult) -> None:
+def _check_hub_files(hub: Path, m: Manifest, expected: Expected, result: ValidationResult) -> None:
     listed = {e.path: e for e in m.files}
     _check_entries(m.files, hub, result, lambda e: result.problems.append(
         f"{e.path}: missing (listed in manifest.json with {e.bytes} bytes)"))
@@ -121,11 +114,10 @@ def _check_hub_files(hub: Path, m: Manifest, expected: list[tuple[str, str | Non
     for rel, (name, verdict) in required.items():
         path = inside(hub, rel) or hub / "(outside the hub)"
         if not path.is_file() and rel not in listed:
-            message = f"{rel}: expected file missing"
             if verdict in NOT_FINISHED:  # honest about it: the run failed, the hub is not damaged
-                result.not_green(message + f" (its target is recorded as {verdict})")
+                result.not_green(f"{rel}: expected file missing (its target is recorded as {verdict})")
             else:
-                result.problems.append(message)
+                result.problems.append(f"{rel}: expected file missing")
         elif path.is_file() and path.stat().st_size == 0:
             result.problems.append(f"{rel}: expected file is empty")
         elif path.is_file() and rel not in listed:
@@ -138,16 +130,16 @@ def _check_hub_files(hub: Path, m: Manifest, expected: list[tuple[str, str | Non
             result.problems.append(f"{rel}: in the hub but not listed in manifest.json (added after collate?)")
 
 
-def _check_verdicts(hub: Path, m: Manifest, expected: list[tuple[str, str | None, str | None]],
-                    result: ValidationResult) -> None:
-    verdict_of = {name: verdict for name, _, verdict in expected}
+def _check_verdicts(hub: Path, m: Manifest, expected: Expected, result: ValidationResult) -> dict[str, VerdictRecord]:
+    """Manifest, records and overall verdict must agree; returns the readable records by target."""
+    verdict_of, records = {name: verdict for name, _, verdict in expected}, {}
     for name, _, verdict in expected:
         if verdict != Verdict.GREEN:
             result.not_green(f"manifest.json: target {name!r} is {verdict}, not GREEN")
         record_path = hub / HubFiles.verdict(name)
         if record_path.is_file() and record_path.stat().st_size:
             try:
-                record = VerdictRecord.load(record_path)
+                records[name] = record = VerdictRecord.load(record_path)
             except SchemaError as exc:
                 result.problems.append(str(exc))
                 continue
@@ -165,36 +157,26 @@ def _check_verdicts(hub: Path, m: Manifest, expected: list[tuple[str, str | None
         if entry.target in verdict_of and entry.verdict != verdict_of[entry.target]:
             result.problems.append(f"manifest.json: {entry.path} has verdict {entry.verdict} but its target "
                                    f"{entry.target!r} is {verdict_of[entry.target]}")
+    return records
 
 
 _SUMMARY = re.compile(r"^\*\*Overall verdict: (\S+)\*\*")
 
 
-def _check_story(hub: Path, m: Manifest, expected: list[tuple[str, str | None, str | None]],
+def _check_story(hub: Path, m: Manifest, expected: Expected, records: dict[str, VerdictRecord],
                  result: ValidationResult) -> None:
-    """Every file must tell the same story: a record made GREEN by hand still has its RED log footer.
-
-    (A forger who rewrites every file consistently is caught only by rerunning: `reproduce`.)
-    """
+    """A record made GREEN by hand still has its RED log footer (only a rerun catches a forger who edits every file)."""
     for name, log, _ in expected:
-        record_path, log_path = inside(hub, HubFiles.verdict(name)), inside(hub, str(log))
-        if not (record_path and log_path and record_path.is_file() and log_path.is_file()):
-            continue
-        try:
-            record = VerdictRecord.load(record_path)
-        except SchemaError:
+        record, log_path = records.get(name), inside(hub, str(log))
+        if not (record and inside(hub, HubFiles.verdict(name)) and log_path and log_path.is_file()):
             continue
         frame = read_frame(log_path) if not log_path.is_symlink() else None  # one pass, whatever the log's size
-        if record.log_sha256 and frame:  # a harness-made log: sealed, framed
-            broken = seal_problem(log_path, record.log_sha256, record.log_bytes, frame)
-            if broken:
-                result.problems.append(broken)
-                continue
-        footer = frame.verdict if frame else None
-        if footer and footer != record.verdict:
+        sealed = record.log_sha256 and frame  # a harness-made log: sealed, framed
+        if sealed and (broken := seal_problem(log_path, record.log_sha256, record.log_bytes, frame)):
+            result.problems.append(broken)
+        elif frame and frame.verdict and frame.verdict != record.verdict:
             result.problems.append(f"{HubFiles.verdict(name)}: says {record.verdict} but {log} ends with verdict "
-                                   f"{footer} "
-                                   "(a record edited by hand?)")
+                                   f"{frame.verdict} (a record edited by hand?)")
     summary = hub / HubFiles.SUMMARY
     said = [m_.group(1) for line in _head(summary, 8) if (m_ := _SUMMARY.match(line))] \
         if summary.is_file() and not summary.is_symlink() else []
@@ -218,37 +200,29 @@ def _head(path: Path, lines: int) -> list[str]:
 
 def validate(hub: str | Path, *, mode: str = "default", ignore_incomplete: bool = False, home: Path = HOME,
              project: Path | None = None) -> ValidationResult:
-    """Re-check a collated hub; every problem names a path and what is wrong with it.
-
-    `mode`: "default" (absent external files are a warning), "require" (a problem) or
-    "hub-only" (external files are not looked at). `ignore_incomplete` is for collate itself.
-    """
+    """Re-check a collated hub (each problem names a path); `mode`: "default" (absent external files warn),
+    "require" (they are problems) or "hub-only" (not looked at); `ignore_incomplete` is for collate itself."""
     hub = Path(hub).expanduser().resolve()
     result = ValidationResult(hub=hub)
     if not hub.is_dir():
         what = "does not exist" if not hub.exists() else "is a file, not a hub folder"
         result.problems.append(f"{hub} {what} (pass the hub folder that holds manifest.json)")
-        result.unreadable = True
         return result
     if (hub / HubFiles.INCOMPLETE).exists() and not ignore_incomplete:
         result.problems.append(f"{HubFiles.INCOMPLETE}: the run was interrupted or never collated")
     try:
-        m = Manifest.load(hub)
+        result.manifest = m = Manifest.load(hub)
     except FileNotFoundError:
         result.problems.append(f"{HubFiles.MANIFEST}: missing — the hub was not collated, or was made by hand; "
                                f"run `python -m harness collate {hub}` if its targets finished")
-        result.unreadable = True
         return result
     except SchemaError as exc:
         result.problems.append(f"{exc}; recollate with `python -m harness collate {hub}`")
-        result.unreadable = True
         return result
-    result.manifest = m
     expected = _expected_targets(m, hub, home, result)
     _check_hub_files(hub, m, expected, result)
     _check_external(hub, m, mode, result, project)
-    _check_verdicts(hub, m, expected, result)
-    _check_story(hub, m, expected, result)
+    _check_story(hub, m, expected, _check_verdicts(hub, m, expected, result), result)
     return result
 
 
@@ -261,7 +235,6 @@ def handmade_report(hub: Path, fmt: str) -> int:
     """A teammate's hand-made hub: nothing to check its bytes against, so show what its logs say."""
     from harness.handmade import DERIVED, read_handmade
     from harness.hubview import HubUnreadable
-
     try:
         view = read_handmade(hub)
     except HubUnreadable as exc:
@@ -272,8 +245,7 @@ def handmade_report(hub: Path, fmt: str) -> int:
     lines = [f"{hub}: hand-made hub (no manifest: its files cannot be checked for changes); verdicts {DERIVED}:"]
     lines += [f"  {name}: {r.verdict} - {r.reason}" for name, r in view.verdicts.items()]
     lines += [f"problem: {note}" for note in view.notes] + [f"overall: {view.overall} - {view.overall_reason}"]
+    targets = {n: {"verdict": str(r.verdict), "reason": r.reason} for n, r in view.verdicts.items()}
     emit(fmt, "validate", {"hub": str(hub), "valid": ok, "handmade": True, "exit_code": 0 if ok else 1,
-                           "targets": {n: {"verdict": str(r.verdict), "reason": r.reason} for n,
-                                       r in view.verdicts.items()},
-                           "problems": list(view.notes)}, "\n".join(lines))
+                           "targets": targets, "problems": list(view.notes)}, "\n".join(lines))
     return 0 if ok else 1

@@ -1,10 +1,7 @@
-"""Decide a target's verdict from facts: the outcome record, exit code, time limit, outputs.
+"""A target's verdict from facts (outcome record, exit code, time limit, outputs); pure functions.
 
-The verdict must not lie: a pytest target is GREEN only when at least one test ran and every
-one passed (no skip, xfail, XPASS, error) and pytest agreed by exiting 0. Outcomes come from
-the record the `harness_outcomes` plugin writes inside the target's own pytest, never from
-scraping text, and JUnit XML is not used (it writes an XPASS as a pass). Pure functions.
-"""
+A pytest target is GREEN only when a test ran, every one passed and pytest exited 0. Outcomes come from the
+`harness_outcomes` plugin's record, never from scraped text or JUnit XML (which writes an XPASS as a pass)."""
 
 from __future__ import annotations
 
@@ -19,18 +16,14 @@ from harness.schema import Counts, Verdict
 OUTCOMES = ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
 RECORD_PREFIX = "TRAIN_RECORD "  # a command target's last line of this form is its record
 _TIMEOUT_MARK = "from pytest-timeout"
-_EXIT_MEANING = {
-    2: "interrupted, e.g. by a collection error",
-    3: "pytest internal error",
-    4: "usage error: the selector's file or test does not exist",
-    5: "no tests collected: the selector matched nothing",
-}
+_EXIT_MEANING = {2: "interrupted, e.g. by a collection error", 3: "pytest internal error",
+                 4: "usage error: the selector's file or test does not exist",
+                 5: "no tests collected: the selector matched nothing"}
 
 
 @dataclass(frozen=True)
 class PytestOutcomes:
     """What the plugin recorded: each test's outcome, pytest's exit status, GPU visibility."""
-
     tests: tuple[dict, ...]
     exitstatus: int | None = None
     cuda_available: bool | None = None
@@ -69,8 +62,7 @@ def pytest_verdict(outcomes: PytestOutcomes | None, exit_code: int | None, timed
         why = _EXIT_MEANING.get(exit_code, "pytest failed to start or was killed")
         return Verdict.RED, f"pytest wrote no outcome record (exit code {exit_code}: {why}); see the log"
     c, tests = outcomes.counts, outcomes.tests
-    stopped = [t["nodeid"] for t in tests if t["outcome"] == "failed" and _TIMEOUT_MARK in t["message"]]
-    if stopped:
+    if stopped := [t["nodeid"] for t in tests if t["outcome"] == "failed" and _TIMEOUT_MARK in t["message"]]:
         return Verdict.TIMEOUT, f"pytest-timeout stopped {', '.join(stopped[:3])}"
     if c.tests == 0:
         why = _EXIT_MEANING.get(exit_code, "the selector matched nothing")
@@ -117,10 +109,7 @@ def parse_record(payload: str | None) -> dict | None:
 
 def command_verdict(exit_code: int | None, timed_out: bool, outputs: Sequence[tuple[str, int | None]],
                     cuda_available: bool | None, error: str | None = None) -> tuple[Verdict, str]:
-    """(verdict, reason) of a command target; `outputs` = (path, bytes or None when missing).
-
-    `error` is the exception line of the command's last traceback (`textlog.last_error_line`), told when it failed.
-    """
+    """(verdict, reason) of a command target; `outputs`: (path, bytes or None); `error`: its last traceback line."""
     if timed_out:
         return Verdict.TIMEOUT, "killed at the target's wall-clock limit"
     if cuda_available:
@@ -129,11 +118,9 @@ def command_verdict(exit_code: int | None, timed_out: bool, outputs: Sequence[tu
         return Verdict.RED, "the command could not be started (see the log)"
     if exit_code != 0:
         return Verdict.RED, f"the command exited with code {exit_code}" + (f": {error}" if error else "")
-    missing = [p for p, size in outputs if size is None]
-    if missing:
+    if missing := [p for p, size in outputs if size is None]:
         return Verdict.RED, f"expected output missing: {', '.join(missing)}"
-    empty = [p for p, size in outputs if size == 0]
-    if empty:
+    if empty := [p for p, size in outputs if size == 0]:
         return Verdict.RED, f"expected output is empty: {', '.join(empty)}"
     produced = f"; outputs present: {', '.join(p for p, _ in outputs)}" if outputs else ""
     return Verdict.GREEN, f"exited 0 within its time limit{produced}"
