@@ -97,7 +97,7 @@ def overhead_parts(home: Path, python: str, hub: Path) -> dict[str, float]:
     env = child_env(ctx, ctx.plan.environment.threads)
     nox = [str(home / ".venv-tools/bin/nox"), "-f", str(home / "noxfile.py"), "-l"]
     parts: dict[str, list[float]] = {"nox start (nox -l)": [], "venv check (warm)": [], "version probe": [],
-                                     "GPU probe (imports torch; beside the first target)": [], "collate": []}
+                                     "GPU probe (beside the first target; none for a +cpu torch)": [], "collate": []}
     for _ in range(3):
         parts["nox start (nox -l)"].append(timed(nox, home)[0])
         t0 = time.monotonic()
@@ -108,7 +108,7 @@ def overhead_parts(home: Path, python: str, hub: Path) -> dict[str, float]:
         parts["version probe"].append(time.monotonic() - t0)
         t0 = time.monotonic()
         probe_cuda(python, env, home, versions)
-        parts["GPU probe (imports torch; beside the first target)"].append(time.monotonic() - t0)
+        parts["GPU probe (beside the first target; none for a +cpu torch)"].append(time.monotonic() - t0)
         copy = Path(tempfile.mkdtemp()) / "hub"
         shutil.copytree(hub, copy)
         (copy / "manifest.json").unlink()

@@ -54,7 +54,11 @@ def probe_versions(python: str, env: Mapping[str, str], cwd: Path) -> Environmen
 
 
 def probe_cuda(python: str, env: Mapping[str, str], cwd: Path, record: EnvironmentRecord) -> EnvironmentRecord:
-    """`record` with `torch.cuda.is_available()` as the targets' interpreter answers it."""
+    """`record` with `torch.cuda.is_available()` as the targets' interpreter answers it.
+
+    A CPU build of torch (version `+cpu`) never sees a GPU: it is False without importing torch (seconds)."""
+    if (record.runtime.torch or "").endswith("+cpu"):
+        return replace(record, runtime=replace(record.runtime, cuda_available=False))
     try:
         runtime = replace(record.runtime, cuda_available=json.loads(_run_probe(python, _CUDA, env, cwd)))
     except _PROBE_ERRORS as exc:

@@ -15,9 +15,9 @@ import pytest
 from harness.context import HOME, RunContext
 from harness.hub import create_hub
 from harness.plan import load_plan
-from harness.provenance import probe_versions
+from harness.provenance import probe_cuda, probe_versions
 from harness.runner import child_env, run_target, share_threads
-from harness.schema import EnvironmentRecord, HubFiles, Verdict, VerdictRecord
+from harness.schema import EnvironmentRecord, HubFiles, Runtime, Verdict, VerdictRecord
 
 SYN = "tests/test_synthetic.py"
 
@@ -27,6 +27,14 @@ def environment():
     """This interpreter's versions, probed once (the runner needs pytest and pytest-timeout in it)."""
     return probe_versions(sys.executable, dict(os.environ), Path.cwd())
 
+
+
+@pytest.mark.parametrize("torch, cuda, error", [("2.13.0+cpu", False, None), ("2.13.0", None, "cuda probe failed")])
+def test_a_cpu_build_of_torch_is_answered_without_asking_the_interpreter(tmp_path, torch, cuda, error):
+    """The interpreter does not exist: only a `+cpu` torch gets an answer (False), any other build needs the probe."""
+    record = probe_cuda(str(tmp_path / "no-python"), {}, tmp_path, EnvironmentRecord(Runtime(torch=torch)))
+    assert record.runtime.cuda_available is cuda
+    assert (error in (record.runtime.error or "")) if error else record.runtime.error is None
 
 def hub_with(ctx: RunContext, environment: EnvironmentRecord, cuda: bool | None = False):
     """A run's hub as the driver leaves it for its targets: run.json, and environment.json with the GPU probe."""
