@@ -19,7 +19,6 @@ HOME = Path(__file__).resolve().parents[1]
 #: Environment variables that carry the context into nox sessions (set by `make` and the driver).
 PROJECT_ENV, PLAN_ENV, HUB_ENV = "EVIDENCE_PROJECT", "EVIDENCE_PLAN", "EVIDENCE_HUB"
 VERBOSE_ENV = "EVIDENCE_VERBOSE"  # V=1: every child's output on the console
-UNKNOWN = "unknown"
 
 
 class ContextError(UserError, ValueError):
@@ -117,9 +116,9 @@ def git_state(root: Path, production: tuple[str, ...] = ("src",)) -> GitState:
     try:
         top, sha = _git(root, "rev-parse", "--show-toplevel", "HEAD").splitlines()
     except FileNotFoundError:
-        return GitState(UNKNOWN, None, note="git is not installed")
+        return GitState("unknown", None, note="git is not installed")
     except subprocess.CalledProcessError as exc:
-        return GitState(UNKNOWN, None, note=f"{root} is not a git repository with a commit ({exc.stderr.strip()})")
+        return GitState("unknown", None, note=f"{root} is not a git repository with a commit ({exc.stderr.strip()})")
     porcelain = _git(root, "status", "--porcelain", "--untracked-files=no")
     dirty_files = tuple(sorted(line[3:].strip() for line in porcelain.splitlines() if line.strip()))
     changed = set(_git(root, "diff", "--name-only", "HEAD", "--", *production).split())

@@ -1,6 +1,7 @@
-"""The driver brackets one nox invocation (nox orders, runs and aborts the target sessions): before it the
-evidence venv, the hub and the interpreter probe; after it, whatever nox's exit status, collate. Ctrl-C and
-SIGTERM reach nox as SIGINT (it has no SIGTERM handler); harness/guard.py watches the production paths meanwhile.
+"""The driver: one hub for the targets a nox invocation selects, nox runs them, then collate (whatever nox's exit).
+
+Before nox: the evidence venv, the hub and the interpreter probe. Ctrl-C/SIGTERM reach nox as SIGINT (it has no
+SIGTERM handler); meanwhile harness/guard.py watches the production paths: a file written there makes the hub RED.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def nox_command(python: str | None = None, home: Path | None = None) -> list[str
 
 
 def parse_jobs(value: str | int | None) -> int:
-    """`--jobs`/`JOBS=`/`-j`: a positive integer or `auto` (one per core); ValueError says what is wrong."""
+    """`--jobs`/`JOBS=`/`-j`: a positive integer or `auto` (one per core); UserError says what is wrong."""
     if value in (None, "", "auto"):
         return os.cpu_count() or 1
     try:
