@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from harness.context import PLAN_ENV, PROJECT_ENV
     parser = argparse.ArgumentParser(prog="python -m harness", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="command")
     cmd = {name: sub.add_parser(name, help=text, description=text) for name, text in COMMANDS.items()}
@@ -78,7 +79,6 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--output", type=Path,
                    help="where to write it (default: the harness home's .github/workflows/evidence.yml)")
     g.add_argument("--python", default="3.11", help="the Python version every job sets up (default: 3.11)")
-    from harness.context import PLAN_ENV, PROJECT_ENV
     plan_help = f"evidence plan TOML, relative to the harness home or absolute (default: ${PLAN_ENV})"
     for name, each in cmd.items():
         each.add_argument("--project", "--project-root", dest="project", type=Path,
