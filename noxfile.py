@@ -1,11 +1,8 @@
 """Evidence sessions, generated from the evidence plan; the logic lives in `harness/` (tested there).
 
-Each plan target is a session (`nox -s cli_smoke_gs2`) that requires the targets it comes `after`
-and may run beside the others under `nox -j`. nox's interpreter needs nothing but nox: the harness
-runs in its tools venv (`harness/tools.py` builds it from the lock on first use). A nox invocation
-that selects a target session hands itself over to the driver (`python -m harness pipeline`),
-which makes the hub for exactly the targets nox selects, runs this same nox command into it and
-collates it whatever nox's exit status (docs/harness.md, "nox runs the evidence").
+Each plan target is a session requiring the targets it comes `after`. The harness runs in its tools venv
+(`harness/tools.py`), so nox's interpreter needs nothing but nox. A nox invocation selecting a target session
+hands itself over to the driver (`python -m harness pipeline`): one hub, collated whatever nox's exit status.
 """
 
 from __future__ import annotations
@@ -20,7 +17,7 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))  # harness.plan and harness.tools are stdlib-only: safe in nox's interpreter
 
 from harness import tools  # noqa: E402
-from harness.plan import DEFAULT_PLAN, load_plan  # noqa: E402
+from harness.plan import DEFAULT_PLAN, Target, load_plan  # noqa: E402
 
 nox.needs_version = ">=2026.10"
 nox.options.default_venv_backend = "none"
@@ -32,10 +29,8 @@ CPU_ENV = {"CUDA_VISIBLE_DEVICES": "", "OMP_WAIT_POLICY": "PASSIVE"}  # GPU hidd
 
 RUN_BY_NOX = __name__ == "user_nox_module"  # what nox names the noxfile it loads (not an import by a test)
 if RUN_BY_NOX and "EVIDENCE_DRIVER" not in os.environ and not LISTING & {a.split("=")[0] for a in sys.argv[1:]}:
-    harness_python = str(tools.ensure_tools(ROOT))
-    os.execv(
-        harness_python, [harness_python, "-m", "harness", "pipeline", "--nox", sys.executable, "--", *sys.argv[1:]]
-    )
+    tools_python = str(tools.ensure_tools(ROOT))
+    os.execv(tools_python, [tools_python, "-m", "harness", "pipeline", "--nox", sys.executable, "--", *sys.argv[1:]])
 
 
 def _harness(session: nox.Session, *args: str, silent: bool = False) -> str:
@@ -44,25 +39,18 @@ def _harness(session: nox.Session, *args: str, silent: bool = False) -> str:
     return str(session.run(str(tools.ensure_tools(ROOT)), "-m", "harness", *args, external=True, silent=silent))
 
 
-def _target_session(name: str) -> None:
-    target = PLAN.target(name)
-
+def _target_session(target: Target) -> None:
     def run(session: nox.Session) -> None:
         jobs = os.environ.get("NOX_PARALLEL") or str(os.cpu_count() if session.parallel else 1)
-        _harness(session, "run-target", name, "--jobs", jobs)
+        _harness(session, "run-target", target.name, "--jobs", jobs)
 
     run.__doc__ = target.summary
-    nox.session(
-        name=target.session,
-        tags=list(PLAN.tags),
-        requires=[PLAN.target(a).session for a in target.after],
-        allow_parallel=True,
-        venv_backend="none",
-    )(run)
+    nox.session(name=target.session, tags=list(PLAN.tags), requires=[PLAN.target(a).session for a in target.after],
+                allow_parallel=True, venv_backend="none")(run)
 
 
 for _target in PLAN.targets:
-    _target_session(_target.name)
+    _target_session(_target)
 
 
 @nox.session

@@ -1,18 +1,16 @@
 """`python -m harness <command>`: the one command-line layer. Every parser is built here.
 
-Engine modules hold no `main`; each command below resolves the run context once, calls the
-engine, and prints text or, with `--format json`, one JSON object (harness/reporting.py). A
-user mistake is one `error:` line, exit 2 (`harness.UserError`). Modules are imported lazily,
-per command, so running one target loads only what it needs.
+Each command resolves the run context once, calls the engine (imported lazily: running one target loads only
+what it needs) and prints text or one JSON object; a user mistake is one `error:` line, exit 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 from pathlib import Path
-from typing import Callable
 
 from harness import UserError
 
@@ -30,23 +28,8 @@ COMMANDS: dict[str, str] = {
 }
 
 
-def _context_options(parser: argparse.ArgumentParser, plan: bool = True) -> None:
-    from harness.context import PLAN_ENV, PROJECT_ENV
-
-    parser.add_argument("--project", "--project-root", dest="project", type=Path, default=None,
-                        help=f"checkout under test (default: ${PROJECT_ENV}, else the harness home)")
-    if plan:
-        parser.add_argument("--plan", type=Path, default=None,
-                            help=f"evidence plan TOML, relative to the harness home or absolute (default: ${PLAN_ENV})")
-    parser.add_argument("--project-commit", default=None, help="the judged commit, for a checkout without git")
-
-
-def _format(parser: argparse.ArgumentParser, *extra: str) -> None:
-    parser.add_argument("--format", choices=("text", "json", *extra), default="text",
-                        help="json: one JSON object on stdout (progress goes to stderr)")
-
-
 def build_parser() -> argparse.ArgumentParser:
+    from harness.context import PLAN_ENV, PROJECT_ENV
     parser = argparse.ArgumentParser(prog="python -m harness", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="command")
     cmd = {name: sub.add_parser(name, help=text, description=text) for name, text in COMMANDS.items()}
@@ -56,12 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hub", help="explicit hub folder; refused if it exists (default: timestamped)")
     p.add_argument("--part", help="one target alone into a part at this folder (to merge with others)")
     p.add_argument("--no-ledger", action="store_true", help="collate without touching the plan row / fix plan")
-    p.add_argument("--jobs", "-j", default=None, help="targets at once: a number or auto (default: cores)")
+    p.add_argument("--jobs", "-j", help="targets at once: a number or auto (default: cores)")
     p.add_argument("--verbose", "-v", action="store_true", help="show every child's output and the venv step")
     for name in ("pipeline", "collate", "reproduce"):
         cmd[name].add_argument("--sign", action="store_true", help="sign the collated hub (attestation.json)")
         cmd[name].add_argument("--key", type=Path, help="SSH key to sign with (default: git config user.signingkey)")
-    p.add_argument("--nox", dest="nox_python", default=None, help=argparse.SUPPRESS)  # the noxfile hands over
+    p.add_argument("--nox", dest="nox_python", help=argparse.SUPPRESS)  # the noxfile hands over
     p.add_argument("nox_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     cmd["run-target"].add_argument("target", help="target name from the plan")
     cmd["run-target"].add_argument("--jobs", default="1", help="how many targets nox runs at once (threads rule)")
@@ -80,37 +63,37 @@ def build_parser() -> argparse.ArgumentParser:
     c = cmd["compare"]
     c.add_argument("hub_a", type=Path, help="reference hub (e.g. the teammate's)")
     c.add_argument("hub_b", type=Path, help="hub to check against it (e.g. your rerun)")
-    c.add_argument("--output", type=Path, default=None, help="write the report here (never inside either hub)")
+    c.add_argument("--output", type=Path, help="write the report here (never inside either hub)")
     r = cmd["reproduce"]
     r.add_argument("--from", dest="from_hub", type=Path, required=True, help="the teammate's hub to reproduce")
     r.add_argument("--no-ledger", action="store_true", help="do not update the plan row / fix plan from the rerun")
     r.add_argument("--allow-plan-change", action="store_true", help="rerun even if the recorded plan changed")
-    r.add_argument("--hub", type=Path, default=None, help="folder for the new hub (default: a fresh one)")
-    r.add_argument("--jobs", "-j", default=None, help="targets at once: a number or auto (default: cores)")
+    r.add_argument("--hub", type=Path, help="folder for the new hub (default: a fresh one)")
+    r.add_argument("--jobs", "-j", help="targets at once: a number or auto (default: cores)")
     m = cmd["merge"]
     m.add_argument("parts", nargs="+", type=Path, metavar="PART", help="part folders (`make <target> PART=<dir>`)")
     m.add_argument("--into", required=True, help="the new hub, relative to the project; refused if it exists")
     m.add_argument("--no-ledger", action="store_true", help="do not touch the plan row or the fix plan")
     g = cmd["ci"]
     g.add_argument("provider", choices=("github",), help="github: a GitHub Actions workflow")
-    g.add_argument("--output", type=Path, default=None,
+    g.add_argument("--output", type=Path,
                    help="where to write it (default: the harness home's .github/workflows/evidence.yml)")
     g.add_argument("--python", default="3.11", help="the Python version every job sets up (default: 3.11)")
-    for name, parser_ in cmd.items():
-        _context_options(parser_, plan=name not in ("run-target",))
-        _format(parser_, *(("table", "md") if name in ("compare", "reproduce") else ()))
+    plan_help = f"evidence plan TOML, relative to the harness home or absolute (default: ${PLAN_ENV})"
+    for name, each in cmd.items():
+        each.add_argument("--project", "--project-root", dest="project", type=Path,
+                          help=f"checkout under test (default: ${PROJECT_ENV}, else the harness home)")
+        if name != "run-target":
+            each.add_argument("--plan", type=Path, help=plan_help)
+        each.add_argument("--project-commit", help="the judged commit, for a checkout without git")
+        tables = ("table", "md") if name in ("compare", "reproduce") else ()
+        each.add_argument("--format", choices=("text", "json", *tables), default="text",
+                          help="json: one JSON object on stdout (progress goes to stderr)")
     return parser
-
-
-def _say(args: argparse.Namespace) -> Callable[[str], None]:
-    """Progress lines: stdout, or stderr when stdout carries one JSON object."""
-    stream = sys.stderr if args.format == "json" else sys.stdout
-    return lambda line: print(line, file=stream, flush=True)
 
 
 def _context(args: argparse.Namespace):
     from harness.context import make_context
-
     return make_context(args.project, getattr(args, "plan", None), args.project_commit)
 
 
@@ -118,14 +101,12 @@ def _sign(args: argparse.Namespace, hub: Path, git_dir: Path) -> None:
     """`--sign`: attestation.json with the user's SSH key (never prompts; a key that would is one error line)."""
     if getattr(args, "sign", False):
         from harness.attest import sign_hub
-
         print(f"signed: {sign_hub(hub, key=args.key, git_dir=git_dir).name}", file=sys.stderr)
 
 
 def cmd_pipeline(args: argparse.Namespace) -> int:
     from harness import pipeline as pl
     from harness.reporting import emit_run
-
     ctx = _context(args)
     jobs: int | None = pl.parse_jobs(args.jobs if args.jobs is not None else os.environ.get("NOX_PARALLEL"))
     nox = pl.nox_command(args.nox_python, ctx.home)
@@ -138,10 +119,9 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
         extra = argparse.ArgumentParser(prog="nox -s <target> --", add_help=False)
         for option in ("--part", "--hub"):
             extra.add_argument(option)
-        given, unknown = extra.parse_known_args(posargs)
+        _, unknown = extra.parse_known_args(posargs, namespace=args)  # sets args.part, args.hub when given
         if unknown:
             raise UserError(f"unknown session argument(s) {unknown}: a target session takes --part DIR or --hub DIR")
-        args.part, args.hub = given.part, given.hub
         nox_args = user_args + (["--no-dependencies"] if args.part and "--no-dependencies" not in user_args else [])
     else:
         names = tuple(args.targets or (t.name for t in ctx.plan.targets))
@@ -166,12 +146,12 @@ def cmd_run_target(args: argparse.Namespace) -> int:
     from harness.context import HUB_ENV, VERBOSE_ENV
     from harness.hub import open_hub
     from harness.runner import Interrupted, run_one
-
     if not os.environ.get(HUB_ENV):
         raise UserError(f"run-target runs inside a run's hub (${HUB_ENV}); use `nox -s {args.target}` or make")
     ctx = _context(args)
     hub = open_hub(os.environ[HUB_ENV], ctx)
-    say = _say(args)
+    # Progress lines: stdout, or stderr when stdout carries one JSON object.
+    say = functools.partial(print, file=sys.stderr if args.format == "json" else sys.stdout, flush=True)
     say(f"[{args.target}] started in {ctx.rel(hub.path)}")
     jobs = os.cpu_count() or 1 if args.jobs == "auto" else max(1, int(args.jobs))
     echo = (lambda line: say(f"  {args.target} | {line.rstrip()}")) if os.environ.get(VERBOSE_ENV) else None
@@ -183,7 +163,6 @@ def cmd_run_target(args: argparse.Namespace) -> int:
     code = 0 if str(record.verdict) == "GREEN" else 1
     if args.format == "json":
         from harness.reporting import emit
-
         emit("json", "run-target", {"hub": ctx.rel(hub.path), "target": args.target, "verdict": str(record.verdict),
                                     "reason": record.reason, "duration_s": record.duration_s, "exit_code": code}, "")
     else:  # the one line nox shows per target (this process stays light: docs/architecture.md)
@@ -194,7 +173,6 @@ def cmd_run_target(args: argparse.Namespace) -> int:
 def cmd_collate(args: argparse.Namespace) -> int:
     from harness.collate import collate_path
     from harness.reporting import emit_run
-
     result = collate_path(args.hub, ledger=not args.no_ledger, project=args.project, plan=args.plan)
     _sign(args, result.collation.hub.path, result.collation.ctx.project)
     return emit_run(args.format, "collate", result, result.exit_code, False)
@@ -204,7 +182,6 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from harness.reporting import emit
     from harness.schema import HubFiles
     from harness.validate import handmade_report, validate
-
     hub = Path(args.hub).expanduser()
     if hub.is_dir() and not (hub / HubFiles.MANIFEST).exists() and not (hub / HubFiles.RUN).exists():
         return handmade_report(hub.resolve(), args.format)
@@ -213,7 +190,6 @@ def cmd_validate(args: argparse.Namespace) -> int:
     signer = "unsigned"
     if result.manifest and (args.trust or args.require_signature or (hub / HubFiles.ATTESTATION).exists()):
         from harness.attest import check_signature
-
         check = check_signature(hub.resolve(), trust=args.trust, require=args.require_signature)
         result.problems += check.problems
         result.warnings += check.warnings
@@ -234,13 +210,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from harness.comparereport import compare_paths
-
     return compare_paths(args.hub_a, args.hub_b, plan=args.plan, fmt=args.format, output=args.output)
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
     from harness.reproduce import reproduce
-
     return reproduce(args.from_hub, project=args.project, plan=args.plan, project_commit=args.project_commit,
                      hub=args.hub, jobs=args.jobs, ledger=not args.no_ledger, allow_plan_change=args.allow_plan_change,
                      fmt=args.format, sign=lambda hub, git_dir: _sign(args, hub, git_dir))
@@ -249,7 +223,6 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 def cmd_bisect(args: argparse.Namespace) -> int:
     from harness.bisect import bisect, render
     from harness.reporting import emit
-
     ctx = _context(args)
     result = bisect(ctx.project, args.good, args.bad, plan=ctx.plan.path, targets=args.targets, home=ctx.home)
     code = 0 if result.first else 1
@@ -259,7 +232,6 @@ def cmd_bisect(args: argparse.Namespace) -> int:
 
 def cmd_env(args: argparse.Namespace) -> int:
     from harness.envs import ensure_env
-
     print(ensure_env(_context(args), log=lambda line: print(line, file=sys.stderr)))
     return 0
 
@@ -268,7 +240,6 @@ def cmd_merge(args: argparse.Namespace) -> int:
     from harness.context import make_context
     from harness.merge import merge, recorded_plan
     from harness.reporting import emit_run
-
     ctx = make_context(args.project, args.plan or recorded_plan(args.parts), args.project_commit)
     result = merge(ctx, args.parts, args.into, ledger=not args.no_ledger)
     return emit_run(args.format, "merge", result, result.exit_code, False)
@@ -278,7 +249,6 @@ def cmd_ci(args: argparse.Namespace) -> int:
     from harness.cigithub import github_workflow, job_ids
     from harness.fsio import atomic_write_text
     from harness.reporting import emit
-
     ctx = _context(args)
     try:
         text = github_workflow(ctx.plan, plan_arg=ctx.plan_label, python=args.python)

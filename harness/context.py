@@ -1,9 +1,6 @@
-"""The run context: harness home, project under test, plan and project commit, resolved once.
+"""The run context (harness home, project, plan, commit), built once per command and handed down; stdlib-only.
 
-Every command builds one `RunContext` at its entry (from its options, or from a hub's run.json)
-and hands it down, so nothing below re-derives a root or re-loads the plan. A plan path is
-resolved against the harness home, never against the project (docs/architecture.md). The checkout's
-git state and its identity (what makes two clones one project) are read here too. Stdlib-only.
+A plan path is resolved against the harness home, never the project. Also: a checkout's git state and identity.
 """
 
 from __future__ import annotations
@@ -22,7 +19,6 @@ HOME = Path(__file__).resolve().parents[1]
 #: Environment variables that carry the context into nox sessions (set by `make` and the driver).
 PROJECT_ENV, PLAN_ENV, HUB_ENV = "EVIDENCE_PROJECT", "EVIDENCE_PLAN", "EVIDENCE_HUB"
 VERBOSE_ENV = "EVIDENCE_VERBOSE"  # V=1: every child's output on the console
-UNKNOWN = "unknown"
 
 
 class ContextError(UserError, ValueError):
@@ -32,7 +28,6 @@ class ContextError(UserError, ValueError):
 @dataclass(frozen=True)
 class RunContext:
     """Where the harness lives, which checkout it judges, with which plan."""
-
     home: Path
     project: Path
     plan: EvidencePlan
@@ -40,7 +35,7 @@ class RunContext:
 
     def path(self, rel: str | Path) -> Path:
         """A project-relative path as an absolute one (absolute paths pass through)."""
-        return Path(rel) if Path(rel).is_absolute() else self.project / rel
+        return self.project / rel
 
     def rel(self, path: str | Path) -> str:
         """`path` relative to the project when inside it, else absolute."""
@@ -63,9 +58,7 @@ def relative_to(path: str | Path, root: Path) -> str:
 
 def resolve_plan(plan: str | Path | None, home: Path = HOME, project: Path | None = None) -> Path:
     """A plan path: absolute as given, else under the harness home (a format-1 hub's: under the project)."""
-    plan = Path(plan or os.environ.get(PLAN_ENV) or DEFAULT_PLAN)
-    if plan.is_absolute():
-        return plan
+    plan = Path(plan or os.environ.get(PLAN_ENV) or DEFAULT_PLAN)  # home / an absolute plan is that plan
     if not (home / plan).exists() and project is not None and (project / plan).exists():
         return project / plan
     return home / plan
@@ -77,7 +70,7 @@ def make_context(project: str | Path | None = None, plan: str | Path | None = No
     root = Path(project or os.environ.get(PROJECT_ENV) or home).expanduser().resolve()
     if not root.is_dir():
         raise ContextError(f"--project {root}: not a folder; pass the checkout to judge (default: {home})")
-    return RunContext(home=home, project=root, plan=load_plan(resolve_plan(plan, home)), project_commit=project_commit)
+    return RunContext(home, root, load_plan(resolve_plan(plan, home)), project_commit)
 
 
 def project_root_of(hub: Path, hub_rel: str) -> Path | None:
@@ -90,19 +83,15 @@ def project_root_of(hub: Path, hub_rel: str) -> Path | None:
 
 def context_for_hub(hub: Path, run: RunRecord, project: Path | None = None, plan: Path | None = None,
                     home: Path = HOME) -> RunContext:
-    """The context of an existing hub: `project` (default: the checkout the hub sits in), its recorded plan.
-
-    The project never comes from a path the hub names (run.json's project_root is information only).
-    """
+    """An existing hub's context: `project` (default: the checkout it sits in, never a path run.json names)."""
     root = project or project_root_of(hub, run.hub)
     if root is None:
         raise ContextError(f"{hub}: not inside the checkout it was made for (run.json says hub {run.hub!r}); "
                            "pass --project <checkout>")
     if plan is None and not run.plan.path:
         raise ContextError(f"{hub / 'run.json'}: does not name its evidence plan; pass --plan PLAN.toml")
-    ctx = RunContext(home=home, project=Path(root).resolve(),
-                     plan=load_plan(resolve_plan(plan or run.plan.path, home, Path(root))),
-                     project_commit=run.project_commit)
+    ctx = RunContext(home, Path(root).resolve(), load_plan(resolve_plan(plan or run.plan.path, home, Path(root))),
+                     run.project_commit)
     mine = project_identity(ctx.project)
     if not same_project(run.project_id, mine):
         raise ContextError(f"{hub}: made for another project ({run.project_id.describe()}), not {ctx.project} "
@@ -115,15 +104,21 @@ def _git(root: Path, *args: str) -> str:
                           check=True, stdin=subprocess.DEVNULL).stdout
 
 
+def _git_or_none(root: Path, *args: str) -> str | None:
+    try:
+        return _git(root, *args)
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
 def git_state(root: Path, production: tuple[str, ...] = ("src",)) -> GitState:
     """SHA, dirty flag and files, and the production files that differ from HEAD (untracked too)."""
     try:
-        top = _git(root, "rev-parse", "--show-toplevel").strip()
-        sha = _git(root, "rev-parse", "HEAD").strip()
+        top, sha = _git(root, "rev-parse", "--show-toplevel", "HEAD").splitlines()
     except FileNotFoundError:
-        return GitState(UNKNOWN, None, note="git is not installed")
+        return GitState("unknown", None, note="git is not installed")
     except subprocess.CalledProcessError as exc:
-        return GitState(UNKNOWN, None, note=f"{root} is not a git repository with a commit ({exc.stderr.strip()})")
+        return GitState("unknown", None, note=f"{root} is not a git repository with a commit ({exc.stderr.strip()})")
     porcelain = _git(root, "status", "--porcelain", "--untracked-files=no")
     dirty_files = tuple(sorted(line[3:].strip() for line in porcelain.splitlines() if line.strip()))
     changed = set(_git(root, "diff", "--name-only", "HEAD", "--", *production).split())
@@ -134,23 +129,17 @@ def git_state(root: Path, production: tuple[str, ...] = ("src",)) -> GitState:
 
 def committed_changes(root: Path, start: str, end: str, production: tuple[str, ...]) -> list[str] | None:
     """Production files changed by commits between `start` and `end` (None when git cannot tell)."""
-    try:
-        return _git(root, "diff", "--name-only", start, end, "--", *production).split()
-    except (OSError, subprocess.SubprocessError):
-        return None
+    out = _git_or_none(root, "diff", "--name-only", start, end, "--", *production)
+    return None if out is None else out.split()
 
 
 def project_identity(root: Path) -> ProjectId:
     """What makes a checkout a project: its history's root commit and origin URL; never its path."""
-    try:
-        roots = sorted(_git(root, "rev-list", "--max-parents=0", "HEAD").split())
-    except (OSError, subprocess.SubprocessError):
+    roots = _git_or_none(root, "rev-list", "--max-parents=0", "HEAD")
+    if roots is None:
         return ProjectId(None, None, root.name)
-    try:
-        origin = _git(root, "remote", "get-url", "origin").strip() or None
-    except (OSError, subprocess.SubprocessError):
-        origin = None
-    return ProjectId(roots[0] if roots else None, origin, root.name)
+    origin = (_git_or_none(root, "remote", "get-url", "origin") or "").strip() or None
+    return ProjectId(min(roots.split(), default=None), origin, root.name)
 
 
 def same_project(a: ProjectId, b: ProjectId) -> bool:

@@ -1,9 +1,7 @@
-"""Build (or reuse) the evidence venv of a project, from its plan's `[project]` recipe.
+"""Build (or reuse) a project's evidence venv from its plan's `[project]` recipe, under `.nox/evidence/`.
 
-One venv per project and recipe, under the harness home's `.nox/evidence/` (never inside the
-checkout under test). A stamp over the recipe, the files it names, the interpreter version and
-the package sources decides whether to install, so a warm run installs nothing. uv builds it
-when present (seconds), pip otherwise; uv does not read pip's settings, so they are passed on.
+A stamp over the recipe, the files it names, the interpreter and the package sources decides whether to
+install. uv builds it when present (seconds), pip otherwise; uv does not read pip's settings: they are passed on.
 """
 
 from __future__ import annotations
@@ -82,8 +80,8 @@ def torch_source_args(env: Mapping[str, str] | None = None) -> list[str]:
 
 def compute_stamp(ctx: RunContext, sources: list[str], python_version: str | None = None) -> str:
     """sha256 over the recipe, the files it names, the interpreter version and the sources."""
-    digest = hashlib.sha256(json.dumps([install_steps(ctx), sources, python_version or platform.python_version()])
-                            .encode())
+    recipe = [install_steps(ctx), sources, python_version or platform.python_version()]
+    digest = hashlib.sha256(json.dumps(recipe).encode())
     for path in recipe_files(ctx):
         try:
             digest.update(path.as_posix().encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
@@ -99,39 +97,17 @@ def venv_dir(ctx: RunContext) -> Path:
     return ctx.home / ".nox" / "evidence" / f"{name}-{key}"
 
 
-def venv_python(venv: Path) -> Path:
-    return venv / "bin" / "python"
-
-
-def read_stamp(venv: Path) -> str | None:
-    try:
-        return (venv / STAMP_FILE).read_text(encoding="utf-8").strip() or None
-    except FileNotFoundError:
-        return None
-
-
-def find_uv() -> str | None:
-    """uv next to this interpreter (the tools venv), else on PATH; None when absent or not wanted."""
-    if os.environ.get(INSTALLER_ENV, "").lower() == "pip":
-        return None
-    beside = Path(sys.executable).parent / "uv"
-    return str(beside) if beside.is_file() else shutil.which("uv")
-
-
 def build_commands(venv: Path, steps: list[list[str]], sources: list[str], uv: str | None) -> list[list[str]]:
-    """The commands that create the venv and run every install step, with uv or with pip.
-
-    `sources` are pip's own settings (pip reads them itself) followed by EVIDENCE_TORCH_*.
-    """
-    python = str(venv_python(venv))
+    """The commands that create the venv and run every install step, with uv or with pip."""
+    python = str(venv / "bin" / "python")
     if uv:
         create = [uv, "venv", "--quiet", "--python", sys.executable, str(venv)]
         # pip takes the best version across all its indexes; uv must be told to do the same.
         install = [uv, "pip", "install", "--quiet", "--python", python, "--index-strategy", "unsafe-best-match"]
         return [create] + [[*install, *sources, *step] for step in steps]
-    torch = torch_source_args()
-    return [[sys.executable, "-m", "venv", str(venv)]] + \
-           [[python, "-m", "pip", "install", "--quiet", *torch, *step] for step in steps]
+    # `sources` are pip's own settings (pip reads them itself) followed by EVIDENCE_TORCH_*.
+    pip = [python, "-m", "pip", "install", "--quiet", *torch_source_args()]
+    return [[sys.executable, "-m", "venv", str(venv)]] + [[*pip, *step] for step in steps]
 
 
 def ensure_env(ctx: RunContext, log: Callable[[str], None] = print) -> Path:
@@ -139,20 +115,27 @@ def ensure_env(ctx: RunContext, log: Callable[[str], None] = print) -> Path:
     if os.environ.get(PYTHON_ENV):
         python = Path(os.environ[PYTHON_ENV])
         if not python.is_file():
-            raise EnvBuildError(f"{PYTHON_ENV}={python}: no such interpreter; unset it to let the harness build the "
-                                "venv")
+            raise EnvBuildError(f"{PYTHON_ENV}={python}: no such interpreter; unset it to let the harness build "
+                                "the venv")
         log(f"{PYTHON_ENV} is set: using {python} as it is (no venv built from the plan's recipe)")
         return python
     venv = venv_dir(ctx)
-    if read_stamp(venv) and venv_python(venv).is_file():
-        stamp = compute_stamp(ctx, _cached_pip_sources(venv) + torch_source_args())
-        if read_stamp(venv) == stamp:
-            log(f"evidence env is current (stamp {stamp[:12]}): skipping install ({venv})")
-            return venv_python(venv)
+    python, stamp_file = venv / "bin" / "python", venv / STAMP_FILE
+    built = stamp_file.read_text(encoding="utf-8").strip() if stamp_file.is_file() else ""
+    if built and python.is_file():
+        try:  # pip's settings as read at the build: a warm run must not pay for `pip config list`
+            cached = list(json.loads((venv / "pip-sources.json").read_text(encoding="utf-8")))
+        except (OSError, ValueError):
+            cached = pip_config_sources()
+        if compute_stamp(ctx, cached + torch_source_args()) == built:
+            log(f"evidence env is current (stamp {built[:12]}): skipping install ({venv})")
+            return python
     pip_sources = pip_config_sources()
     sources = pip_sources + torch_source_args()
     stamp = compute_stamp(ctx, sources)
-    uv = find_uv()
+    beside = Path(sys.executable).parent / "uv"  # uv next to this interpreter (the tools venv), else on PATH
+    uv = str(beside) if beside.is_file() else shutil.which("uv")
+    uv = None if os.environ.get(INSTALLER_ENV, "").lower() == "pip" else uv
     log(f"evidence env {venv}: installing with {'uv' if uv else 'pip'} (stamp {stamp[:12]})")
     shutil.rmtree(venv, ignore_errors=True)
     for command in build_commands(venv, install_steps(ctx), sources, uv):
@@ -162,13 +145,5 @@ def ensure_env(ctx: RunContext, log: Callable[[str], None] = print) -> Path:
             raise EnvBuildError(f"building the evidence venv failed at `{' '.join(command)}` "
                                 f"(exit {done.returncode}):\n{tail}")
     (venv / "pip-sources.json").write_text(json.dumps(pip_sources), encoding="utf-8")
-    (venv / STAMP_FILE).write_text(stamp + "\n", encoding="utf-8")  # last: a failed build is retried
-    return venv_python(venv)
-
-
-def _cached_pip_sources(venv: Path) -> list[str]:
-    """pip's settings as read when the venv was built (a warm run must not pay for `pip config list`)."""
-    try:
-        return list(json.loads((venv / "pip-sources.json").read_text(encoding="utf-8")))
-    except (OSError, ValueError):
-        return pip_config_sources()
+    stamp_file.write_text(stamp + "\n", encoding="utf-8")  # last: a failed build is retried
+    return python

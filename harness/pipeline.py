@@ -1,17 +1,12 @@
-"""The driver: one hub for the targets a nox invocation selects, nox runs them, then collate.
+"""The driver: one hub for the targets a nox invocation selects, nox runs them, then collate (whatever nox's exit).
 
-nox is the engine: it orders the target sessions by `requires=` (the plan's `after`), runs them
-side by side under `-j`, aborts the dependents of a failed one and writes `--report`. The driver
-only brackets one nox invocation: before it, the evidence venv, the hub (with the selected
-targets) and the interpreter probe; after it, whatever nox's exit status (a failure, `-x`,
-Ctrl-C), collate. `make phase-c4d-b3` comes here directly; a plain `nox -s <target>` is handed
-over by the noxfile. Signals: the driver forwards Ctrl-C/SIGTERM to nox as SIGINT (nox has no
-SIGTERM handler; on SIGINT it stops every session's process group, SIGKILL 2 s later). While nox
-runs, harness/guard.py watches the production paths: a file written there makes the hub RED.
+Before nox: the evidence venv, the hub and the interpreter probe. Ctrl-C/SIGTERM reach nox as SIGINT (it has no
+SIGTERM handler); meanwhile harness/guard.py watches the production paths: a file written there makes the hub RED.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -24,7 +19,7 @@ from typing import TextIO
 
 from harness import UserError
 from harness.collate import CollateResult, collate
-from harness.context import HUB_ENV, PLAN_ENV, PROJECT_ENV, VERBOSE_ENV, RunContext
+from harness.context import HOME, HUB_ENV, PLAN_ENV, PROJECT_ENV, VERBOSE_ENV, RunContext
 from harness.envs import ensure_env
 from harness.guard import ProductionWatch, require
 from harness.hub import Hub, create_hub
@@ -39,7 +34,6 @@ DRIVER_ENV = "EVIDENCE_DRIVER"  # set for the nox the driver runs: its noxfile m
 @dataclass(frozen=True)
 class PipelineRun:
     """What a finished (or interrupted) run left: the collate result."""
-
     result: CollateResult
     interrupted: bool
     nox_status: int
@@ -52,13 +46,11 @@ class PipelineRun:
 
 def nox_command(python: str | None = None, home: Path | None = None) -> list[str]:
     """How to start nox: the interpreter that ran the user's nox (else this one) on the harness's noxfile."""
-    from harness.context import HOME
-
     return [python or sys.executable, "-m", "nox", "-f", str((home or HOME) / "noxfile.py")]
 
 
 def parse_jobs(value: str | int | None) -> int:
-    """`--jobs`/`JOBS=`/`-j`: a positive integer or `auto` (one per core); ValueError says what is wrong."""
+    """`--jobs`/`JOBS=`/`-j`: a positive integer or `auto` (one per core); UserError says what is wrong."""
     if value in (None, "", "auto"):
         return os.cpu_count() or 1
     try:
@@ -87,15 +79,14 @@ def _probe(ctx: RunContext, hub: Hub, python: str) -> threading.Thread:
     env = child_env(ctx, ctx.plan.environment.threads)
     versions = probe_versions(python, env, ctx.project)
     versions.write(hub.path)
-    worker = threading.Thread(target=lambda: probe_cuda(python, env, ctx.project, versions).write(hub.path),
-                              daemon=True)
+    worker = threading.Thread(target=lambda: probe_cuda(python, env, ctx.project, versions).write(hub.path))
+    worker.daemon = True
     worker.start()
     return worker
 
 
 def execute(ctx: RunContext, hub: Hub, *, nox: list[str], args: list[str], jobs: int | None, verbose: bool,
-            ledger: bool,
-            output: TextIO | None = None) -> PipelineRun:
+            ledger: bool, output: TextIO | None = None) -> PipelineRun:
     """Run nox once into `hub` (its sessions read $EVIDENCE_HUB), watching production code, then collate it."""
     env = {**os.environ, DRIVER_ENV: "1", HUB_ENV: str(hub.path), PROJECT_ENV: str(ctx.project),
            PLAN_ENV: str(ctx.plan.path), VERBOSE_ENV: "1" if verbose else ""}
@@ -119,18 +110,15 @@ def _run_nox(argv: list[str], env: dict[str, str], cwd: Path, output: TextIO,
         sink = subprocess.PIPE
     proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT, cwd=cwd,
                             text=True, start_new_session=True, preexec_fn=die_with_parent)
-    relay = threading.Thread(target=lambda: [output.write(line) for line in proc.stdout], daemon=True) \
-        if proc.stdout else None
+    relay = threading.Thread(target=output.writelines, args=(proc.stdout,), daemon=True) if proc.stdout else None
     if relay:
         relay.start()
     stopped: list[int] = []
 
     def forward(signum: int, frame: object) -> None:
         stopped.append(signum)
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C would send to nox
-        except ProcessLookupError:
-            pass
 
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     for sig, handler in previous.items():
@@ -147,14 +135,12 @@ def _run_nox(argv: list[str], env: dict[str, str], cwd: Path, output: TextIO,
     return status, stopped
 
 
-def start(ctx: RunContext, *, targets: tuple[str, ...], hub: str | Path | None, part: bool,
-          log: TextIO | None) -> Hub:
+def start(ctx: RunContext, *, targets: tuple[str, ...], hub: str | Path | None, part: bool, log: TextIO | None) -> Hub:
     """The evidence venv (built before nox, so parallel sessions never race to build it) and a new hub."""
     if not targets:
         raise UserError("no plan target is selected: name one (e.g. -s cli_smoke_gs2) or run `nox -l`")
     if part and len(targets) != 1:
         raise UserError(f"a part holds one target run alone; {len(targets)} are selected ({', '.join(targets)})")
     require()  # the guard's watcher, before anything is built or made
-    python = ensure_env(ctx, log=(lambda line: print(f"pipeline: {line}", file=log, flush=True)) if log else
-                        (lambda line: None))
+    python = ensure_env(ctx, log=lambda line: print(f"pipeline: {line}", file=log, flush=True) if log else None)
     return create_hub(ctx, targets=targets, explicit=hub, python=str(python), part=part)

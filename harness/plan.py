@@ -1,8 +1,6 @@
-"""Load and validate an evidence plan (TOML) into frozen dataclasses.
+"""Load and validate an evidence plan (TOML) into frozen dataclasses; stdlib-only.
 
-The plan is data, not code: which targets to run, in which order, in what environment, where
-their logs go and which ledger row they close. A typo in it must fail loudly before anything
-runs; `harness.planlines` names the file and line of every mistake. Stdlib-only.
+A typo in the plan must fail loudly before anything runs: `harness.planlines` names the file and line.
 """
 
 from __future__ import annotations
@@ -29,7 +27,6 @@ DEFAULT_INSTALL = (("-c", "{home}/constraints.txt", "-e", ".[dev]"),)
 @dataclass(frozen=True)
 class Target:
     """One evidence target: a pytest selector or a command, with its log name, limits and inputs."""
-
     name: str
     session: str
     kind: str
@@ -59,7 +56,6 @@ class Target:
 @dataclass(frozen=True)
 class ProjectSpec:
     """How to build the project's evidence venv, and which folders are production code."""
-
     install: tuple[tuple[str, ...], ...] = DEFAULT_INSTALL  # `pip install` argument lists, in order
     production: tuple[str, ...] = ("src",)  # the evidence-only guard watches these
 
@@ -67,7 +63,6 @@ class ProjectSpec:
 @dataclass(frozen=True)
 class EnvironmentSpec:
     """Determinism knobs applied to every child process."""
-
     seed: int = 0
     threads: int = 2
 
@@ -75,7 +70,6 @@ class EnvironmentSpec:
 @dataclass(frozen=True)
 class LedgerSpec:
     """Which plan row and fix-plan ledger collate updates (paths relative to the project)."""
-
     plan_file: str | None = None
     row: str | None = None
     fix_plan: str | None = None
@@ -88,7 +82,6 @@ class LedgerSpec:
 @dataclass(frozen=True)
 class CompareSpec:
     """How close two runs must be to agree (`[compare]`)."""
-
     loss_rtol: float = 1e-4  # relative difference of final_train_loss, deterministic runs only
     duration_ratio_warn: float = 3.0  # warn when a target is this many times slower or faster
     duration_floor_s: float = 5.0  # ...and the slower run took at least this long
@@ -97,7 +90,6 @@ class CompareSpec:
 @dataclass(frozen=True)
 class EvidencePlan:
     """A validated plan; `sha256` identifies the exact file the run used."""
-
     id: str
     title: str
     hub_template: str
@@ -142,81 +134,66 @@ def load_plan(path: str | Path) -> EvidencePlan:
     check = Checker(path, Lines(text))
     check.keys(None, "the plan file", data, {"plan", "project", "environment", "ledger", "compare", "targets"},
                {"plan", "targets"})
-    meta = check.table(data, "plan", required=True)
-    check.keys("plan", "[plan]", meta, {"id", "title", "hub", "artifacts", "tags"}, {"id", "title", "hub", "artifacts"})
+    meta = check.table(data, "plan", {"id", "title", "hub", "artifacts", "tags"}, {"id", "title", "hub", "artifacts"})
     templates = {key: check.string("plan", meta, key) for key in ("hub", "artifacts")}
     for key, value in templates.items():
-        check.template("plan", key, value, ("timestamp",))
+        check.templates("plan", key, [value], ("timestamp",))
         if "{timestamp}" not in value:
             raise check.fail("plan", key, f"{key!r} must contain {{timestamp}} so every run gets a fresh folder")
         check.relative_paths("plan", {key: [value]}, key)
     return EvidencePlan(
-        id=check.string("plan", meta, "id"),
-        title=check.string("plan", meta, "title"),
-        hub_template=templates["hub"],
-        artifacts_template=templates["artifacts"],
-        tags=check.strings("plan", meta, "tags"),
-        targets=_load_targets(check, data.get("targets")),
-        path=path,
-        sha256=hashlib.sha256(raw).hexdigest(),
-        environment=_environment(check, data),
-        ledger=_ledger(check, data),
-        compare=_compare(check, data),
-        project=_project(check, data),
-    )
+        id=check.string("plan", meta, "id"), title=check.string("plan", meta, "title"),
+        hub_template=templates["hub"], artifacts_template=templates["artifacts"],
+        tags=check.strings("plan", meta, "tags"), targets=_load_targets(check, data.get("targets")),
+        path=path, sha256=hashlib.sha256(raw).hexdigest(), environment=_environment(check, data),
+        ledger=_ledger(check, data), compare=_compare(check, data), project=_project(check, data))
 
 
 def _project(check: Checker, data: dict[str, Any]) -> ProjectSpec:
-    table = check.table(data, "project", required=False)
-    check.keys("project", "[project]", table, {"install", "production"}, set())
+    table = check.table(data, "project", {"install", "production"})
     install = check.lists_of_strings("project", table, "install") if "install" in table else DEFAULT_INSTALL
-    for step in install:
-        for arg in step:
-            check.template("project", "install", arg, ("home", "project_root"))
+    check.templates("project", "install", [arg for step in install for arg in step], ("home", "project_root"))
     production = check.relative_paths("project", table, "production") if "production" in table else ("src",)
     return ProjectSpec(install=install, production=production)
 
 
 def _environment(check: Checker, data: dict[str, Any]) -> EnvironmentSpec:
-    env = check.table(data, "environment", required=False)
-    check.keys("environment", "[environment]", env, {"seed", "threads"}, set())
-    return EnvironmentSpec(seed=check.integer("environment", env, "seed", 0) if "seed" in env else 0,
-                           threads=check.integer("environment", env, "threads", 1) if "threads" in env else 2)
+    env = check.table(data, "environment", {"seed", "threads"})
+    return EnvironmentSpec(**{k: check.integer("environment", env, k, least)
+                              for k, least in (("seed", 0), ("threads", 1)) if k in env})
 
 
 def _ledger(check: Checker, data: dict[str, Any]) -> LedgerSpec:
-    led = check.table(data, "ledger", required=False)
-    check.keys("ledger", "[ledger]", led, {"plan_file", "row", "fix_plan"}, set())
+    led = check.table(data, "ledger", {"plan_file", "row", "fix_plan"})
     return LedgerSpec(**{k: check.string("ledger", led, k) for k in led})
 
 
 def _compare(check: Checker, data: dict[str, Any]) -> CompareSpec:
-    table = check.table(data, "compare", required=False)
-    check.keys("compare", "[compare]", table, {"loss_rtol", "duration_ratio_warn", "duration_floor_s"}, set())
+    table = check.table(data, "compare", {"loss_rtol", "duration_ratio_warn", "duration_floor_s"})
     values = {k: check.number("compare", table, k) for k in table}
-    if values.get("loss_rtol", 0) < 0 or values.get("duration_floor_s", 0) < 0:
-        raise check.fail("compare", "loss_rtol" if values.get("loss_rtol", 0) < 0 else "duration_floor_s",
-                         "tolerances must be >= 0")
+    for key in ("loss_rtol", "duration_floor_s"):
+        if values.get(key, 0) < 0:
+            raise check.fail("compare", key, "tolerances must be >= 0")
     if values.get("duration_ratio_warn", 2) <= 1:
         raise check.fail("compare", "duration_ratio_warn", "'duration_ratio_warn' must be > 1")
     return CompareSpec(**values)
 
 
 _TARGET_KEYS = {f.name for f in fields(Target)} - {"line"}
+_TARGET_REQUIRED = {"name", "session", "kind", "log", "timeout", "description"}
 
 
 def _load_targets(check: Checker, raw_targets: Any) -> tuple[Target, ...]:
     if not isinstance(raw_targets, list) or not raw_targets:
         raise PlanError(f"{check.path}:1: the plan needs at least one [[targets]] table")
     targets: list[Target] = []
-    seen: dict[str, dict[str, int]] = {"name": {}, "session": {}, "log": {}}
+    seen: dict[str, dict[str, int]] = {"name": {}, "session": {}, "log": {}}  # value -> number of its first target
     names = [t.get("name") for t in raw_targets if isinstance(t, dict)]
     for index, item in enumerate(raw_targets):
         tid = ("targets", index)
         if not isinstance(item, dict):
             raise check.fail(None, "targets", "targets must be written as [[targets]] tables")
-        check.keys(tid, f"target #{index + 1}", item, _TARGET_KEYS, {"name", "session", "kind", "log", "timeout",
-                                                                     "description"})
+        check.keys(tid, f"target #{index + 1}", item, _TARGET_KEYS, _TARGET_REQUIRED)
         name, session, log = (check.string(tid, item, k) for k in ("name", "session", "log"))
         check.name(tid, "name", name)
         check.name(tid, "session", session)
@@ -224,10 +201,10 @@ def _load_targets(check: Checker, raw_targets: Any) -> tuple[Target, ...]:
             raise check.fail(tid, "session", f"session {session!r} is reserved by the noxfile; pick another name")
         if "/" in log or "\\" in log or not log.endswith(".log") or log.startswith("."):
             raise check.fail(tid, "log", f"log {log!r} must be a plain file name ending in .log (it goes in the hub)")
-        for key, value in (("name", name), ("session", session), ("log", log)):
-            if value in seen[key]:
-                raise check.fail(tid, key, f"duplicate {key} {value!r} (first used by target #{seen[key][value] + 1})")
-            seen[key][value] = index
+        for key, first in seen.items():
+            if item[key] in first:
+                raise check.fail(tid, key, f"duplicate {key} {item[key]!r} (first used by target #{first[item[key]]})")
+            first[item[key]] = index + 1
         kind = check.string(tid, item, "kind")
         if kind not in KINDS:
             raise check.fail(tid, "kind", f"kind {kind!r} must be one of {list(KINDS)}")
@@ -235,29 +212,24 @@ def _load_targets(check: Checker, raw_targets: Any) -> tuple[Target, ...]:
         if wanted not in item or other in item:
             raise check.fail(tid, other if other in item else None, f"a {kind} target takes {wanted!r}, not {other!r}")
         selector = check.string(tid, item, "selector") if kind == "pytest" else None
-        argv = check.strings(tid, item, "argv") if kind == "command" else ()
+        argv = check.strings(tid, item, "argv")  # () for a pytest target: it may not have one
         if kind == "command" and not argv:
             raise check.fail(tid, "argv", "'argv' must not be empty")
         for key in ("argv", "expected_outputs", "figures"):
-            for arg in check.strings(tid, item, key):
-                check.template(tid, key, arg, PLACEHOLDERS)
+            check.templates(tid, key, check.strings(tid, item, key), PLACEHOLDERS)
         after = check.strings(tid, item, "after")
         for dep in after:
-            if dep == name or dep not in {t.name for t in targets}:
+            if dep == name or dep not in seen["name"]:
                 where = "this target" if dep == name else "later in the list" if dep in names else "unknown"
                 raise check.fail(tid, "after", f"after = {dep!r}: that target is {where}; "
                                  "list targets in run order, each after the ones it needs")
         placement = _placement(check, tid, item)
         targets.append(Target(
-            name=name, session=session, kind=kind, log=log,
-            timeout=check.number(tid, item, "timeout", positive=True),
-            description=check.string(tid, item, "description"),
-            selector=selector, argv=argv,
+            name=name, session=session, kind=kind, log=log, timeout=check.number(tid, item, "timeout", positive=True),
+            description=check.string(tid, item, "description"), selector=selector, argv=argv,
             expected_outputs=check.strings(tid, item, "expected_outputs"),
-            inputs=check.relative_paths(tid, item, "inputs"),
-            figures=check.strings(tid, item, "figures"),
-            after=after, line=check.lines.of(tid), **placement,
-        ))
+            inputs=check.relative_paths(tid, item, "inputs"), figures=check.strings(tid, item, "figures"),
+            after=after, line=check.lines.of(tid), **placement))
     return tuple(targets)
 
 

@@ -1,8 +1,6 @@
-"""Validate the raw TOML of an evidence plan, naming the file and line of every mistake.
+"""Validate the raw TOML of an evidence plan, naming the file and line of every mistake; stdlib-only.
 
-tomllib reports line numbers for syntax errors only; for a wrong value we locate the table
-header or the `key =` line in the raw text ourselves, so `PlanError` can say
-`plan.toml:42: duplicate log ...`. Stdlib-only.
+tomllib reports line numbers for syntax errors only, so we locate a table header or `key =` line ourselves.
 """
 
 from __future__ import annotations
@@ -11,7 +9,7 @@ import math
 import re
 import string
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Collection, Iterable, Mapping
 
 from harness import UserError
 
@@ -22,6 +20,8 @@ class PlanError(UserError, ValueError):
 
 _HEADER_RE = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_.-]+)\s*\]\]?")
 _KEY_RE = re.compile(r"^\s*([A-Za-z0-9_-]+)\s*=")
+_STRING_RE = re.compile(r"\"[^\"]*\"?|'[^']*'?")  # an unclosed string runs to the end of the line
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 class Lines:
@@ -34,52 +34,28 @@ class Lines:
         counts: dict[str, int] = {}
         depth = 0  # bracket depth of a multi-line array value
         for number, raw in enumerate(text.splitlines(), start=1):
-            line = _strip_comment(raw)
-            if depth == 0:
-                header = _HEADER_RE.match(line)
-                if header:
-                    name = header.group(2)
-                    if header.group(1) == "[[":
-                        index = counts.get(name, 0)
-                        counts[name] = index + 1
-                        current = (name, index)
-                    else:
-                        current = name
-                    self.tables.setdefault(current, number)
-                    continue
-                key = _KEY_RE.match(line)
-                if key:
-                    self.keys.setdefault((current, key.group(1)), number)
+            # Strings emptied first, so brackets and '#' inside them do not count.
+            line = _STRING_RE.sub('""', raw).partition("#")[0]
+            header = _HEADER_RE.match(line) if depth == 0 else None
+            if header:
+                current = name = header.group(2)
+                if header.group(1) == "[[":
+                    counts[name] = counts.get(name, -1) + 1
+                    current = (name, counts[name])
+                self.tables.setdefault(current, number)
+                continue
+            key = _KEY_RE.match(line) if depth == 0 else None
+            if key:
+                self.keys.setdefault((current, key.group(1)), number)
             depth = max(0, depth + line.count("[") - line.count("]"))
 
     def of(self, table: Any, key: str | None = None) -> int:
-        if key is not None and (table, key) in self.keys:
-            return self.keys[(table, key)]
-        return self.tables.get(table, 1)
+        return self.keys.get((table, key)) or self.tables.get(table, 1)
 
-
-def _strip_comment(line: str) -> str:
-    """Drop a trailing comment and string contents, so brackets inside strings do not count."""
-    out = []
-    quote = None
-    for ch in line:
-        if quote:
-            if ch == quote:
-                quote = None
-            continue
-        if ch in "\"'":
-            quote = ch
-            out.append(ch + ch)
-            continue
-        if ch == "#":
-            break
-        out.append(ch)
-    return "".join(out)
-
-
-# --------------------------------------------------------------------------- validation
 
 class Checker:
+    """Type and value checks whose PlanError names the line of the table or key at fault."""
+
     def __init__(self, path: Path, lines: Lines) -> None:
         self.path = path
         self.lines = lines
@@ -87,17 +63,17 @@ class Checker:
     def fail(self, table: Any, key: str | None, message: str) -> PlanError:
         return PlanError(f"{self.path}:{self.lines.of(table, key)}: {message}")
 
-    def table(self, data: Mapping[str, Any], name: str, required: bool) -> dict[str, Any]:
-        value = data.get(name)
-        if value is None:
-            if required:
-                raise PlanError(f"{self.path}:1: missing table [{name}]; see docs/harness.md for the plan format")
-            return {}
+    def table(self, data: Mapping[str, Any], name: str, allowed: set[str], required: Collection[str] = ()
+              ) -> dict[str, Any]:
+        """The table `[name]` ({} when absent), its keys checked."""
+        value = data.get(name, {})
         if not isinstance(value, dict):
             raise self.fail(None, name, f"{name!r} must be a table [{name}]")
+        self.keys(name, f"[{name}]", value, allowed, required)
         return value
 
-    def keys(self, table_id: Any, label: str, data: Mapping[str, Any], allowed: set[str], required: set[str]) -> None:
+    def keys(self, table_id: Any, label: str, data: Mapping[str, Any], allowed: set[str],
+             required: Collection[str]) -> None:
         for key in data:
             if key not in allowed:
                 raise self.fail(table_id, key, f"unknown key {key!r} in {label}; allowed: {sorted(allowed)}")
@@ -105,9 +81,9 @@ class Checker:
             if key not in data:
                 raise self.fail(table_id, None, f"missing key {key!r} in {label}")
 
-    def string(self, table_id: Any, data: Mapping[str, Any], key: str, *, nonempty: bool = True) -> str:
+    def string(self, table_id: Any, data: Mapping[str, Any], key: str) -> str:
         value = data[key]
-        if not isinstance(value, str) or (nonempty and not value.strip()):
+        if not isinstance(value, str) or not value.strip():
             raise self.fail(table_id, key, f"{key!r} must be a non-empty string, got {value!r}")
         return value
 
@@ -131,21 +107,23 @@ class Checker:
             raise self.fail(table_id, key, f"{key!r} must be a list of non-empty strings, got {value!r}")
         return tuple(value)
 
-    def template(self, table_id: Any, key: str, text: str, allowed: tuple[str, ...]) -> None:
-        try:
-            fields = [f for _, f, _, _ in string.Formatter().parse(text) if f is not None]
-        except ValueError as exc:
-            raise self.fail(table_id, key, f"bad placeholder in {text!r}: {exc}") from exc
-        for name in fields:
-            if name not in allowed:
-                raise self.fail(table_id, key, f"unknown placeholder {{{name}}} in {text!r}; allowed: {list(allowed)}")
-
     def lists_of_strings(self, table_id: Any, data: Mapping[str, Any], key: str) -> tuple[tuple[str, ...], ...]:
         value = data.get(key, [])
         if not isinstance(value, list) or not all(isinstance(v, list) and v and all(isinstance(a, str) and a for a in v)
                                                   for v in value):
             raise self.fail(table_id, key, f"{key!r} must be a list of non-empty lists of strings, got {value!r}")
         return tuple(tuple(v) for v in value)
+
+    def templates(self, table_id: Any, key: str, texts: Iterable[str], allowed: tuple[str, ...]) -> None:
+        """Every `{placeholder}` in `texts` is one of `allowed`."""
+        for text in texts:
+            try:
+                unknown = [f for _, f, _, _ in string.Formatter().parse(text) if f is not None and f not in allowed]
+            except ValueError as exc:
+                raise self.fail(table_id, key, f"bad placeholder in {text!r}: {exc}") from exc
+            if unknown:
+                raise self.fail(table_id, key,
+                                f"unknown placeholder {{{unknown[0]}}} in {text!r}; allowed: {list(allowed)}")
 
     def relative_paths(self, table_id: Any, data: Mapping[str, Any], key: str) -> tuple[str, ...]:
         paths = self.strings(table_id, data, key)
@@ -157,6 +135,3 @@ class Checker:
     def name(self, table_id: Any, key: str, value: str) -> None:
         if not _NAME_RE.match(value):
             raise self.fail(table_id, key, f"{key} {value!r} may hold only letters, digits, '_', '.', '-'")
-
-
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
