@@ -67,22 +67,23 @@ def collate(session: nox.Session) -> None:
     _harness(session, "collate", *session.posargs)
 
 
+def _pytest(session: nox.Session, markers: str) -> None:
+    """The project's tests selected by `markers`, in the evidence venv, on every core; posargs go to pytest."""
+    python = _harness(session, "env", silent=True).strip().splitlines()[-1]
+    session.run(python, "-m", "pytest", "-m", markers, "-n", "auto", *session.posargs, external=True,
+                env={**CPU_ENV, "OMP_NUM_THREADS": "1"})
+
+
 @nox.session
 def tests(session: nox.Session) -> None:
-    """The project's own test suite (not slow) in the evidence venv, on every core; posargs go to pytest."""
-    python = _harness(session, "env", silent=True).strip().splitlines()[-1]
-    session.run(
-        python,
-        "-m",
-        "pytest",
-        "-m",
-        "not slow",
-        "-n",
-        "auto",
-        *session.posargs,
-        external=True,
-        env={**CPU_ENV, "OMP_NUM_THREADS": "1"},
-    )
+    """The project's fast test suite (not slow, not e2e) in the evidence venv, on every core."""
+    _pytest(session, "not slow and not e2e")
+
+
+@nox.session
+def e2e(session: nox.Session) -> None:
+    """End-to-end tests on real engines (a Slurm cluster, fresh clones, git bisect): CI runs them after `tests`."""
+    _pytest(session, "e2e")
 
 
 @nox.session
