@@ -1,8 +1,5 @@
-"""How the harness speaks: durations, sizes, Markdown tables, and `--format json` output.
-
-Every command that accepts `--format json` prints one JSON object through `emit`, with the
-same envelope (`schema`, `command`, `exit_code`, then the command's own fields; documented in
-docs/harness.md, "Machine-readable output"), so a CI step can parse any of them the same way.
+"""How the harness speaks: durations, sizes, Markdown tables, and `--format json` output, printed by `emit`
+in one envelope (`schema`, `command`, `exit_code`, then the command's fields; docs/harness.md).
 """
 
 from __future__ import annotations
@@ -29,8 +26,8 @@ def fmt_duration(seconds: float | None) -> str:
 
 
 def fmt_bytes(size: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
+    for unit in ("B", "KiB", "MiB"):
+        if size < 1024:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     return f"{size:.1f} GiB"
@@ -105,7 +102,6 @@ def cell(value: Any, limit: int = 120, *, terminal: bool = False) -> str:
 def md_table(rows: Iterable[Iterable[Any]], headers: list[str], limit: int = 120, *, terminal: bool = False) -> str:
     """A GitHub-flavoured table (tabulate) whose cells stay readable; one for a `terminal` keeps `<>&` as they are."""
     from tabulate import tabulate  # imported when rendering: nox imports the harness without it
-
     return tabulate([[cell(v, limit, terminal=terminal) for v in row] for row in rows], headers=headers,
                     tablefmt="github", disable_numparse=True)
 
