@@ -1,6 +1,5 @@
 """Compare two hubs: do they tell the same story, and if not, where and why? What the evidence means is compared
-(verdicts, node ids, counts, smoke record, pixels), never log bytes; drift only warns (docs/reproduce.md).
-"""
+(verdicts, node ids, counts, smoke record, pixels), never log bytes; drift only warns (docs/reproduce.md)."""
 
 from __future__ import annotations
 
@@ -68,8 +67,7 @@ def resolve_tolerance(plan: Path | None, hub_a: HubView, home: Path = HOME) -> t
         return load_plan(plan).compare, f"{plan} [compare]"
     if not hub_a.plan.path:
         return CompareSpec(), "defaults (hub A records no plan)"
-    candidate = resolve_plan(hub_a.plan.path, home)
-    if not candidate.is_file():
+    if not (candidate := resolve_plan(hub_a.plan.path, home)).is_file():
         return CompareSpec(), f"defaults ({hub_a.plan.path} not found here)"
     try:
         loaded = load_plan(candidate)
@@ -161,9 +159,8 @@ def _compare_record(name: str, a: VerdictRecord, b: VerdictRecord, tol: CompareS
     ea, eb = ra.get("epochs"), rb.get("epochs")
     findings.append(Finding(AGREE if ea == eb and ea is not None else DISAGREE, name, "epochs", ea, eb))
     config = [k for k in SMOKE_CONFIG_KEYS if ra.get(k) != rb.get(k)]
-    findings.append(Finding(DISAGREE if config else AGREE, name, "smoke config",
-                            " ".join(f"{k}={ra.get(k)}" for k in SMOKE_CONFIG_KEYS),
-                            " ".join(f"{k}={rb.get(k)}" for k in SMOKE_CONFIG_KEYS),
+    ca, cb = (" ".join(f"{k}={r.get(k)}" for k in SMOKE_CONFIG_KEYS) for r in (ra, rb))
+    findings.append(Finding(DISAGREE if config else AGREE, name, "smoke config", ca, cb,
                             f"differ: {', '.join(config)}" if config else ""))
     return findings + [_compare_data(name, ra, rb)]
 

@@ -1,6 +1,5 @@
 """`python -m harness compare`: read two hubs, compare them, render the result (table, JSON or Markdown with both
-hubs' pictures side by side). Disagreements always come first; no rendering is ever written into a hub.
-"""
+hubs' pictures side by side). Disagreements always come first; no rendering is ever written into a hub."""
 
 from __future__ import annotations
 
@@ -23,18 +22,10 @@ from harness.schema import Verdict
 SECTIONS = (("DISAGREEMENTS", DISAGREE), ("AGREEMENTS", AGREE), ("WARNINGS", WARN))
 
 
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, separators=(",", ":"))
-    return '""' if value == "" else str(value)
-
-
 def _cell(f: Finding, value: Any, other: Any) -> str:
     """Hashes shortened; shapes as AxBxC, only the differing ones when they differ."""
+    if value is None:
+        return "-"
     if f.check in HASH_CHECKS and isinstance(value, (str, list)):
         return value[:12] if isinstance(value, str) else " + ".join(str(v)[:12] for v in value)
     if f.check == "shapes" and isinstance(value, dict):
@@ -42,7 +33,11 @@ def _cell(f: Finding, value: Any, other: Any) -> str:
         keys = [k for k in value if value.get(k) != other.get(k)] or list(value)
         shown = {k: "x".join(map(str, value[k])) if isinstance(value[k], list) else value[k] for k in keys}
         return ", ".join(f"{k} {v}" for k, v in shown.items())
-    return _fmt(value)
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, separators=(",", ":"))
+    return '""' if value == "" else str(value)
 
 
 def _rows(result: Comparison, status: str) -> list[list[str]]:

@@ -1,6 +1,5 @@
 """A finished hub as compare and reproduce read it (`HubView`), why one cannot be (`HubUnreadable`), and a
-teammate's hand-made hub (`*_green.log` files and a summary.md) read into one. Reading never writes.
-"""
+teammate's hand-made hub (`*_green.log` files and a summary.md) read into one. Reading never writes."""
 
 from __future__ import annotations
 

@@ -1,6 +1,5 @@
 """Upgrade hub files of format 1 (flat provenance in verdict records, manifest paths relative to the project) to
-the current shapes: `harness.schema.read_json` hands format-1 data here. Nothing is ever written in format 1.
-"""
+the current shapes: `harness.schema.read_json` hands format-1 data here. Nothing is ever written in format 1."""
 
 from __future__ import annotations
 

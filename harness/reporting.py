@@ -1,6 +1,5 @@
 """How the harness speaks: durations, sizes, Markdown tables, and `--format json` output, printed by `emit`
-in one envelope (`schema`, `command`, `exit_code`, then the command's fields; docs/harness.md).
-"""
+in one envelope (`schema`, `command`, `exit_code`, then the command's fields; docs/harness.md)."""
 
 from __future__ import annotations
 
@@ -19,10 +18,8 @@ def fmt_duration(seconds: float | None) -> str:
     """`12.3 s`, or `2 min 05.0 s` beyond a minute; `—` when unknown."""
     if seconds is None:
         return "—"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
     minutes, rest = divmod(seconds, 60)
-    return f"{int(minutes)} min {rest:04.1f} s"
+    return f"{seconds:.1f} s" if seconds < 60 else f"{int(minutes)} min {rest:04.1f} s"
 
 
 def fmt_bytes(size: float) -> str:
@@ -77,8 +74,7 @@ def md_block(text: Any) -> Markdown:
 
 
 def md_link(text: Any, target: str | Path, image: bool = False) -> Markdown:
-    """`[text](target)` (`![...]` for a picture) that CommonMark reads the same for any path: a destination with
-    spaces, parentheses, `<>` or control characters goes in `<...>`; backslashes, brackets are escaped."""
+    """`[text](target)` (`![...]` for a picture) that CommonMark reads the same for any path (`<...>`, escapes)."""
     dest = re.sub(r"[\\<>]", lambda m: "\\" + m.group(), str(target).replace("\n", "%0A").replace("\r", "%0D"))
     if not dest or re.search(r"[\s()<>\x00-\x1f\x7f]", dest):
         dest = f"<{dest}>"
@@ -87,8 +83,7 @@ def md_link(text: Any, target: str | Path, image: bool = False) -> Markdown:
 
 
 def cell(value: Any, limit: int = 120, *, terminal: bool = False) -> str:
-    """A Markdown table cell: None → '—', pipes escaped, line breaks flattened, `<>&` as entities (not for a
-    `terminal`), long text clipped. A `Markdown` value keeps its markup and is never clipped."""
+    """A table cell: None → '—', `|` escaped, one line, `<>&` as entities unless `terminal`; plain text clipped."""
     if value is None or value == "":
         return "—"
     if isinstance(value, Markdown):

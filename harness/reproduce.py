@@ -1,6 +1,5 @@
 """Reproduce a teammate's evidence (`make reproduce`): rerun the plan behind their hub into a NEW hub, compare;
-their hub is only read (hashed before and after). Exit 0 agree, 1 disagree, 2 unreadable (docs/reproduce.md).
-"""
+their hub is only read (hashed before and after). Exit 0 agree, 1 disagree, 2 unreadable (docs/reproduce.md)."""
 
 from __future__ import annotations
 

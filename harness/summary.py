@@ -1,7 +1,5 @@
 """The reviewer's files of a collated hub: `summary.md` (with its remaining risks), `blocker.log`, `junit.xml`.
-
-summary.md shows verdict, targets and pictures on its first screen; its links are relative to the hub.
-"""
+summary.md shows verdict, targets and pictures on its first screen; its links are relative to the hub."""
 
 from __future__ import annotations
 
@@ -66,16 +64,15 @@ def dataset_notes(c: Collation) -> list[DatasetNote]:
     notes = []
     for t in c.targets:
         rec = t.train_record
-        if not rec.get("train_data_file"):
+        if not (file := rec.get("train_data_file")):
             continue
-        path = c.ctx.path(rec["train_data_file"])
+        path = c.ctx.path(file)
         sha = rec.get("train_data_sha256") or (sha256_file(path) if path.is_file() else None)
         try:
             sidecar = json.loads(path.with_suffix(".json").read_text(encoding="utf-8")).get("sha256")
         except (OSError, ValueError, AttributeError):
             sidecar = None
-        notes.append(DatasetNote(t.name, str(rec["train_data_file"]), sha, not rec.get("train_data_sha256"), sidecar,
-                                 rec))
+        notes.append(DatasetNote(t.name, str(file), sha, not rec.get("train_data_sha256"), sidecar, rec))
     return notes
 
 
@@ -120,8 +117,7 @@ def derive_risks(c: Collation) -> list[Risk]:
             warnings.append(f"`{t.name}`: GPU not hidden (CUDA_VISIBLE_DEVICES={r.cuda_visible_devices!r}, "
                             f"cuda_available={r.cuda_available}).")
     for t in c.targets:
-        scan = scan_deprecations(c.hub.path / t.log) if t.log_present else None
-        if scan:
+        if t.log_present and (scan := scan_deprecations(c.hub.path / t.log)):
             warnings.append(f"`{scan.log}`: {scan.count} DeprecationWarning line(s); first: `{scan.first}`")
         if t.duration_s is not None and t.duration_s >= SLOW_FRACTION * t.target.timeout:
             warnings.append(f"`{t.name}` took {fmt_duration(t.duration_s)}, {t.duration_s / t.target.timeout:.0%} "
@@ -145,8 +141,7 @@ def display_command(c: Collation, t: TargetResult) -> str:
 
 
 def _counts(t: TargetResult) -> str:
-    c = t.counts
-    if c is None:
+    if (c := t.counts) is None:
         return "n/a (command)" if t.kind == "command" and t.record else "—"
     text = f"{c.passed} / {c.failed + c.errors} / {c.skipped + c.xfailed}"
     return text + (f" ({c.xpassed} XPASS)" if c.xpassed else "") + (f" ({c.errors} errors)" if c.errors else "")
@@ -206,8 +201,7 @@ def _where_ran(c: Collation) -> list[str]:
     found = {o.target: o for o in origins(c.hub.path)}
     rows = []
     for t in c.targets:
-        o = found.get(t.name)
-        if o is None:
+        if (o := found.get(t.name)) is None:
             rows.append([t.name, f"no part ({t.verdict})", *["—"] * 6])
             continue
         rt, kept = o.environment.runtime if o.environment else None, f"{HubFiles.PARTS}/{t.name}/"
@@ -276,9 +270,8 @@ def render_blocker(c: Collation) -> str:
         log = c.hub.path / (t.log if t.log_present else f"{t.log}.partial")
         tail = log.read_text(encoding="utf-8",
                              errors="replace").splitlines()[-BLOCKER_TAIL_LINES:] if log.is_file() else []
-        out += [f"--- last {len(tail)} lines of {log.name} ---", *tail, f"--- end of {log.name} ---"] if tail \
-            else [f"(no log: {t.log} not found)"]
-        out.append("")
+        out += ([f"--- last {len(tail)} lines of {log.name} ---", *tail, f"--- end of {log.name} ---"] if tail
+                else [f"(no log: {t.log} not found)"]) + [""]
     for title, items in (("production code differs from HEAD (evidence-only loop)",
                           [f"{k}: {', '.join(v)}" for k, v in c.production_changes.items() if v]),
                          ("validate", c.validation_problems), ("unreadable verdict records", c.record_errors)):
@@ -288,22 +281,19 @@ def render_blocker(c: Collation) -> str:
 
 def write_junit(c: Collation) -> Path:
     """`junit.xml`: one test case per target, so any CI shows the evidence targets as tests."""
-    bad = [t for t in c.targets if t.verdict != Verdict.GREEN] + ([None] if not c.green else [])
-    suite = ET.Element("testsuite", name=c.ctx.plan.id, tests=str(len(c.targets) + 1), failures=str(len(bad)),
-                       errors="0", skipped="0", time=f"{sum(t.duration_s or 0 for t in c.targets):.3f}",
-                       timestamp=c.hub.timestamp)
+    failures = sum(t.verdict != Verdict.GREEN for t in c.targets) + (not c.green)
+    root, classname = ET.Element("testsuites"), f"evidence.{c.ctx.plan.id}"
+    suite = ET.SubElement(root, "testsuite", name=c.ctx.plan.id, tests=str(len(c.targets) + 1), failures=str(failures),
+                          errors="0", skipped="0", time=f"{sum(t.duration_s or 0 for t in c.targets):.3f}",
+                          timestamp=c.hub.timestamp)
     for t in c.targets:
-        case = ET.SubElement(suite, "testcase", classname=f"evidence.{c.ctx.plan.id}", name=t.name,
-                             time=f"{t.duration_s or 0:.3f}")
+        case = ET.SubElement(suite, "testcase", classname=classname, name=t.name, time=f"{t.duration_s or 0:.3f}")
         if t.verdict != Verdict.GREEN:  # a skip is not evidence: every non-GREEN verdict fails
             ET.SubElement(case, "failure", type=str(t.verdict), message=t.reason).text = f"{t.verdict}: {t.reason}"
         ET.SubElement(case, "system-out").text = f"verdict: {t.verdict}; log: {t.log}"
     # The hub's own verdict (production-code guard, validate) can fail with every target GREEN.
-    overall = ET.SubElement(suite, "testcase", classname=f"evidence.{c.ctx.plan.id}", name="(overall verdict)",
-                            time="0")
+    overall = ET.SubElement(suite, "testcase", classname=classname, name="(overall verdict)", time="0")
     if not c.green:
         ET.SubElement(overall, "failure", type=str(c.overall), message=c.overall_reason).text = c.overall_reason
-    root = ET.Element("testsuites")
-    root.append(suite)
     return atomic_write_bytes(c.hub.path / HubFiles.JUNIT, b'<?xml version="1.0" encoding="utf-8"?>\n'
                               + ET.tostring(root, encoding="utf-8") + b"\n")
