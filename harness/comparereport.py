@@ -94,8 +94,7 @@ def render_md(result: Comparison, where: Path) -> str:
         rows = _rows(result, status)
         lines += [f"## {title} ({len(rows)})", "", md_table(rows, ["target", "check", "A", "B", "detail"]) if rows
                   else "None.", ""]
-        pictures = [f for f in result.findings if f.check.startswith("picture ")] if status == DISAGREE else []
-        if pictures:  # right after the disagreements: what a reviewer must look at
+        if status == DISAGREE and (pictures := [f for f in result.findings if f.check.startswith("picture ")]):
             lines += ["## Pictures", "", "| target | picture | A | B | pixels |", "|---|---|---|---|---|"]
             for f in pictures:
                 pics = [md_link(side, relative_link(hub / rel, base), image=True) if rel else "(none)"
@@ -118,8 +117,7 @@ def compare_paths(path_a: Path, path_b: Path, *, plan: Path | None, fmt: str, ou
             errors.append(exc)
     if errors:
         return report_unreadable(errors, fmt)
-    tol, source = resolve_tolerance(plan_path, hubs[0])
-    result = compare_hubs(hubs[0], hubs[1], tol, source)
+    result = compare_hubs(*hubs, *resolve_tolerance(plan_path, hubs[0]))
     out = output.expanduser().resolve() if output else Path.cwd() / "comparison.md"
     if any(out.is_relative_to(hub.path) for hub in hubs):
         raise UserError(f"--output {output} is inside a hub; hubs are never written to: pick another file")

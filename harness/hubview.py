@@ -24,8 +24,7 @@ class HubUnreadable(UserError):
 
     def __init__(self, hub: Path, problems: list[str]) -> None:
         self.hub, self.problems = hub, list(dict.fromkeys(problems))
-        lines = "\n".join(f"  - {p}" for p in self.problems)
-        super().__init__(f"hub {hub} cannot be compared:\n{lines}")
+        super().__init__(f"hub {hub} cannot be compared:\n" + "\n".join(f"  - {p}" for p in self.problems))
 
 
 @dataclass(frozen=True)

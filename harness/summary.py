@@ -172,8 +172,7 @@ def _smoke_rows(t: TargetResult, rec: dict[str, Any]) -> list[list[Any]]:
             ["Final train loss", f"{loss:.6g}" if isinstance(loss, (int, float)) else loss],
             ["Batch size", rec.get("batch_size")]]
     rows += [[k.capitalize(), md_code(rec[k])] for k in ("bundle", "checkpoint") if rec.get(k)]
-    rows += [[f"`{k}` shape", "(" + ", ".join(map(str, v)) + ")"] for k, v in (rec.get("shapes") or {}).items()]
-    return rows
+    return rows + [[f"`{k}` shape", "(" + ", ".join(map(str, v)) + ")"] for k, v in (rec.get("shapes") or {}).items()]
 
 
 def _details(c: Collation) -> list[str]:
