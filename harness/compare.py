@@ -1,10 +1,5 @@
-"""Compare two hubs: do they tell the same story, and if not, where and why?
-
-What the evidence means is compared (verdicts, test node ids, counts, the CLI smoke's loss,
-shapes, epochs and data hash, pictures pixel by pixel), never log bytes. Environment drift alone
-is a warning, and the loss must agree within the plan's `[compare]` tolerance only between
-deterministic runs on the same versions, seed and threads (docs/reproduce.md lists every check).
-"""
+"""Compare two hubs: do they tell the same story, and if not, where and why? What the evidence means is compared
+(verdicts, node ids, counts, smoke record, pixels), never log bytes; drift only warns (docs/reproduce.md)."""
 
 from __future__ import annotations
 
@@ -15,7 +10,6 @@ from typing import Any
 
 from harness.context import HOME, resolve_plan
 from harness.hubview import HubView
-from harness.pictures import picture_difference
 from harness.plan import CompareSpec, load_plan
 from harness.reporting import short_list
 from harness.schema import Verdict, VerdictRecord
@@ -33,7 +27,6 @@ SMOKE_CONFIG_KEYS = ("gridsize", "n_groups", "batch_size", "n_patterns")
 @dataclass(frozen=True)
 class Finding:
     """One compared fact: its status, where it belongs, the two values and why it matters."""
-
     status: str
     target: str
     check: str
@@ -45,7 +38,6 @@ class Finding:
 @dataclass(frozen=True)
 class Comparison:
     """The result of comparing hub A with hub B."""
-
     hub_a: Path
     hub_b: Path
     tolerance: CompareSpec
@@ -75,8 +67,7 @@ def resolve_tolerance(plan: Path | None, hub_a: HubView, home: Path = HOME) -> t
         return load_plan(plan).compare, f"{plan} [compare]"
     if not hub_a.plan.path:
         return CompareSpec(), "defaults (hub A records no plan)"
-    candidate = resolve_plan(hub_a.plan.path, home)
-    if not candidate.is_file():
+    if not (candidate := resolve_plan(hub_a.plan.path, home)).is_file():
         return CompareSpec(), f"defaults ({hub_a.plan.path} not found here)"
     try:
         loaded = load_plan(candidate)
@@ -133,8 +124,7 @@ def _compare_loss(name: str, a: VerdictRecord, b: VerdictRecord, tol: CompareSpe
     detail = f"rel diff {rel:.2e} (rtol {tol.loss_rtol:g})"
     if rel <= tol.loss_rtol:
         return Finding(AGREE, name, "final_train_loss", la, lb, detail)
-    why_not = not_comparable(a, b)
-    if not why_not:
+    if not (why_not := not_comparable(a, b)):
         return Finding(DISAGREE, name, "final_train_loss", la, lb, detail + ", deterministic on same versions")
     return Finding(WARN, name, "final_train_loss", la, lb, detail + f"; not enforced: {'; '.join(why_not)}")
 
@@ -169,9 +159,8 @@ def _compare_record(name: str, a: VerdictRecord, b: VerdictRecord, tol: CompareS
     ea, eb = ra.get("epochs"), rb.get("epochs")
     findings.append(Finding(AGREE if ea == eb and ea is not None else DISAGREE, name, "epochs", ea, eb))
     config = [k for k in SMOKE_CONFIG_KEYS if ra.get(k) != rb.get(k)]
-    findings.append(Finding(DISAGREE if config else AGREE, name, "smoke config",
-                            " ".join(f"{k}={ra.get(k)}" for k in SMOKE_CONFIG_KEYS),
-                            " ".join(f"{k}={rb.get(k)}" for k in SMOKE_CONFIG_KEYS),
+    ca, cb = (" ".join(f"{k}={r.get(k)}" for k in SMOKE_CONFIG_KEYS) for r in (ra, rb))
+    findings.append(Finding(DISAGREE if config else AGREE, name, "smoke config", ca, cb,
                             f"differ: {', '.join(config)}" if config else ""))
     return findings + [_compare_data(name, ra, rb)]
 
@@ -181,14 +170,12 @@ def compare_target(name: str, a: VerdictRecord | None, b: VerdictRecord | None, 
     if a is None or b is None:
         return [Finding(DISAGREE, name, "target", a.verdict if a else None, b.verdict if b else None,
                         f"target not run in hub {'A' if a is None else 'B'}")]
+    detail = ""
     if a.verdict != b.verdict:
         detail = f"A: {a.reason} / B: {b.reason}"
     elif a.verdict != Verdict.GREEN:  # agreeing on RED is agreement, but say why neither is GREEN
         detail = f"not GREEN in either: {a.reason}" + ("" if a.reason == b.reason else f" / B: {b.reason}")
-    else:
-        detail = ""
-    derived = [h for h, r in (("A", a), ("B", b)) if r.derived_from]
-    if derived:
+    if derived := [h for h, r in (("A", a), ("B", b)) if r.derived_from]:
         detail = "; ".join(filter(None, [f"{' and '.join(derived)} derived from a hand-made log", detail]))
     findings = [Finding(AGREE if a.verdict == b.verdict else DISAGREE, name, "verdict", str(a.verdict),
                         str(b.verdict), detail)]
@@ -206,23 +193,49 @@ def compare_target(name: str, a: VerdictRecord | None, b: VerdictRecord | None, 
 def compare_pictures(name: str, a: VerdictRecord, hub_a: Path, b: VerdictRecord, hub_b: Path) -> list[Finding]:
     """Each picture both runs made, pixel by pixel; identical pixels are required only when the loss is."""
     pics_a, pics_b = ({Path(f).name: f for f in r.figures} for r in (a, b))
+    why_not = not_comparable(a, b)
+    handmade = [h for h, r in (("A", a), ("B", b)) if r.derived_from and not r.figures]
     findings = []
     for pic in sorted(set(pics_a) | set(pics_b)):
         fa, fb = pics_a.get(pic), pics_b.get(pic)
-        diff = picture_difference(hub_a / fa if fa else hub_a / "-", hub_b / fb if fb else hub_b / "-")
-        why_not = not_comparable(a, b)
-        handmade = [h for h, r in (("A", a), ("B", b)) if r.derived_from and not r.figures]
+        diff = picture_difference(hub_a / (fa or "-"), hub_b / (fb or "-"))
         if diff is None:
-            findings.append(Finding(AGREE, name, f"picture {pic}", fa, fb, "pixels identical"))
+            status, detail = AGREE, "pixels identical"
         elif handmade:  # a hand-made hub keeps logs only: no picture to compare, which is no disagreement
-            findings.append(Finding(WARN, name, f"picture {pic}", fa, fb,
-                                    f"hub {handmade[0]} is hand-made: it keeps no pictures"))
+            status, detail = WARN, f"hub {handmade[0]} is hand-made: it keeps no pictures"
         elif fa and fb and why_not:
-            findings.append(Finding(WARN, name, f"picture {pic}", fa, fb,
-                                    f"{diff}; not enforced: {'; '.join(why_not)}"))
+            status, detail = WARN, f"{diff}; not enforced: {'; '.join(why_not)}"
         else:
-            findings.append(Finding(DISAGREE, name, f"picture {pic}", fa, fb, diff))
+            status, detail = DISAGREE, diff
+        findings.append(Finding(status, name, f"picture {pic}", fa, fb, detail))
     return findings
+
+
+def _pixels(path: Path) -> tuple[tuple[int, int], bytes]:
+    from PIL import Image  # imported when comparing pictures: the rest of the harness needs no pillow
+    with Image.open(path) as image:
+        rgba = image.convert("RGBA")
+    return rgba.size, rgba.tobytes()
+
+
+def picture_difference(a: Path, b: Path) -> str | None:
+    """None when two pictures have identical pixels (PNG bytes differ with metadata), else how they differ."""
+    for label, path in (("A", a), ("B", b)):
+        if not path.is_file():
+            return f"missing in hub {label}"
+    try:
+        (size_a, data_a), (size_b, data_b) = _pixels(a), _pixels(b)
+    except ImportError:
+        same = a.read_bytes() == b.read_bytes()
+        return None if same else "bytes differ (pillow is not installed: pixels not compared)"
+    except OSError as exc:
+        return f"not a readable picture ({exc})"
+    if size_a != size_b:
+        return f"sizes differ ({size_a[0]}x{size_a[1]} vs {size_b[0]}x{size_b[1]})"
+    if data_a == data_b:
+        return None
+    changed = sum(1 for i in range(0, len(data_a), 4) if data_a[i:i + 4] != data_b[i:i + 4])
+    return f"{changed / (size_a[0] * size_a[1]):.2%} of the pixels differ"
 
 
 def compare_packages(a: HubView, b: HubView) -> list[Finding]:
@@ -230,9 +243,8 @@ def compare_packages(a: HubView, b: HubView) -> list[Finding]:
     if not (a.environment and b.environment and a.environment.packages and b.environment.packages):
         return []
     pa, pb = a.environment.packages, b.environment.packages
-    changed = [f"{k} {pa[k]} -> {pb[k]}" for k in sorted(set(pa) & set(pb)) if pa[k] != pb[k]]
-    changed += [f"{k} only in "
-                "A" for k in sorted(set(pa) - set(pb))] + [f"{k} only in B" for k in sorted(set(pb) - set(pa))]
+    changed = [f"{k} {pa[k]} -> {pb[k]}" for k in set(pa) & set(pb) if pa[k] != pb[k]]  # sorted below
+    changed += [f"{k} only in A" for k in set(pa) - set(pb)] + [f"{k} only in B" for k in set(pb) - set(pa)]
     detail = f"{len(changed)} changed: {short_list(sorted(changed), 8)}" if changed else \
         f"{len(pa)} distributions, same versions"
     return [Finding(WARN if changed else AGREE, ENVIRONMENT, "packages", len(pa), len(pb), detail)]
@@ -245,8 +257,8 @@ def _env_value(hub: HubView, key: str) -> Any:
 
 def compare_environment(a: HubView, b: HubView) -> list[Finding]:
     """Environment and plan drift: warnings, never disagreements."""
-    handmade = [h for h, hub in (("A", a), ("B", b)) if hub.handmade]
-    if handmade:  # a hand-made hub records no provenance: there is nothing to compare, say so once
+    # a hand-made hub records no provenance: there is nothing to compare, say so once
+    if handmade := [h for h, hub in (("A", a), ("B", b)) if hub.handmade]:
         return [Finding(WARN, ENVIRONMENT, "provenance", None, None,
                         f"hub {' and '.join(handmade)} is hand-made: commit, versions and platform were not recorded")]
     findings = []
@@ -261,12 +273,9 @@ def compare_environment(a: HubView, b: HubView) -> list[Finding]:
         if key == "threads":  # split between targets that ran side by side: compare target by target
             va, vb = ({n: r.provenance.threads for n, r in hub.verdicts.items()} for hub in (a, b))
         mixed = [h for h, v in (("A", va), ("B", vb)) if isinstance(v, list)]
-        if va == vb and not mixed:
-            findings.append(Finding(AGREE, ENVIRONMENT, key, va, vb))
-        else:
-            findings.append(Finding(WARN, ENVIRONMENT, key, va, vb,
-                                    f"changed during the run in "
-                                    f"{' and '.join(mixed)}" if mixed else "environment drift"))
+        same = va == vb and not mixed
+        detail = "" if same else f"changed during the run in {' and '.join(mixed)}" if mixed else "environment drift"
+        findings.append(Finding(AGREE if same else WARN, ENVIRONMENT, key, va, vb, detail))
     if a.plan.path or b.plan.path:
         same = (a.plan.path, a.plan.sha256) == (b.plan.path, b.plan.sha256)
         where = a.plan.path if a.plan.path == b.plan.path else f"A: {a.plan.path}, B: {b.plan.path}"
@@ -299,6 +308,5 @@ def signer_of(hub: Path) -> str:
     if not (hub / "attestation.json").is_file():
         return "unsigned"
     from harness.attest import check_signature
-
     check = check_signature(hub, trust=None, require=False)
     return f"signature INVALID ({check.problems[0]})" if check.problems else f"signed by {check.signer}"

@@ -1,9 +1,5 @@
-"""`python -m harness compare`: read two hubs, compare them, and render the result.
-
-Renderings: a terminal table, JSON (the envelope of `harness.reporting.emit`, documented in
-docs/reproduce.md), or a Markdown report with both hubs' pictures side by side. Disagreements
-always come first: they are what a reviewer must act on. No rendering is ever written into a hub.
-"""
+"""`python -m harness compare`: read two hubs, compare them, render the result (table, JSON or Markdown with both
+hubs' pictures side by side). Disagreements always come first; no rendering is ever written into a hub."""
 
 from __future__ import annotations
 
@@ -26,28 +22,22 @@ from harness.schema import Verdict
 SECTIONS = (("DISAGREEMENTS", DISAGREE), ("AGREEMENTS", AGREE), ("WARNINGS", WARN))
 
 
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, separators=(",", ":"))
-    return '""' if value == "" else str(value)
-
-
 def _cell(f: Finding, value: Any, other: Any) -> str:
     """Hashes shortened; shapes as AxBxC, only the differing ones when they differ."""
-    if f.check in HASH_CHECKS and isinstance(value, str):
-        return value[:12]
-    if f.check in HASH_CHECKS and isinstance(value, list):
-        return " + ".join(str(v)[:12] for v in value)
+    if value is None:
+        return "-"
+    if f.check in HASH_CHECKS and isinstance(value, (str, list)):
+        return value[:12] if isinstance(value, str) else " + ".join(str(v)[:12] for v in value)
     if f.check == "shapes" and isinstance(value, dict):
         other = other if isinstance(other, dict) else {}
         keys = [k for k in value if value.get(k) != other.get(k)] or list(value)
         shown = {k: "x".join(map(str, value[k])) if isinstance(value[k], list) else value[k] for k in keys}
         return ", ".join(f"{k} {v}" for k, v in shown.items())
-    return _fmt(value)
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, separators=(",", ":"))
+    return '""' if value == "" else str(value)
 
 
 def _rows(result: Comparison, status: str) -> list[list[str]]:
@@ -56,9 +46,8 @@ def _rows(result: Comparison, status: str) -> list[list[str]]:
 
 
 def outcome_line(result: Comparison) -> str:
-    n_dis, n_warn = len(result.by_status(DISAGREE)), len(result.by_status(WARN))
-    word = "AGREE" if result.agree else "DISAGREE"
-    return f"result: {word} ({n_dis} disagreement(s), {n_warn} warning(s)); exit {result.exit_code}"
+    return (f"result: {'AGREE' if result.agree else 'DISAGREE'} ({len(result.by_status(DISAGREE))} disagreement(s), "
+            f"{len(result.by_status(WARN))} warning(s)); exit {result.exit_code}")
 
 
 def _notes(result: Comparison) -> list[str]:
@@ -81,27 +70,23 @@ def render_table(result: Comparison) -> str:
              f"duration_floor_s={t.duration_floor_s:g} ({result.tolerance_source})"]
     for title, status in SECTIONS:
         rows = _rows(result, status)
-        table = md_table(rows, ["target", "check", "A", "B", "detail"], 140, terminal=True)
-        lines += ["", f"{title} ({len(rows)})"] + ([table] if rows else [])
+        lines += ["", f"{title} ({len(rows)})"] + ([md_table(rows, ["target", "check", "A", "B", "detail"], 140,
+                                                             terminal=True)] if rows else [])
     return "\n".join(lines + _notes(result) + ["", outcome_line(result)])
 
 
-def comparison_payload(result: Comparison) -> dict[str, Any]:
-    """The JSON fields of a comparison (inside the `emit` envelope)."""
-    return {"hub_a": str(result.hub_a), "hub_b": str(result.hub_b), "signers": list(result.signers),
-            "tolerance": asdict(result.tolerance),
-            "tolerance_source": result.tolerance_source, "result": "AGREE" if result.agree else "DISAGREE",
-            "exit_code": result.exit_code, "not_green_in_both": result.not_green_in_both(),
-            **{title.lower(): [asdict(f) for f in result.by_status(status)] for title, status in SECTIONS}}
-
-
 def render_json(result: Comparison, command: str = "compare") -> str:
-    return as_json(command, comparison_payload(result))
+    """The comparison as one JSON object in the `emit` envelope."""
+    return as_json(command, {"hub_a": str(result.hub_a), "hub_b": str(result.hub_b), "signers": list(result.signers),
+                             "tolerance": asdict(result.tolerance), "tolerance_source": result.tolerance_source,
+                             "result": "AGREE" if result.agree else "DISAGREE", "exit_code": result.exit_code,
+                             "not_green_in_both": result.not_green_in_both(),
+                             **{title.lower(): [asdict(f) for f in result.by_status(status)]
+                                for title, status in SECTIONS}})
 
 
 def render_md(result: Comparison, where: Path) -> str:
-    """A Markdown report for `where` (a file outside both hubs): disagreements first, then both
-    hubs' pictures side by side, then agreements and warnings. Links are relative to `where`."""
+    """A Markdown report for `where` (outside both hubs, links relative to it): disagreements, pictures, the rest."""
     base = where.parent.resolve()
     lines = [f"# Comparison: A = {md_code(result.hub_a.name)} vs B = {md_code(result.hub_b.name)}", "",
              f"**{outcome_line(result)}**", "", f"- A: {md_code(result.hub_a)}", f"- B: {md_code(result.hub_b)}", ""]
@@ -109,8 +94,7 @@ def render_md(result: Comparison, where: Path) -> str:
         rows = _rows(result, status)
         lines += [f"## {title} ({len(rows)})", "", md_table(rows, ["target", "check", "A", "B", "detail"]) if rows
                   else "None.", ""]
-        pictures = [f for f in result.findings if f.check.startswith("picture ")] if status == DISAGREE else []
-        if pictures:  # right after the disagreements: what a reviewer must look at
+        if status == DISAGREE and (pictures := [f for f in result.findings if f.check.startswith("picture ")]):
             lines += ["## Pictures", "", "| target | picture | A | B | pixels |", "|---|---|---|---|---|"]
             for f in pictures:
                 pics = [md_link(side, relative_link(hub / rel, base), image=True) if rel else "(none)"
@@ -133,8 +117,7 @@ def compare_paths(path_a: Path, path_b: Path, *, plan: Path | None, fmt: str, ou
             errors.append(exc)
     if errors:
         return report_unreadable(errors, fmt)
-    tol, source = resolve_tolerance(plan_path, hubs[0])
-    result = compare_hubs(hubs[0], hubs[1], tol, source)
+    result = compare_hubs(*hubs, *resolve_tolerance(plan_path, hubs[0]))
     out = output.expanduser().resolve() if output else Path.cwd() / "comparison.md"
     if any(out.is_relative_to(hub.path) for hub in hubs):
         raise UserError(f"--output {output} is inside a hub; hubs are never written to: pick another file")

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.handmade import read_handmade
-from harness.hubview import HubUnreadable, HubView
+from harness.hubview import HubUnreadable, HubView, read_handmade
 from harness.plan import EvidencePlan
 from harness.hub import load_verdicts
 from harness.schema import EnvironmentRecord, HubFiles, Manifest, RunRecord, SchemaError

@@ -1,20 +1,10 @@
-"""Upgrade hub files of format 1 (the hubs shipped before hub format 2) to the current shapes.
-
-Format 1 kept provenance flat in each verdict record, and listed every file of a manifest with
-a path relative to the project root. Readers never see those shapes: `harness.schema.read_json`
-hands format-1 data here and gets format-2 data back. Nothing is ever written in format 1.
-"""
+"""Upgrade hub files of format 1 (flat provenance in verdict records, manifest paths relative to the project) to
+the current shapes: `harness.schema.read_json` hands format-1 data here. Nothing is ever written in format 1."""
 
 from __future__ import annotations
 
 from typing import Any
 
-#: Current schema -> the format-1 schema it can upgrade.
-V1 = {
-    "evidence-verdict/2": "evidence-verdict/1",
-    "evidence-run/2": "evidence-run/1",
-    "evidence-manifest/2": "evidence-manifest/1",
-}
 _RUNTIME_KEYS = ("python", "platform", "executable", "torch", "lightning", "numpy", "cuda_available",
                  "cuda_visible_devices", "pythonhashseed")
 
@@ -45,17 +35,13 @@ def _run(data: dict[str, Any]) -> dict[str, Any]:
 
 def _manifest(data: dict[str, Any]) -> dict[str, Any]:
     """Split format 1's one `artifacts` list into hub files (made hub-relative) and external files."""
-    hub = str(data.get("hub") or "")
-    files, external = [], []
-    for entry in data.get("artifacts") or ():
-        if isinstance(entry, dict) and entry.get("location") == "hub":
-            files.append({**entry, "path": str(entry.get("path") or "").removeprefix(hub + "/")})
-        else:
-            external.append(entry)
+    hub, entries = str(data.get("hub") or ""), data.get("artifacts") or ()
+    files = [{**e, "path": str(e.get("path") or "").removeprefix(hub + "/")} for e in entries
+             if isinstance(e, dict) and e.get("location") == "hub"]
+    external = [e for e in entries if not (isinstance(e, dict) and e.get("location") == "hub")]
     return {**data, "files": files, "external": external, "format": 1}
 
 
 def upgrade(schema: str, data: dict[str, Any]) -> dict[str, Any]:
     """`data` of the format-1 predecessor of `schema`, in the shape of `schema`."""
-    upgrade_one = {"evidence-verdict/2": _verdict, "evidence-run/2": _run, "evidence-manifest/2": _manifest}[schema]
-    return upgrade_one(data)
+    return {"evidence-verdict/2": _verdict, "evidence-run/2": _run, "evidence-manifest/2": _manifest}[schema](data)

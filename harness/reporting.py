@@ -1,9 +1,5 @@
-"""How the harness speaks: durations, sizes, Markdown tables, and `--format json` output.
-
-Every command that accepts `--format json` prints one JSON object through `emit`, with the
-same envelope (`schema`, `command`, `exit_code`, then the command's own fields; documented in
-docs/harness.md, "Machine-readable output"), so a CI step can parse any of them the same way.
-"""
+"""How the harness speaks: durations, sizes, Markdown tables, and `--format json` output, printed by `emit`
+in one envelope (`schema`, `command`, `exit_code`, then the command's fields; docs/harness.md)."""
 
 from __future__ import annotations
 
@@ -22,15 +18,13 @@ def fmt_duration(seconds: float | None) -> str:
     """`12.3 s`, or `2 min 05.0 s` beyond a minute; `—` when unknown."""
     if seconds is None:
         return "—"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
     minutes, rest = divmod(seconds, 60)
-    return f"{int(minutes)} min {rest:04.1f} s"
+    return f"{seconds:.1f} s" if seconds < 60 else f"{int(minutes)} min {rest:04.1f} s"
 
 
 def fmt_bytes(size: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
+    for unit in ("B", "KiB", "MiB"):
+        if size < 1024:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     return f"{size:.1f} GiB"
@@ -80,8 +74,7 @@ def md_block(text: Any) -> Markdown:
 
 
 def md_link(text: Any, target: str | Path, image: bool = False) -> Markdown:
-    """`[text](target)` (`![...]` for a picture) that CommonMark reads the same for any path: a destination with
-    spaces, parentheses, `<>` or control characters goes in `<...>`; backslashes, brackets are escaped."""
+    """`[text](target)` (`![...]` for a picture) that CommonMark reads the same for any path (`<...>`, escapes)."""
     dest = re.sub(r"[\\<>]", lambda m: "\\" + m.group(), str(target).replace("\n", "%0A").replace("\r", "%0D"))
     if not dest or re.search(r"[\s()<>\x00-\x1f\x7f]", dest):
         dest = f"<{dest}>"
@@ -90,8 +83,7 @@ def md_link(text: Any, target: str | Path, image: bool = False) -> Markdown:
 
 
 def cell(value: Any, limit: int = 120, *, terminal: bool = False) -> str:
-    """A Markdown table cell: None → '—', pipes escaped, line breaks flattened, `<>&` as entities (not for a
-    `terminal`), long text clipped. A `Markdown` value keeps its markup and is never clipped."""
+    """A table cell: None → '—', `|` escaped, one line, `<>&` as entities unless `terminal`; plain text clipped."""
     if value is None or value == "":
         return "—"
     if isinstance(value, Markdown):
@@ -105,7 +97,6 @@ def cell(value: Any, limit: int = 120, *, terminal: bool = False) -> str:
 def md_table(rows: Iterable[Iterable[Any]], headers: list[str], limit: int = 120, *, terminal: bool = False) -> str:
     """A GitHub-flavoured table (tabulate) whose cells stay readable; one for a `terminal` keeps `<>&` as they are."""
     from tabulate import tabulate  # imported when rendering: nox imports the harness without it
-
     return tabulate([[cell(v, limit, terminal=terminal) for v in row] for row in rows], headers=headers,
                     tablefmt="github", disable_numparse=True)
 

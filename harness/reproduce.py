@@ -1,9 +1,5 @@
-"""Reproduce a teammate's evidence: rerun the plan behind their hub, then compare (`make reproduce`).
-
-The plan must hash as recorded (unless `--allow-plan-change`), the rerun goes into a NEW hub,
-and the teammate's hub is only read: it is hashed before and after, and a change is an error.
-Exit 0 agree, 1 disagree, 2 a hub unreadable or the rerun could not start (docs/reproduce.md).
-"""
+"""Reproduce a teammate's evidence (`make reproduce`): rerun the plan behind their hub into a NEW hub, compare;
+their hub is only read (hashed before and after). Exit 0 agree, 1 disagree, 2 unreadable (docs/reproduce.md)."""
 
 from __future__ import annotations
 
@@ -39,8 +35,7 @@ def recorded_plan(hub: HubView, explicit: Path | None, allow_change: bool) -> tu
     if not plan.is_file():
         raise ReproduceError(f"{hub.path} was produced by plan {hub.plan.path}, which is not found here ({plan}); "
                              f"check out the teammate's commit ({hub.git_sha or 'unknown'}) or pass --plan")
-    current = load_plan(plan).sha256
-    if current == hub.plan.sha256:
+    if (current := load_plan(plan).sha256) == hub.plan.sha256:
         return plan, None
     message = (f"plan {hub.plan.path} has changed since {hub.path} was made (recorded sha256 "
                f"{str(hub.plan.sha256)[:12]}, now {current[:12]}): the rerun would not run the same plan; "
@@ -54,9 +49,8 @@ def reproduce(from_hub: Path, *, project: Path | None, plan: Path | None, projec
               jobs: str | None, ledger: bool, allow_plan_change: bool, fmt: str,
               sign: Callable[[Path, Path], None] = lambda hub, git_dir: None) -> int:
     """Rerun the plan behind `from_hub` into a new hub and compare; ends with `hub:` and `verdict:` lines."""
-    given_plan = load_plan(resolve_plan(plan)) if plan else None
     try:
-        teammate = read_hub(from_hub, given_plan)
+        teammate = read_hub(from_hub, load_plan(resolve_plan(plan)) if plan else None)
     except HubUnreadable as exc:
         return report_unreadable([exc], fmt, "reproduce")
     before = hash_tree(teammate.path)
@@ -69,10 +63,9 @@ def reproduce(from_hub: Path, *, project: Path | None, plan: Path | None, projec
         raise ReproduceError(f"--hub {hub} is inside the teammate's hub {teammate.path}; pick another folder")
     workers = parse_jobs(jobs)
     require()  # the production-code guard's watcher, before a venv or a hub is made
-    names = tuple(t.name for t in ctx.plan.targets)
     with contextlib.redirect_stdout(echo):
         python = ensure_env(ctx, log=lambda line: print(f"reproduce: {line}", flush=True))
-        new = create_hub(ctx, targets=names, explicit=hub, python=str(python))
+        new = create_hub(ctx, targets=tuple(t.name for t in ctx.plan.targets), explicit=hub, python=str(python))
         print(f"reproduce: rerunning {ctx.plan_label} into {ctx.rel(new.path)}", flush=True)
         run = execute(ctx, new, nox=nox_command(home=ctx.home), args=["-s", *(t.session for t in ctx.plan.targets)],
                       jobs=workers, verbose=False, ledger=ledger, output=echo)
@@ -93,7 +86,6 @@ def reproduce(from_hub: Path, *, project: Path | None, plan: Path | None, projec
     if fmt == "json":
         print(render_json(result, "reproduce"))
     else:
-        print(f"\nreproduce: comparing A = the teammate's hub with B = the rerun ({run.result.collation.overall})")
-        print(render_table(result))
-        print("\n".join(["", *tail]))
+        print("\n".join([f"\nreproduce: comparing A = the teammate's hub with B = the rerun "
+                         f"({run.result.collation.overall})", render_table(result), "", *tail]))
     return run.exit_code if run.interrupted else result.exit_code

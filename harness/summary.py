@@ -1,10 +1,5 @@
 """The reviewer's files of a collated hub: `summary.md` (with its remaining risks), `blocker.log`, `junit.xml`.
-
-summary.md answers, within its first screen: the overall verdict, a short table of targets
-(full commands go below it, in code blocks), and the pictures the run made. Then: what the CLI
-smoke produced, with which data (fixture and sha256), on what code and environment, what is at
-risk, how to reproduce. Links are relative to the hub, so the hub reads anywhere it is copied.
-"""
+summary.md shows verdict, targets and pictures on its first screen; its links are relative to the hub."""
 
 from __future__ import annotations
 
@@ -21,24 +16,22 @@ from harness.reporting import Markdown, fmt_duration, md_block, md_code, md_link
 from harness.schema import EnvironmentRecord, HubFiles, Verdict
 
 BLOCKER, WARNING = "blocker", "warning"  # remaining risks, derived from what the run left (never typed by hand)
-#: A target that used at least this fraction of its timeout is flagged as slow.
-SLOW_FRACTION = 0.5
+SLOW_FRACTION = 0.5  # a target that used at least this fraction of its timeout is flagged as slow
+BLOCKER_TAIL_LINES = 40
 _EXAMPLE_CHARS = 160
+_ENV_KEYS = ("python", "torch", "lightning", "numpy", "platform")
 
 
 @dataclass(frozen=True)
 class Risk:
-    """One risk line: severity, the target it concerns (or None) and a sentence."""
-
+    """One risk line: its severity and a sentence."""
     severity: str
     text: str
-    target: str | None = None
 
 
 @dataclass(frozen=True)
 class WarningScan:
     """DeprecationWarning lines of one log: how many and the first one."""
-
     log: str
     count: int
     first: str
@@ -48,24 +41,17 @@ def scan_deprecations(log_path: Path) -> WarningScan | None:
     """Count lines mentioning DeprecationWarning in a log (None when there are none)."""
     if not log_path.is_file():
         return None
-    count, first = 0, ""
     with log_path.open(encoding="utf-8", errors="replace") as handle:
-        for line in handle:
-            if "DeprecationWarning" in line:
-                count += 1
-                if not first:
-                    first = line.strip()
-    if not count:
+        found = [line.strip() for line in handle if "DeprecationWarning" in line]
+    if not found:
         return None
-    if len(first) > _EXAMPLE_CHARS:
-        first = first[: _EXAMPLE_CHARS - 1] + "…"
-    return WarningScan(log_path.name, count, first)
+    first = found[0][: _EXAMPLE_CHARS - 1] + "…" if len(found[0]) > _EXAMPLE_CHARS else found[0]
+    return WarningScan(log_path.name, len(found), first)
 
 
 @dataclass(frozen=True)
 class DatasetNote:
     """The data a command target trained on, from its TRAIN_RECORD (hashed here if the record lacks it)."""
-
     target: str
     file: str
     sha256: str | None
@@ -78,103 +64,84 @@ def dataset_notes(c: Collation) -> list[DatasetNote]:
     notes = []
     for t in c.targets:
         rec = t.train_record
-        if not rec.get("train_data_file"):
+        if not (file := rec.get("train_data_file")):
             continue
-        path = c.ctx.path(rec["train_data_file"])
+        path = c.ctx.path(file)
         sha = rec.get("train_data_sha256") or (sha256_file(path) if path.is_file() else None)
         try:
             sidecar = json.loads(path.with_suffix(".json").read_text(encoding="utf-8")).get("sha256")
         except (OSError, ValueError, AttributeError):
             sidecar = None
-        notes.append(DatasetNote(t.name, str(rec["train_data_file"]), sha, not rec.get("train_data_sha256"), sidecar,
-                                 rec))
+        notes.append(DatasetNote(t.name, str(file), sha, not rec.get("train_data_sha256"), sidecar, rec))
     return notes
 
 
 def derive_risks(c: Collation) -> list[Risk]:
     """All risks of a hub, blockers first, in a stable order."""
-    risks: list[Risk] = []
-    run = c.hub.run
+    run, blockers, warnings = c.hub.run, [], []
     if c.interrupted:
-        risks.append(Risk(BLOCKER, "The run was interrupted: a target left its log as `.partial`; "
-                                   "the hub stays INCOMPLETE and the ledger was not touched."))
+        blockers.append("The run was interrupted: a target left its log as `.partial`; the hub stays INCOMPLETE and "
+                        "the ledger was not touched.")
     if c.partial_run:
-        risks.append(Risk(WARNING, f"A partial hub: {len(c.targets)} of the plan's {len(c.ctx.plan.targets)} targets "
-                                   f"({', '.join(t.name for t in c.targets)}); its verdict covers those only, and "
-                                   "it never updates the ledger."))
-    for t in c.targets:
-        if t.verdict != Verdict.GREEN:
-            risks.append(Risk(BLOCKER, f"`{t.name}` is {t.verdict}: {t.reason}", t.name))
+        warnings.append(f"A partial hub: {len(c.targets)} of the plan's {len(c.ctx.plan.targets)} targets "
+                        f"({', '.join(t.name for t in c.targets)}); its verdict covers those only, and it never "
+                        "updates the ledger.")
+    blockers += [f"`{t.name}` is {t.verdict}: {t.reason}" for t in c.targets if t.verdict != Verdict.GREEN]
     changed = changed_files(c.production_changes)
     if changed:
         phases = ", ".join(phase for phase, files in c.production_changes.items() if files)
-        risks.append(Risk(BLOCKER, f"Production files differ from HEAD ({phases}): "
-                                   f"{', '.join(f'`{f}`' for f in changed)}; "
-                                   "evidence-only runs must not change production code."))
+        blockers.append(f"Production files differ from HEAD ({phases}): {', '.join(f'`{f}`' for f in changed)}; "
+                        "evidence-only runs must not change production code.")
     if not run.git.known:
-        risks.append(Risk(BLOCKER, f"The checkout is not a git repository: commit {run.project_commit or 'unknown'} "
-                                   f"({run.commit_source}); the production-code guard was not checked."))
-    risks += [Risk(BLOCKER, f"validate: {p}") for p in c.validation_problems]
-    risks += [Risk(BLOCKER, f"Unreadable verdict record: {e}") for e in c.record_errors]
-    risks += [Risk(WARNING, f"Verdict record for `{x}`, which is not a target of the plan "
-                            "(ignored).") for x in c.extra_records]
+        blockers.append(f"The checkout is not a git repository: commit {run.project_commit or 'unknown'} "
+                        f"({run.commit_source}); the production-code guard was not checked.")
+    blockers += [f"validate: {p}" for p in c.validation_problems]
+    blockers += [f"Unreadable verdict record: {e}" for e in c.record_errors]
+    warnings += [f"Verdict record for `{x}`, which is not a target of the plan (ignored)." for x in c.extra_records]
     if c.plan_changed:
-        risks.append(Risk(WARNING, f"The plan file `{c.ctx.plan_label}` changed since the run started "
-                                   "(sha256 differs from run.json); the summary uses the current file."))
+        warnings.append(f"The plan file `{c.ctx.plan_label}` changed since the run started (sha256 differs from "
+                        "run.json); the summary uses the current file.")
     records = [t.record for t in c.targets if t.record]
     dirty = sorted(set(run.git.dirty_files).union(*(r.provenance.git.dirty_files for r in records)))
     if dirty:
-        risks.append(Risk(WARNING, f"The working tree was dirty (tracked files differ from HEAD): "
-                                   f"{', '.join(f'`{f}`' for f in dirty[:10])}"
-                                   + (f" and {len(dirty) - 10} more" if len(dirty) > 10 else "") + "."))
+        warnings.append(f"The working tree was dirty (tracked files differ from HEAD): "
+                        f"{', '.join(f'`{f}`' for f in dirty[:10])}"
+                        + (f" and {len(dirty) - 10} more" if len(dirty) > 10 else "") + ".")
     shas = sorted({r.provenance.git.sha for r in records if r.provenance.git.known}
                   | ({run.git.sha} if run.git.known else set()))
     if len(shas) > 1:
-        risks.append(Risk(WARNING, f"Targets ran on different commits ({', '.join(s[:12] for s in shas)}): HEAD "
-                                   "moved."))
+        warnings.append(f"Targets ran on different commits ({', '.join(s[:12] for s in shas)}): HEAD moved.")
     for t in c.targets:
         r = t.record.provenance.runtime if t.record else None
         if r and (r.cuda_available or r.cuda_visible_devices not in ("", None)):
-            risks.append(Risk(WARNING, f"`{t.name}`: GPU not hidden (CUDA_VISIBLE_DEVICES={r.cuda_visible_devices!r}, "
-                                       f"cuda_available={r.cuda_available}).", t.name))
+            warnings.append(f"`{t.name}`: GPU not hidden (CUDA_VISIBLE_DEVICES={r.cuda_visible_devices!r}, "
+                            f"cuda_available={r.cuda_available}).")
     for t in c.targets:
-        scan = scan_deprecations(c.hub.path / t.log) if t.log_present else None
-        if scan:
-            risks.append(Risk(WARNING, f"`{scan.log}`: {scan.count} DeprecationWarning line(s); first: "
-                                       f"`{scan.first}`", t.name))
+        if t.log_present and (scan := scan_deprecations(c.hub.path / t.log)):
+            warnings.append(f"`{scan.log}`: {scan.count} DeprecationWarning line(s); first: `{scan.first}`")
         if t.duration_s is not None and t.duration_s >= SLOW_FRACTION * t.target.timeout:
-            risks.append(Risk(WARNING, f"`{t.name}` took {fmt_duration(t.duration_s)}, "
-                                       f"{t.duration_s / t.target.timeout:.0%} "
-                                       f"of its {fmt_duration(t.target.timeout)} timeout: a slower machine may time "
-                                       "out.", t.name))
+            warnings.append(f"`{t.name}` took {fmt_duration(t.duration_s)}, {t.duration_s / t.target.timeout:.0%} "
+                            f"of its {fmt_duration(t.target.timeout)} timeout: a slower machine may time out.")
     for note in dataset_notes(c):
         if note.sha256 is None:
-            risks.append(Risk(WARNING, f"Dataset `{note.file}` of `{note.target}` has no sha256 and is not on disk to "
-                                       "hash."))
+            warnings.append(f"Dataset `{note.file}` of `{note.target}` has no sha256 and is not on disk to hash.")
         elif note.sidecar_sha256 and note.sidecar_sha256 != note.sha256:
-            risks.append(Risk(WARNING, f"Dataset `{Path(note.file).name}` sha256 {note.sha256[:12]}… does not match "
-                                       "its "
-                                       f"sidecar ({note.sidecar_sha256[:12]}…): the fixture changed."))
-    return sorted(risks, key=lambda r: 0 if r.severity == BLOCKER else 1)
-
-
-BLOCKER_TAIL_LINES = 40
-_ENV_KEYS = ("python", "torch", "lightning", "numpy", "platform")
+            warnings.append(f"Dataset `{Path(note.file).name}` sha256 {note.sha256[:12]}… does not match its "
+                            f"sidecar ({note.sidecar_sha256[:12]}…): the fixture changed.")
+    return [Risk(BLOCKER, text) for text in blockers] + [Risk(WARNING, text) for text in warnings]
 
 
 def display_command(c: Collation, t: TargetResult) -> str:
     """The selector, or the command line with the interpreter and project root shortened."""
     if t.kind == "pytest":
         return t.target.selector or ""
-    argv = list(t.record.argv) if t.record and t.record.argv else list(t.target.argv)
-    root = str(c.ctx.project) + "/"
+    argv, root = t.record.argv if t.record and t.record.argv else t.target.argv, str(c.ctx.project) + "/"
     return shlex.join(["python" if i == 0 and Path(a).name.startswith("python") else a.replace(root, "")
                        for i, a in enumerate(argv)])
 
 
 def _counts(t: TargetResult) -> str:
-    c = t.counts
-    if c is None:
+    if (c := t.counts) is None:
         return "n/a (command)" if t.kind == "command" and t.record else "—"
     text = f"{c.passed} / {c.failed + c.errors} / {c.skipped + c.xfailed}"
     return text + (f" ({c.xpassed} XPASS)" if c.xpassed else "") + (f" ({c.errors} errors)" if c.errors else "")
@@ -205,8 +172,7 @@ def _smoke_rows(t: TargetResult, rec: dict[str, Any]) -> list[list[Any]]:
             ["Final train loss", f"{loss:.6g}" if isinstance(loss, (int, float)) else loss],
             ["Batch size", rec.get("batch_size")]]
     rows += [[k.capitalize(), md_code(rec[k])] for k in ("bundle", "checkpoint") if rec.get(k)]
-    rows += [[f"`{k}` shape", "(" + ", ".join(map(str, v)) + ")"] for k, v in (rec.get("shapes") or {}).items()]
-    return rows
+    return rows + [[f"`{k}` shape", "(" + ", ".join(map(str, v)) + ")"] for k, v in (rec.get("shapes") or {}).items()]
 
 
 def _details(c: Collation) -> list[str]:
@@ -214,21 +180,16 @@ def _details(c: Collation) -> list[str]:
     for t in c.targets:
         out += [f"`{t.name}` ({t.kind}, timeout {t.target.timeout:g} s):", "", md_block(display_command(c, t)), ""]
     for t in c.targets:
-        rec = t.train_record
-        if t.kind == "command" and rec:
-            out += [f"## CLI smoke: `{t.name}`", "", md_table(_smoke_rows(t, rec), ["Quantity", "Value"]), ""]
-        elif t.kind == "command" and t.record:
-            out += [f"## CLI smoke: `{t.name}`", "", f"No training record (the command printed no `TRAIN_RECORD` "
-                    f"line); see {md_link(t.log, t.log)}.", ""]
-    notes = dataset_notes(c)
-    if notes:
-        rows = [[d.target, md_code(d.file), Markdown(md_code(d.sha256) + " (computed)" * d.computed) if d.sha256
-                 else "file missing", {True: "yes", False: "**NO**"}.get(d.sidecar_sha256 == d.sha256)
-                 if d.sidecar_sha256 else "no sidecar", d.record.get("n_patterns"), d.record.get("n_groups"),
-                 d.record.get("gridsize")] for d in notes]
-        out += ["## Dataset", "", md_table(rows, ["Target", "File", "sha256", "Matches sidecar", "Patterns",
-                                                  "Groups", "gridsize"]), ""]
-    return out
+        if t.kind == "command" and (t.train_record or t.record):
+            out += [f"## CLI smoke: `{t.name}`", "", md_table(_smoke_rows(t, t.train_record), ["Quantity", "Value"])
+                    if t.train_record else f"No training record (the command printed no `TRAIN_RECORD` line); see "
+                    f"{md_link(t.log, t.log)}.", ""]
+    rows = [[d.target, md_code(d.file), Markdown(md_code(d.sha256) + " (computed)" * d.computed) if d.sha256
+             else "file missing", ("yes" if d.sidecar_sha256 == d.sha256 else "**NO**") if d.sidecar_sha256
+             else "no sidecar", d.record.get("n_patterns"), d.record.get("n_groups"), d.record.get("gridsize")]
+            for d in dataset_notes(c)]
+    headers = ["Target", "File", "sha256", "Matches sidecar", "Patterns", "Groups", "gridsize"]
+    return out + (["## Dataset", "", md_table(rows, headers), ""] if rows else [])
 
 
 def _where_ran(c: Collation) -> list[str]:
@@ -236,12 +197,10 @@ def _where_ran(c: Collation) -> list[str]:
     if not (c.hub.path / HubFiles.PARTS).is_dir():
         return []
     from harness.parts import origins  # only a merged hub has parts
-
     found = {o.target: o for o in origins(c.hub.path)}
     rows = []
     for t in c.targets:
-        o = found.get(t.name)
-        if o is None:
+        if (o := found.get(t.name)) is None:
             rows.append([t.name, f"no part ({t.verdict})", *["—"] * 6])
             continue
         rt, kept = o.environment.runtime if o.environment else None, f"{HubFiles.PARTS}/{t.name}/"
@@ -254,14 +213,13 @@ def _where_ran(c: Collation) -> list[str]:
 
 
 def _environment(c: Collation) -> list[str]:
-    run = c.hub.run
-    env = EnvironmentRecord.load(c.hub.path)
+    run, env = c.hub.run, EnvironmentRecord.load(c.hub.path)
     runtime = env.runtime if env else (c.targets[0].record.provenance.runtime if c.targets[0].record else None)
     commit = run.git.sha if run.git.known else f"{run.project_commit or 'unknown'} ({run.commit_source})"
-    changed = changed_files(c.production_changes)
-    rows = [["Commit", md_code(commit)], ["Dirty tree (tracked files)", "unknown" if run.git.dirty is None
-            else ", ".join(run.git.dirty_files) or "no"],
-            [f"Production code ({', '.join(c.ctx.plan.project.production)}) changed", ", ".join(changed) or "no"]]
+    dirty = "unknown" if run.git.dirty is None else ", ".join(run.git.dirty_files) or "no"
+    rows = [["Commit", md_code(commit)], ["Dirty tree (tracked files)", dirty],
+            [f"Production code ({', '.join(c.ctx.plan.project.production)}) changed",
+             ", ".join(changed_files(c.production_changes)) or "no"]]
     if runtime:
         rows += [[k, getattr(runtime, k)] for k in _ENV_KEYS]
         rows += [["GPU hidden", f'CUDA_VISIBLE_DEVICES="{runtime.cuda_visible_devices}", '
@@ -292,22 +250,18 @@ def render_summary(c: Collation, *, blocker_written: bool) -> str:
     risks = derive_risks(c)
     lines += ["## Remaining risks", ""] + ([f"- {'**Blocker:**' if r.severity == BLOCKER else 'Warning:'} "
                                             f"{md_text(r.text)}" for r in risks] or ["None found."]) + [""]
-    lines += ["## Reproduce", "", f"`make reproduce FROM={c.hub_rel}` reruns this plan into a new hub and compares.",
-              ""]
-    return "\n".join(lines)
+    lines += ["## Reproduce", "", f"`make reproduce FROM={c.hub_rel}` reruns this plan into a new hub and compares."]
+    return "\n".join(lines + [""])
 
 
 def render_blocker(c: Collation) -> str:
     """blocker.log: what failed (selector or command), why, and the tail of its log."""
     out = [f"BLOCKED: {c.ctx.plan.id} {c.hub.timestamp}: overall {c.overall}", f"reason: {c.overall_reason}",
            f"hub: {c.hub_rel}", f"collated: {c.collated_utc}", ""]
-    for t in c.targets:
-        if t.verdict == Verdict.GREEN:
-            continue
+    for t in (x for x in c.targets if x.verdict != Verdict.GREEN):
         out += [f"== {t.name}: {t.verdict} ==", f"{'selector' if t.kind == 'pytest' else 'command'}: "
                 f"{display_command(c, t)}", f"reason: {t.reason}"]
-        rec = t.record
-        if rec is not None:
+        if (rec := t.record) is not None:
             out.append(f"exit code: {rec.exit_code}  timed out: {rec.timed_out}  duration: "
                        f"{fmt_duration(rec.duration_s)}")
             failed = [str(x.get("nodeid")) for x in rec.tests if x.get("outcome") != "passed"]
@@ -315,35 +269,30 @@ def render_blocker(c: Collation) -> str:
         log = c.hub.path / (t.log if t.log_present else f"{t.log}.partial")
         tail = log.read_text(encoding="utf-8",
                              errors="replace").splitlines()[-BLOCKER_TAIL_LINES:] if log.is_file() else []
-        out += [f"--- last {len(tail)} lines of {log.name} ---", *tail, f"--- end of {log.name} ---"] if tail \
-            else [f"(no log: {t.log} not found)"]
-        out.append("")
+        out += ([f"--- last {len(tail)} lines of {log.name} ---", *tail, f"--- end of {log.name} ---"] if tail
+                else [f"(no log: {t.log} not found)"]) + [""]
     for title, items in (("production code differs from HEAD (evidence-only loop)",
                           [f"{k}: {', '.join(v)}" for k, v in c.production_changes.items() if v]),
-                         ("validate", list(c.validation_problems)), ("unreadable verdict records",
-                                                                     list(c.record_errors))):
+                         ("validate", c.validation_problems), ("unreadable verdict records", c.record_errors)):
         out += [f"== {title} ==", *items, ""] if items else []
     return "\n".join(out)
 
 
 def write_junit(c: Collation) -> Path:
     """`junit.xml`: one test case per target, so any CI shows the evidence targets as tests."""
-    bad = [t for t in c.targets if t.verdict != Verdict.GREEN] + ([None] if not c.green else [])
-    suite = ET.Element("testsuite", name=c.ctx.plan.id, tests=str(len(c.targets) + 1), failures=str(len(bad)),
-                       errors="0", skipped="0", time=f"{sum(t.duration_s or 0 for t in c.targets):.3f}",
-                       timestamp=c.hub.timestamp)
+    failures = sum(t.verdict != Verdict.GREEN for t in c.targets) + (not c.green)
+    root, classname = ET.Element("testsuites"), f"evidence.{c.ctx.plan.id}"
+    suite = ET.SubElement(root, "testsuite", name=c.ctx.plan.id, tests=str(len(c.targets) + 1), failures=str(failures),
+                          errors="0", skipped="0", time=f"{sum(t.duration_s or 0 for t in c.targets):.3f}",
+                          timestamp=c.hub.timestamp)
     for t in c.targets:
-        case = ET.SubElement(suite, "testcase", classname=f"evidence.{c.ctx.plan.id}", name=t.name,
-                             time=f"{t.duration_s or 0:.3f}")
+        case = ET.SubElement(suite, "testcase", classname=classname, name=t.name, time=f"{t.duration_s or 0:.3f}")
         if t.verdict != Verdict.GREEN:  # a skip is not evidence: every non-GREEN verdict fails
             ET.SubElement(case, "failure", type=str(t.verdict), message=t.reason).text = f"{t.verdict}: {t.reason}"
         ET.SubElement(case, "system-out").text = f"verdict: {t.verdict}; log: {t.log}"
     # The hub's own verdict (production-code guard, validate) can fail with every target GREEN.
-    overall = ET.SubElement(suite, "testcase", classname=f"evidence.{c.ctx.plan.id}", name="(overall verdict)",
-                            time="0")
+    overall = ET.SubElement(suite, "testcase", classname=classname, name="(overall verdict)", time="0")
     if not c.green:
         ET.SubElement(overall, "failure", type=str(c.overall), message=c.overall_reason).text = c.overall_reason
-    root = ET.Element("testsuites")
-    root.append(suite)
-    data = b'<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="utf-8") + b"\n"
-    return atomic_write_bytes(c.hub.path / HubFiles.JUNIT, data)
+    return atomic_write_bytes(c.hub.path / HubFiles.JUNIT, b'<?xml version="1.0" encoding="utf-8"?>\n'
+                              + ET.tostring(root, encoding="utf-8") + b"\n")

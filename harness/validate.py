@@ -233,8 +233,7 @@ def integrity_problems(hub: Path) -> list[str]:
 
 def handmade_report(hub: Path, fmt: str) -> int:
     """A teammate's hand-made hub: nothing to check its bytes against, so show what its logs say."""
-    from harness.handmade import DERIVED, read_handmade
-    from harness.hubview import HubUnreadable
+    from harness.hubview import DERIVED, HubUnreadable, read_handmade
     try:
         view = read_handmade(hub)
     except HubUnreadable as exc:

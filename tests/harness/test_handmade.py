@@ -21,9 +21,8 @@ from factory import cli
 from factory import REAL_PLAN, collated, context, make_project, make_real_project, recollate, with_record
 from harness import comparereport as compare
 from harness import validate as validate_cmd
-from harness.handmade import DERIVED
 from harness.hubread import read_hub
-from harness.hubview import HubUnreadable, hash_tree
+from harness.hubview import DERIVED, HubUnreadable, hash_tree
 from harness.plan import EvidencePlan, load_plan
 from harness.schema import HubFiles, Verdict, VerdictRecord
 
