@@ -1,16 +1,7 @@
-"""Merge parts into one hub: targets run alone, anywhere (CI runners, a GPU box), judged as one run.
+"""`python -m harness merge PART... --into HUB`: one-target parts (made anywhere) into one hub, judged as one run.
 
-`python -m harness merge PART... --into HUB`. Every part is checked before anything is written: a
-hub the harness made with `--part` (one target), of this project (two clones of one repository
-are one project), on the commit checked out here, with the same plan (id and sha256), intact
-(`validate`'s integrity checks, the log's seal), and no target twice. Then a new hub selecting
-every plan target gets each part's target files byte for byte (log, record, figures: the seals
-hold) and keeps the part's run.json, environment.json and manifest.json under `parts/<target>/`:
-where the target ran, and which external artifacts it made (parts made on other machines bring
-no `artifacts/`: the merged manifest lists those from the part's manifest, "not present here").
-Collate then judges the hub like any other: a target in no part is MISSING, or NOT RUN after a
-target that is not GREEN; the ledger moves as for a whole-plan run.
-"""
+Every part is checked first (this project and commit, the same plan, intact, each target once); the new hub gets each
+part's target files byte for byte and its records under `parts/<target>/`, then collate judges it (docs/scale.md)."""
 
 from __future__ import annotations
 
@@ -37,7 +28,6 @@ class PartError(UserError, ValueError):
 @dataclass(frozen=True)
 class Part:
     """A part as `pipeline --part` left it: one target's hub, collated where it ran."""
-
     path: Path
     run: RunRecord
     manifest: Manifest
@@ -66,8 +56,7 @@ def read_part(path: Path) -> Part:
     if not run.part or len(run.targets) != 1:
         raise PartError(f"{path}: a hub of {len(run.targets)} target(s), not a part; merge takes the folders "
                         "that `make <target> PART=<dir>` made")
-    problems = integrity_problems(path)
-    if problems:
+    if problems := integrity_problems(path):
         more = f" (and {len(problems) - 1} more: `python -m harness validate {path}`)" if len(problems) > 1 else ""
         raise PartError(f"{path}: damaged part: {problems[0]}{more}")
     return Part(path, run, Manifest.load(path))
@@ -117,6 +106,3 @@ def merge(ctx: RunContext, paths: Sequence[str | Path], into: str | Path, *, led
     # Production files a part's own guard caught (its watcher, its checkout at collate) make the merge RED too.
     caught = tuple(sorted({f for p in parts for files in p.manifest.src_changes.values() for f in files}))
     return collate(ctx, open_hub(hub.path, ctx), ledger=ledger, written=caught)
-
-
-# --------------------------------------------------------------------------- readers of a merged hub's parts/

@@ -1,9 +1,6 @@
-"""The kept parts of a merged hub (`parts/<target>/`): where each target ran, and what it made there.
+"""The kept parts of a merged hub (`parts/<target>/`, written by merge): read by collate and the summary.
 
-`harness merge` copies each part's run.json, environment.json and manifest.json here; collate
-(the external files a part vouches for) and the summary ("Where each target ran") read them back.
-One owner for the folder's format, apart from merge so that collating imports no merge code.
-"""
+Apart from merge so that collating imports no merge code."""
 
 from __future__ import annotations
 
@@ -16,7 +13,6 @@ from harness.schema import EnvironmentRecord, FileEntry, HubFiles, Manifest, Run
 @dataclass(frozen=True)
 class Origin:
     """Where one target of a merged hub ran: its part's run.json and environment.json."""
-
     target: str
     run: RunRecord
     environment: EnvironmentRecord | None
