@@ -113,8 +113,7 @@ def _signing_key(key: Path | None, git_dir: Path, tmp: Path) -> tuple[Path, str]
             literal = tmp / "signingkey.pub"
             literal.write_text(value.removeprefix("key::") + "\n", encoding="utf-8")
             return literal, source
-        key = Path(value).expanduser()
-        key = key if key.is_absolute() else Path(git_dir) / key
+        key = Path(git_dir) / Path(value).expanduser()  # an absolute path stays as it is
     if not Path(key).is_file():
         raise SigningError(f"{source}: {key} is not a key file (hubs are signed with SSH keys); {_CONFIGURE}")
     return Path(key), source

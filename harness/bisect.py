@@ -88,11 +88,9 @@ def bisect_folder(checkout: Path, plan: EvidencePlan) -> Path:
     base = checkout.joinpath(*parts[: next(i for i, p in enumerate(parts) if "{timestamp}" in p)])
     stamp = new_timestamp()
     for n in range(1, 100):
-        try:
+        with suppress(FileExistsError):
             (folder := base / (f"bisect-{stamp}" + (f"-{n}" if n > 1 else ""))).mkdir(parents=True)
             return folder
-        except FileExistsError:
-            continue
     raise BisectError(f"99 bisect folders exist for {stamp} under {base}; retry in a second")
 
 
@@ -135,8 +133,8 @@ def run_git_bisect(wt: Path, spec: Path, home: Path) -> None:
     """`git bisect run` the step entry in `wt` (git ignores SIGINT), then wait for its lock (git may end first)."""
     argv = ["git", *NO_HOOKS, "-C", str(wt), "bisect", "run", sys.executable, "-m", "harness.bisectrun", str(spec)]
     proc = subprocess.Popen(argv, env=dict(os.environ, PYTHONPATH=str(home), PYTHONSAFEPATH="1"), stdout=2,
-                            start_new_session=True, preexec_fn=functools.partial(signal.signal, signal.SIGINT,
-                                                                                 signal.SIG_IGN))
+                            start_new_session=True,
+                            preexec_fn=functools.partial(signal.signal, signal.SIGINT, signal.SIG_IGN))
     try:
         finish(proc, proc.wait, grace=2 * STOP_GRACE_S)
     finally:

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import traceback
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
@@ -118,12 +118,10 @@ def finish(proc: subprocess.Popen, wait: Callable[[], T], grace: float = STOP_GR
     except KeyboardInterrupt:
         with deferred_signals():
             for sig in (signal.SIGINT, signal.SIGKILL):
-                try:
+                with suppress(ProcessLookupError, subprocess.TimeoutExpired):
                     os.killpg(proc.pid, sig)
                     proc.wait(timeout=grace)
                     break
-                except (ProcessLookupError, subprocess.TimeoutExpired):
-                    continue
         raise
 
 
@@ -134,11 +132,9 @@ def run_step(worktree: Path, plan: Path, targets: list[str], hub: Path, *, home:
     env = {k: v for k, v in os.environ.items() if k != "GIT_CONFIG_PARAMETERS"}  # NO_HOOKS is for git alone
     proc = subprocess.Popen(argv, env=env | {"PYTHONPATH": str(home), "PYTHONSAFEPATH": "1"},  # no worktree shadowing
                             stdout=subprocess.PIPE, text=True, start_new_session=True)
-    out = finish(proc, lambda: proc.communicate()[0])
-    try:
+    out, payload = finish(proc, lambda: proc.communicate()[0]), None
+    with suppress(ValueError):
         payload = json.loads(out)
-    except ValueError:
-        payload = None
     if not isinstance(payload, dict) or not isinstance(payload.get("targets"), list):
         raise StepError(f"the run command exited {proc.returncode} without a result (its messages are above)")
     return payload
@@ -173,16 +169,6 @@ def step_lock(worktree: Path) -> str:
     return str(worktree.with_name(f"{worktree.name}.step.lock"))
 
 
-def take_step(spec: Path) -> int:
-    """One `git bisect run` step, as the bisect's spec file describes it: git's exit code."""
-    data = json.loads(spec.read_text(encoding="utf-8"))
-    with FileLock(data["lock"]):
-        step = take(spec.parent, Path(data["project"]), Path(data["plan"]), data["targets"], "step", data["older"],
-                    Path(data["home"]))
-    print(f"bisect: step {step.n} {step.commit.sha[:12]} {step.summary} -> {step.answer}", file=sys.stderr, flush=True)
-    return {TERMS[0]: 0, TERMS[1]: 1}.get(step.answer, SKIP)
-
-
 class _Terminated(KeyboardInterrupt):
     """SIGTERM, stopped like Ctrl-C (exit 143 instead of 130)."""
 
@@ -191,11 +177,18 @@ def _terminate(signum: int, frame: object) -> None:
     raise _Terminated
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # one `git bisect run` step, as the bisect's spec file describes it
     signal.signal(signal.SIGINT, signal.default_int_handler)  # git starts us with Ctrl-C ignored (it must wait)
     signal.signal(signal.SIGTERM, _terminate)
     try:
-        sys.exit(take_step(Path(sys.argv[1])))
+        spec = Path(sys.argv[1])
+        data = json.loads(spec.read_text(encoding="utf-8"))
+        with FileLock(data["lock"]):
+            step = take(spec.parent, Path(data["project"]), Path(data["plan"]), data["targets"], "step",
+                        data["older"], Path(data["home"]))
+        print(f"bisect: step {step.n} {step.commit.sha[:12]} {step.summary} -> {step.answer}", file=sys.stderr,
+              flush=True)
+        sys.exit({TERMS[0]: 0, TERMS[1]: 1}.get(step.answer, SKIP))
     except KeyboardInterrupt as exc:
         sys.exit(143 if isinstance(exc, _Terminated) else 130)
     except Exception:  # a harness bug must stop the bisect, never mark a commit

@@ -14,7 +14,6 @@ from harness.collate import CollateResult, collate
 from harness.context import RunContext, git_state, project_identity, same_project
 from harness.fsio import atomic_write_bytes, inside
 from harness.hub import create_hub, open_hub
-from harness.plan import Target
 from harness.schema import HubFiles, Manifest, RunRecord, SchemaError
 from harness.validate import integrity_problems
 
@@ -85,24 +84,20 @@ def check_parts(ctx: RunContext, parts: Sequence[Part]) -> None:
         seen[p.target] = p.path
 
 
-def _copy_in(part: Part, target: Target, hub: Path) -> None:
-    """The part's files of its target, byte for byte, then its records under parts/<target>/."""
-    mine = [target.log, f"{target.log}.partial", HubFiles.verdict(target.name)]
-    mine += [e.path for e in part.manifest.files if Path(e.path).parts[:2] == (HubFiles.FIGURES, target.name)]
-    pairs = [(rel, rel) for rel in mine] + [(name, f"{HubFiles.PARTS}/{target.name}/{name}") for name in KEPT]
-    for rel, dest in pairs:
-        src, out = inside(part.path, rel), inside(hub, dest)
-        if src is not None and out is not None and src.is_file():
-            atomic_write_bytes(out, src.read_bytes())
-
-
 def merge(ctx: RunContext, paths: Sequence[str | Path], into: str | Path, *, ledger: bool = True) -> CollateResult:
     """Check every part, copy them into the new hub `into` (never an existing one), collate it."""
     parts = [read_part(Path(p).expanduser().resolve()) for p in paths]
     check_parts(ctx, parts)
     hub = create_hub(ctx, targets=tuple(t.name for t in ctx.plan.targets), explicit=into)
-    for part in parts:
-        _copy_in(part, ctx.plan.target(part.target), hub.path)
+    for part in parts:  # the part's files of its target, byte for byte, then its records under parts/<target>/
+        target = ctx.plan.target(part.target)
+        mine = [target.log, f"{target.log}.partial", HubFiles.verdict(target.name)]
+        mine += [e.path for e in part.manifest.files if Path(e.path).parts[:2] == (HubFiles.FIGURES, target.name)]
+        pairs = [(rel, rel) for rel in mine] + [(name, f"{HubFiles.PARTS}/{target.name}/{name}") for name in KEPT]
+        for rel, dest in pairs:
+            src, out = inside(part.path, rel), inside(hub.path, dest)
+            if src is not None and out is not None and src.is_file():
+                atomic_write_bytes(out, src.read_bytes())
     # Production files a part's own guard caught (its watcher, its checkout at collate) make the merge RED too.
     caught = tuple(sorted({f for p in parts for files in p.manifest.src_changes.values() for f in files}))
     return collate(ctx, open_hub(hub.path, ctx), ledger=ledger, written=caught)

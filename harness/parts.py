@@ -1,9 +1,9 @@
-"""The kept parts of a merged hub (`parts/<target>/`, written by merge): read by collate and the summary.
-
-Apart from merge so that collating imports no merge code."""
+"""The kept parts of a merged hub (`parts/<target>/`, written by merge), read by collate and the summary; apart from
+merge so that collating imports no merge code."""
 
 from __future__ import annotations
 
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,10 +22,8 @@ def origins(hub: Path) -> list[Origin]:
     """Each kept part of a merged hub, by target ([] for a hub made in one run)."""
     found = []
     for path in sorted((hub / HubFiles.PARTS).glob(f"*/{HubFiles.RUN}")):
-        try:
+        with suppress(SchemaError):  # validate reports a changed file; the summary shows what it can read
             found.append(Origin(path.parent.name, RunRecord.load(path.parent), EnvironmentRecord.load(path.parent)))
-        except SchemaError:
-            continue  # validate reports a changed file; the summary shows what it can read
     return found
 
 

@@ -15,7 +15,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Callable, Iterator, Mapping, Protocol
+from typing import IO, Any, Callable, Mapping, Protocol
 
 from harness.plan import Target
 from harness.logframe import ChildResult, die_with_parent, stop_group
@@ -122,17 +122,14 @@ def job_info(job_id: str) -> dict[str, str]:
     return info
 
 
-def wait_gone(job_id: str | None) -> bool:
-    """Wait (bounded) until `squeue` no longer lists the job; True when it is gone."""
+def wait_gone(job_id: str | None) -> None:
+    """Wait (bounded) until `squeue` no longer lists the job."""
     deadline = time.monotonic() + GONE_WAIT_S
-    while job_id is not None:
+    while job_id is not None and time.monotonic() <= deadline:
         done = _slurm("squeue", "-h", "-j", job_id, "-o", "%T")
         if done.returncode == 0 and not done.stdout.strip():
-            return True
-        if time.monotonic() > deadline:
-            return False
+            return
         time.sleep(POLL_S)
-    return True
 
 
 def srun_argv(argv: list[str], *, cwd: Path, job_name: str, minutes: int, partition: str | None = None,
@@ -179,18 +176,6 @@ def _result(srun_code: int | None, harness_timeout: bool, tee: _JobTee, limit: f
                        f"job {tee.job_id} {state}: {why}")
 
 
-@contextlib.contextmanager
-def _signals_ignored() -> Iterator[None]:
-    """Hold off a second Ctrl-C/SIGTERM while the job is cancelled (nox follows its SIGINT with SIGTERM)."""
-    main = threading.current_thread() is threading.main_thread()
-    saved = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)} if main else {}
-    try:
-        yield
-    finally:
-        for sig, handler in saved.items():
-            signal.signal(sig, handler)
-
-
 def slurm_minutes(limit: float) -> int:
     """Slurm's `--time` for a limit in seconds: whole minutes, rounded up."""
     return max(1, math.ceil(limit / 60))
@@ -225,10 +210,16 @@ def run_slurm_job(argv: list[str], *, env: Mapping[str, str], cwd: Path, limit: 
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     proc.wait(timeout=POLL_S)
     except BaseException:  # Ctrl-C / SIGTERM of the harness: cancel the job, then let it propagate
-        with _signals_ignored():
+        # A second Ctrl-C/SIGTERM is held off meanwhile (nox follows its SIGINT with SIGTERM).
+        main = threading.current_thread() is threading.main_thread()
+        saved = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)} if main else {}
+        try:
             _cancel(proc, tee)
             tee.join(timeout=10)
             wait_gone(tee.job_id)
+        finally:
+            for sig, handler in saved.items():
+                signal.signal(sig, handler)
         raise
     tee.join(timeout=30)
     wait_gone(tee.job_id)
