@@ -1,19 +1,6 @@
-"""Signed hubs: an in-toto Statement about every file of a collated hub, in a DSSE envelope signed with ssh-keygen.
-
-manifest.json seals a hub's bytes, but anyone can collate again; a signature says who vouches for them.
-`<hub>/attestation.json` is a DSSE envelope (`application/vnd.in-toto+json`) around an in-toto Statement v1:
-- `subject`: every hub file but attestation.json and INCOMPLETE, named by its hub-relative POSIX path, and the
-  manifest's external artifacts, named `/` + project-relative path (a leading `/` means the project root, as in
-  .gitignore; no hub-relative path has one, so names cannot collide). A check compares the hub's files; the
-  external ones are held to the signed manifest.json by `validate`, and listed for `gh attestation verify`.
-- `predicateType` https://in-toto.io/attestation/test-result/v0.1, in-toto's vetted "these tests ran and ended
-  so" predicate, which generic policy engines read: `result` PASSED only for a GREEN hub, `configuration` the
-  evidence plan (name, sha256), `passedTests`/`failedTests` target names; extension fields (consumers ignore
-  unknown ones) carry collate's word: `verdict`, `reason`, `targets` (name, verdict, reason), `plan` (path,
-  sha256, id), `git` (commit, dirty, ...), `hub`, `collated_utc`.
-The crypto is ssh-keygen's (`-Y sign`, `verify`, `find-principals`, `check-novalidate`) over DSSE's PAE bytes;
-this module only encodes, and never lets ssh-keygen prompt. Stdlib only; imported only to sign or check.
-"""
+"""Signed hubs: `<hub>/attestation.json`, a DSSE envelope (signed with ssh-keygen -Y over DSSE's PAE bytes) around
+an in-toto Statement v1 whose subjects are every hub file and (`/` + project-relative path) the manifest's external
+artifacts, predicate test-result/v0.1 plus collate's word. docs/reproduce.md, "Signed hubs"."""
 from __future__ import annotations
 
 import base64
@@ -50,7 +37,6 @@ class SigningError(UserError, RuntimeError):
 @dataclass(frozen=True)
 class SignatureCheck:
     """What a hub's signature says: `signer` is the allowed_signers identity, or the key fingerprint without one."""
-
     signed: bool
     signer: str | None = None
     problems: list[str] = field(default_factory=list)
@@ -87,7 +73,7 @@ def statement(hub: Path) -> dict[str, Any]:
         raise SigningError(f"{hub / changed[0]}: not as manifest.json lists it; a hub is signed as collated "
                            f"(`python -m harness validate {hub}` says what changed)")
     passed = [t.name for t in m.targets if t.verdict == Verdict.GREEN]
-    predicate = {
+    predicate = {  # test-result/v0.1's fields, then collate's word (consumers ignore unknown fields)
         "result": "PASSED" if m.overall_verdict == Verdict.GREEN else "FAILED",
         "configuration": [{"name": m.plan.path, "digest": {"sha256": m.plan.sha256}}],
         "passedTests": passed, "failedTests": [t.name for t in m.targets if t.name not in passed],
@@ -101,13 +87,11 @@ def statement(hub: Path) -> dict[str, Any]:
 
 
 def _ssh_keygen(*args: str, stdin: Path | None = None) -> tuple[bool, str]:
-    """(succeeded, what it said; one line on failure) of ssh-keygen run with no terminal: stdin closed (or a data
-    file), a new session (no /dev/tty to prompt on), askpass off; so a key that needs a passphrase fails at once."""
-    env = {**os.environ, "SSH_ASKPASS_REQUIRE": "never"}
+    """(succeeded, what it said) of ssh-keygen with no terminal to prompt on: a passphrase fails at once."""
     try:
         with open(stdin or os.devnull, "rb") as data:
-            done = subprocess.run(["ssh-keygen", *args], stdin=data, capture_output=True, text=True, env=env,
-                                  start_new_session=True, timeout=TIMEOUT_S)
+            done = subprocess.run(["ssh-keygen", *args], stdin=data, capture_output=True, text=True, timeout=TIMEOUT_S,
+                                  env={**os.environ, "SSH_ASKPASS_REQUIRE": "never"}, start_new_session=True)
     except FileNotFoundError:
         return False, "ssh-keygen not found: install OpenSSH 8.2 or later"
     except subprocess.TimeoutExpired:
@@ -122,35 +106,21 @@ def _signing_key(key: Path | None, git_dir: Path, tmp: Path) -> tuple[Path, str]
     if key is None:
         found = subprocess.run(["git", "-C", str(git_dir), "config", "--get", "user.signingkey"],
                                capture_output=True, text=True, stdin=subprocess.DEVNULL)
-        value = found.stdout.strip()
-        if found.returncode != 0 or not value:
+        if found.returncode != 0 or not (value := found.stdout.strip()):
             raise SigningError(f"no signing key: {_CONFIGURE}")
         source = f"git config user.signingkey ({git_dir})"
         if value.startswith(("key::", "ssh-", "ecdsa-", "sk-")):  # a public key literal; the agent signs
             literal = tmp / "signingkey.pub"
             literal.write_text(value.removeprefix("key::") + "\n", encoding="utf-8")
             return literal, source
-        key = Path(value).expanduser()
-        key = key if key.is_absolute() else Path(git_dir) / key
+        key = Path(git_dir) / Path(value).expanduser()  # an absolute path stays as it is
     if not Path(key).is_file():
         raise SigningError(f"{source}: {key} is not a key file (hubs are signed with SSH keys); {_CONFIGURE}")
     return Path(key), source
 
 
-def _armor(sig: bytes) -> str:
-    text = base64.b64encode(sig).decode()
-    return "\n".join([_ARMOR[0], *(text[i:i + 70] for i in range(0, len(text), 70)), _ARMOR[1], ""])
-
-
-def _dearmor(text: str) -> bytes:
-    return base64.b64decode("".join(line for line in text.splitlines() if line and line not in _ARMOR))
-
-
 def sign_hub(hub: Path, *, key: Path | None, git_dir: Path) -> Path:
-    """Write `<hub>/attestation.json`: the hub's Statement, signed with `key` or git's user.signingkey in `git_dir`.
-
-    A hub already signed is left alone (a second signer would silently replace the first).
-    """
+    """Write `<hub>/attestation.json`, signed with `key` or git's user.signingkey; never over a first signer's."""
     target = Path(hub) / ATTESTATION
     if target.exists():
         raise SigningError(f"{target}: the hub is already signed; delete that file to sign it again")
@@ -169,7 +139,8 @@ def sign_hub(hub: Path, *, key: Path | None, git_dir: Path) -> Path:
                                    "add that with ssh-add, or pass the private key file")
             raise SigningError(f"{source}: ssh-keygen could not sign with {keyfile}: {said}")
         sigfile = data.with_name("pae.sig")  # where ssh-keygen -Y sign puts it
-        sig = _dearmor(sigfile.read_text(encoding="ascii"))
+        lines = sigfile.read_text(encoding="ascii").splitlines()
+        sig = base64.b64decode("".join(line for line in lines if line and line not in _ARMOR))
         ok, said = _ssh_keygen("-Y", "check-novalidate", "-n", NAMESPACE, "-s", str(sigfile), stdin=data)
     found = _FINGERPRINT.search(said)
     if not ok or not found:
@@ -202,7 +173,9 @@ def _verify(body: bytes, sig: bytes, trust: Path | None, tmp: Path, problems: li
     """The signer of `sig` over the PAE of `body`: its identity in `trust`, else its fingerprint; None if none."""
     data, sigfile = tmp / "pae", tmp / "pae.sig"
     data.write_bytes(pae(PAYLOAD_TYPE, body))
-    sigfile.write_text(_armor(sig), encoding="ascii")
+    text = base64.b64encode(sig).decode()
+    sigfile.write_text("\n".join([_ARMOR[0], *(text[i:i + 70] for i in range(0, len(text), 70)), _ARMOR[1], ""]),
+                       encoding="ascii")
     ok, said = _ssh_keygen("-Y", "check-novalidate", "-n", NAMESPACE, "-s", str(sigfile), stdin=data)
     found = _FINGERPRINT.search(said) if ok else None
     if not found:

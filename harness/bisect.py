@@ -1,15 +1,11 @@
-"""Name the first commit whose evidence verdict changed between two endpoints (`make bisect`).
+"""Name the first commit whose evidence verdict changed between two endpoints (commits or hubs; `make bisect`).
 
-An endpoint is a commit or a hub, which stands for the commit it records. `git bisect run`
-searches in a worktree of its own, so the user's checkout (work tree, index, HEAD, branch,
-bisect state) is never touched; each step (harness/bisectrun.py) runs the targets into a hub
-under one `bisect-<timestamp>` folder beside the plan's hubs. git's terms are neutral
-("unchanged" = the older endpoint's verdicts), so a search for a fix works like one for a
-break. The answer is read from git's refs, never from its messages. docs/reproduce.md, "Bisect".
-"""
+`git bisect run` searches in a worktree of its own; each step (harness/bisectrun.py) runs the targets into a hub of one
+`bisect-<timestamp>` folder. What changed is read from verdict records, never log bytes. docs/reproduce.md, "Bisect"."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import shutil
@@ -18,27 +14,25 @@ import subprocess
 import sys
 import tempfile
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from filelock import FileLock, Timeout
 
-from harness.bisectreport import ROLES, BisectResult, render, summarise
 from harness.bisectrun import (NO_HOOKS, STOP_GRACE_S, TERMS, BisectError, Commit, Step, StepError, deferred_signals,
                                finish, git, run_git, step_lock, take, untestable)
 from harness.context import HOME, project_identity, same_project
 from harness.fsio import atomic_write_json, atomic_write_text
-from harness.hub import new_timestamp
+from harness.hub import load_verdicts, new_timestamp
 from harness.hubread import read_hub
 from harness.hubview import HubUnreadable
 from harness.plan import EvidencePlan, load_plan
-from harness.hub import load_verdicts
-from harness.schema import ProjectId
+from harness.reporting import fmt_duration, md_table
+from harness.schema import ProjectId, VerdictRecord
 
 SPEC = "bisect-spec.json"  # what every step needs to know, written before `git bisect run`
-
-__all__ = ["BisectError", "BisectResult", "bisect", "render"]
+ROLES = ("older endpoint", "newer endpoint")
 
 
 @dataclass(frozen=True)
@@ -94,21 +88,18 @@ def bisect_folder(checkout: Path, plan: EvidencePlan) -> Path:
     base = checkout.joinpath(*parts[: next(i for i, p in enumerate(parts) if "{timestamp}" in p)])
     stamp = new_timestamp()
     for n in range(1, 100):
-        try:
+        with suppress(FileExistsError):
             (folder := base / (f"bisect-{stamp}" + (f"-{n}" if n > 1 else ""))).mkdir(parents=True)
             return folder
-        except FileExistsError:
-            continue
     raise BisectError(f"99 bisect folders exist for {stamp} under {base}; retry in a second")
 
 
 @contextmanager
 def worktree(repo: Path, sha: str) -> Iterator[Path]:
-    """A detached worktree of `repo` at `sha`; removed at the end, also after Ctrl-C. One bisect per checkout.
+    """A detached worktree of `repo` at `sha`, removed at the end; one bisect per checkout.
 
-    It lives in a private temp folder, outside any project (pytest would read the configuration of
-    a folder above it), at a path fixed per checkout: every step, and the next bisect, reuse one
-    evidence venv (envs.venv_dir is keyed by the project folder).
+    In a private temp folder outside any project (pytest would read a folder above's configuration), at a path
+    fixed per checkout: every step, and the next bisect, reuse one evidence venv (keyed by the project folder).
     """
     base = Path(tempfile.gettempdir()) / f"harness-bisect-{os.getuid()}"
     base.mkdir(mode=0o700, exist_ok=True)
@@ -138,18 +129,12 @@ def _remove(repo: Path, path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def _ignore_sigint() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # git waits for the step, which we stop through its group
-
-
 def run_git_bisect(wt: Path, spec: Path, home: Path) -> None:
-    """`git bisect run` the step entry in `wt`; its output goes to our stderr.
-
-    After an interrupt git may end before the step it ran, so we also wait for the step's lock.
-    """
-    argv = ["git", *NO_HOOKS, "-C", str(wt), "bisect", "run", sys.executable, "-m", "harness.bisect_step", str(spec)]
+    """`git bisect run` the step entry in `wt` (git ignores SIGINT), then wait for its lock (git may end first)."""
+    argv = ["git", *NO_HOOKS, "-C", str(wt), "bisect", "run", sys.executable, "-m", "harness.bisectrun", str(spec)]
     proc = subprocess.Popen(argv, env=dict(os.environ, PYTHONPATH=str(home), PYTHONSAFEPATH="1"), stdout=2,
-                            start_new_session=True, preexec_fn=_ignore_sigint)
+                            start_new_session=True,
+                            preexec_fn=functools.partial(signal.signal, signal.SIGINT, signal.SIG_IGN))
     try:
         finish(proc, proc.wait, grace=2 * STOP_GRACE_S)
     finally:
@@ -198,13 +183,65 @@ def run_endpoint(end: Endpoint, role: str, folder: Path, project: Path, plan: Pa
         raise BisectError(f"the {role} {end.sha[:12]} cannot be run: {exc}") from None
 
 
+@dataclass(frozen=True)
+class BisectResult:
+    """The answer: the first commit whose verdicts changed (or the candidates git could not tell apart)."""
+    folder: Path
+    targets: tuple[str, ...]  # the targets whose verdicts differ between the endpoints
+    first: Commit | None  # None: skipped commits leave several `candidates`
+    candidates: tuple[Commit, ...]  # oldest first; (first,) when git could tell
+    steps: tuple[Step, ...]  # endpoints and every commit tried, in order
+    changed: Step  # the step of the newest candidate (its verdicts changed)
+    against: Step  # the nearest step before it whose verdicts had not
+    changes: tuple[str, ...]  # fact lines that differ between the two (- against, + changed)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema": "evidence-bisect/1", **asdict(self), "folder": str(self.folder)}
+
+
+def facts(records: dict[str, VerdictRecord], targets: tuple[str, ...]) -> list[str]:
+    """What a step's verdict records say, one line per target and per test: what a change is read from."""
+    lines = []
+    for name in targets:
+        rec = records.get(name)
+        tests = [f"{name}: {t['nodeid']} {t['outcome']}" for t in rec.tests] if rec else []
+        lines += [f"{name}: {rec.verdict} - {rec.reason}", *tests] if rec else [f"{name}: no verdict record"]
+    return lines
+
+
+def summarise(folder: Path, repo: Path, live: tuple[str, ...], found: list[str], ends: list[Step]) -> BisectResult:
+    """The result: every step in order, the answer, and what changed against the nearest unchanged step."""
+    steps = [s for s in ends if s.n is None] + sorted((Step.load(p) for p in folder.glob("step-*.json")),
+                                                      key=lambda s: s.n or 0)
+    changed = [s for s in steps if s.commit.sha == found[-1]][-1]
+    olds = [s for s in steps if s.answer == TERMS[0] or s.role == ROLES[0]]
+    against = min(olds, key=lambda s: int(git(repo, "rev-list", "--count", f"{s.commit.sha}..{changed.commit.sha}")))
+    commits = tuple(Commit.of(repo, sha) for sha in found)
+    before, after = (facts(load_verdicts(folder / s.hub)[0], live) for s in (against, changed))
+    changes = [f"- {line}" for line in before if line not in after] + [f"+ {x}" for x in after if x not in before]
+    return BisectResult(folder, live, commits[0] if len(commits) == 1 else None, commits, tuple(steps), changed,
+                        against, tuple(changes))
+
+
+def render(result: BisectResult) -> str:
+    """bisect.md (and what the command prints): the answer, every commit tried, then what changed."""
+    r, label = result, (lambda s: f"step {s.n}" if s.n else s.role)
+    first = f"{r.first.sha} {r.first.subject!r} by {r.first.author}" if r.first else \
+        f"one of {len(r.candidates)} (git could not test the skipped ones): " + \
+        ", ".join(f"{c.sha[:12]} {c.subject!r}" for c in r.candidates)
+    rows = [[s.n or "hub", s.commit.sha[:12], s.commit.subject, s.summary, (s.answer or s.role) + (
+        f": {s.note}" if s.note else ""), fmt_duration(s.seconds), s.hub] for s in r.steps]
+    return "\n".join([
+        f"# bisect: {', '.join(r.targets)}", "", f"first commit whose verdict changed: {first}", "",
+        md_table(rows, ["step", "commit", "subject", "verdicts", "git was told", "duration", "hub"]), "",
+        f"## What changed at {r.changed.commit.sha[:12]} ({label(r.changed)}) against "
+        f"{r.against.commit.sha[:12]} ({label(r.against)})", "", "```", *r.changes, "```", "",
+        f"bisect folder: {r.folder}", ""])
+
+
 def bisect(checkout: Path, good: str, bad: str, *, plan: Path, targets: list[str] | None,
            home: Path = HOME) -> BisectResult:
-    """The first commit between GOOD and BAD (commits or hubs, either one the older) whose verdicts changed.
-
-    Refusals raise BisectError before any step runs, except "nothing to bisect" after running a
-    commit endpoint. Writes bisect.md and bisect.json into the bisect folder and returns the result.
-    """
+    """The first commit between GOOD and BAD (either one the older) whose verdicts changed; writes bisect.md/.json."""
     checkout = Path(checkout).expanduser().resolve()
     top = run_git(checkout, "rev-parse", "--show-toplevel")
     if top.returncode:
@@ -215,8 +252,7 @@ def bisect(checkout: Path, good: str, bad: str, *, plan: Path, targets: list[str
     except (OSError, ValueError) as exc:
         raise BisectError(f"--plan: {exc}") from None
     names = [t.name for t in evidence.targets]
-    unknown = [t for t in targets or () if t not in names]
-    if unknown:
+    if unknown := [t for t in targets or () if t not in names]:
         raise BisectError(f"{evidence.path}: no target {unknown[0]!r}; targets are {names}")
     mine = project_identity(repo)
     older, newer = in_order(repo, *(resolve(repo, label, given, evidence, mine)
@@ -231,8 +267,7 @@ def bisect(checkout: Path, good: str, bad: str, *, plan: Path, targets: list[str
                 for step, end, role in zip(hubs, (older, newer), ROLES)]
         live = differing(chosen, *ends)
         for step in ends:
-            stuck = untestable({n: step.verdicts[n] for n in live}, load_verdicts(folder / step.hub)[0])
-            if stuck:
+            if stuck := untestable({n: step.verdicts[n] for n in live}, load_verdicts(folder / step.hub)[0]):
                 raise BisectError(f"the {step.role} {step.commit.sha[:12]} cannot be tested: {stuck[0]}")
         atomic_write_json(folder / SPEC, {"project": str(project), "plan": str(evidence.path), "targets": live,
                                           "older": {n: ends[0].verdicts[n] for n in live}, "home": str(home),

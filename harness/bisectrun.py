@@ -1,11 +1,6 @@
-"""What `git bisect run` runs: one step of a bisect (harness/bisect.py), and how git is told.
-
-A step runs the targets on the commit checked out in the bisect's worktree, through the
-harness's run command in a child, into the next `step-<n>-<sha12>` hub of the bisect folder,
-records the step beside it (`step-<n>-<sha12>.json`) and answers git: 0 unchanged, 1 changed,
-125 cannot test. A Ctrl-C is passed on once to the child, which stops its targets and
-collates its hub before the step ends; the interrupt then stops the bisect.
-"""
+"""One step of a bisect (harness/bisect.py): `python -m harness.bisectrun SPEC`, which `git bisect run` calls, runs the
+targets into the next `step-<n>-<sha12>` hub and exits 0 unchanged, 1 changed, 125 cannot test; 130/143 (interrupt)
+and 255 (harness error) stop the bisect (git aborts at 128 or more)."""
 
 from __future__ import annotations
 
@@ -15,7 +10,8 @@ import signal
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
+import traceback
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
@@ -70,7 +66,6 @@ class Commit:
 @dataclass(frozen=True)
 class Step:
     """One commit judged: its verdicts, what git was told, how long the run took, and its hub."""
-
     n: int | None  # None: an endpoint hub, read and not run
     commit: Commit
     role: str  # older endpoint | newer endpoint | step
@@ -79,9 +74,6 @@ class Step:
     seconds: float | None
     hub: str  # relative to the bisect folder; absolute for an endpoint hub
     note: str = ""
-
-    def write(self, folder: Path) -> None:
-        atomic_write_json(folder / f"{self.hub}.json", asdict(self))
 
     @classmethod
     def load(cls, path: Path) -> Step:
@@ -103,11 +95,7 @@ def untestable(verdicts: dict[str, str], records: dict[str, VerdictRecord]) -> l
 
 
 def step_exit(verdicts: dict[str, str], records: dict[str, VerdictRecord], older: dict[str, str]) -> int:
-    """git bisect run's exit code: 125 cannot test, 0 every verdict is the older endpoint's, else 1.
-
-    A verdict equal to neither endpoint's counts as changed: the answer is the first commit whose
-    verdicts differ from the older endpoint's, whatever they became.
-    """
+    """git's exit code: 125 cannot test, 0 every verdict is the older endpoint's, else 1 (whatever they became)."""
     if untestable(verdicts, records):
         return SKIP
     return 0 if all(verdicts.get(name) == verdict for name, verdict in older.items()) else 1
@@ -130,31 +118,23 @@ def finish(proc: subprocess.Popen, wait: Callable[[], T], grace: float = STOP_GR
     except KeyboardInterrupt:
         with deferred_signals():
             for sig in (signal.SIGINT, signal.SIGKILL):
-                try:
+                with suppress(ProcessLookupError, subprocess.TimeoutExpired):
                     os.killpg(proc.pid, sig)
                     proc.wait(timeout=grace)
                     break
-                except (ProcessLookupError, subprocess.TimeoutExpired):
-                    continue
         raise
 
 
 def run_step(worktree: Path, plan: Path, targets: list[str], hub: Path, *, home: Path = HOME) -> dict[str, Any]:
-    """Run `targets` on the commit checked out in `worktree` into the new `hub`; the command's JSON object.
-
-    The one place that knows the run command's line (PYTHONSAFEPATH: the worktree's own files never
-    shadow the harness). StepError when it printed no result.
-    """
+    """Run `targets` on the worktree's commit into the new `hub`: the run command's JSON object, or StepError."""
     argv = [sys.executable, "-m", "harness", "pipeline", "--project", str(worktree), "--plan", str(plan),
             "--targets", *targets, "--no-dependencies", "--hub", str(hub), "--no-ledger", "--format", "json"]
     env = {k: v for k, v in os.environ.items() if k != "GIT_CONFIG_PARAMETERS"}  # NO_HOOKS is for git alone
-    proc = subprocess.Popen(argv, env=env | {"PYTHONPATH": str(home), "PYTHONSAFEPATH": "1"},
+    proc = subprocess.Popen(argv, env=env | {"PYTHONPATH": str(home), "PYTHONSAFEPATH": "1"},  # no worktree shadowing
                             stdout=subprocess.PIPE, text=True, start_new_session=True)
-    out = finish(proc, lambda: proc.communicate()[0])
-    try:
+    out, payload = finish(proc, lambda: proc.communicate()[0]), None
+    with suppress(ValueError):
         payload = json.loads(out)
-    except ValueError:
-        payload = None
     if not isinstance(payload, dict) or not isinstance(payload.get("targets"), list):
         raise StepError(f"the run command exited {proc.returncode} without a result (its messages are above)")
     return payload
@@ -162,11 +142,7 @@ def run_step(worktree: Path, plan: Path, targets: list[str], hub: Path, *, home:
 
 def take(folder: Path, project: Path, plan: Path, targets: list[str], role: str, older: dict[str, str] | None,
          home: Path = HOME) -> Step:
-    """Run `targets` on the commit checked out in `project` into the next step hub; record the step.
-
-    With `older` (the older endpoint's verdicts) the step is answered for git; a step the run
-    command could not run is then skipped, and an endpoint raises StepError.
-    """
+    """Run and record the next step; answered for git with `older` (then a step that cannot run is skipped)."""
     commit, note = Commit.of(project, "HEAD"), ""
     n = len(list(folder.glob("step-*.json"))) + 1
     name, t0 = f"step-{n}-{commit.sha[:12]}", time.monotonic()
@@ -184,7 +160,7 @@ def take(folder: Path, project: Path, plan: Path, targets: list[str], role: str,
     code = None if older is None else SKIP if note else step_exit(verdicts, records, older)
     step = Step(n, commit, role, verdicts, {None: "", 0: TERMS[0], 1: TERMS[1], SKIP: "skip"}[code],
                 round(time.monotonic() - t0, 1), name, note or "; ".join(untestable(verdicts, records)))
-    step.write(folder)
+    atomic_write_json(folder / f"{name}.json", asdict(step))
     return step
 
 
@@ -193,11 +169,28 @@ def step_lock(worktree: Path) -> str:
     return str(worktree.with_name(f"{worktree.name}.step.lock"))
 
 
-def take_step(spec: Path) -> int:
-    """One `git bisect run` step, as the bisect's spec file describes it: git's exit code."""
-    data = json.loads(spec.read_text(encoding="utf-8"))
-    with FileLock(data["lock"]):
-        step = take(spec.parent, Path(data["project"]), Path(data["plan"]), data["targets"], "step", data["older"],
-                    Path(data["home"]))
-    print(f"bisect: step {step.n} {step.commit.sha[:12]} {step.summary} -> {step.answer}", file=sys.stderr, flush=True)
-    return {TERMS[0]: 0, TERMS[1]: 1}.get(step.answer, SKIP)
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, stopped like Ctrl-C (exit 143 instead of 130)."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
+if __name__ == "__main__":  # one `git bisect run` step, as the bisect's spec file describes it
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # git starts us with Ctrl-C ignored (it must wait)
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        spec = Path(sys.argv[1])
+        data = json.loads(spec.read_text(encoding="utf-8"))
+        with FileLock(data["lock"]):
+            step = take(spec.parent, Path(data["project"]), Path(data["plan"]), data["targets"], "step",
+                        data["older"], Path(data["home"]))
+        print(f"bisect: step {step.n} {step.commit.sha[:12]} {step.summary} -> {step.answer}", file=sys.stderr,
+              flush=True)
+        sys.exit({TERMS[0]: 0, TERMS[1]: 1}.get(step.answer, SKIP))
+    except KeyboardInterrupt as exc:
+        sys.exit(143 if isinstance(exc, _Terminated) else 130)
+    except Exception:  # a harness bug must stop the bisect, never mark a commit
+        traceback.print_exc()
+        sys.exit(255)

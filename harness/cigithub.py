@@ -1,13 +1,6 @@
-"""Write a GitHub Actions workflow that runs each plan target as its own job, then merges the parts.
-
-Why: one job per target spreads a plan over runners (a CUDA target on a GPU runner, the rest on
-hosted CPU runners) while the evidence stays one hub: every job uploads its *part*, and a final
-`merge` job joins the parts, collates and validates them. The plan's `after` becomes `needs:`,
-so GitHub skips a target whose predecessor failed and the merge reports it NOT RUN.
-
-Stdlib only: the workflow is built as plain data and written as YAML by `_emit`, every value as a
-JSON string or list (JSON flow values are valid YAML), so no quoting rule of YAML can bite.
-"""
+"""Write a GitHub Actions workflow: one job per plan target (the plan's `after` as `needs:`), each uploading its part,
+then a `merge` job joining, collating and validating the parts (docs/scale.md). Written as YAML by `_emit`, every
+value a JSON string or list (valid YAML flow values), so no YAML quoting rule can bite."""
 
 from __future__ import annotations
 
@@ -39,9 +32,9 @@ def job_id(name: str) -> str:
 
 
 def job_ids(plan: EvidencePlan) -> dict[str, str]:
-    """Target name -> job id; ValueError when two names map to one id (GitHub ignores case) or to `merge`."""
+    """Target name -> job id; ValueError when two names map to one id or to `merge`."""
     ids: dict[str, str] = {}
-    taken = {MERGE: "the merge job"}
+    taken = {MERGE: "the merge job"}  # GitHub ignores case
     for target in plan.targets:
         jid = job_id(target.name)
         if jid.lower() in taken:
@@ -63,26 +56,19 @@ def runs_on(plan: EvidencePlan, target: Target) -> str:
 
 
 def job_commands(plan: EvidencePlan, job: str, *, plan_arg: str) -> list[str]:
-    """The shell commands of one job's `run:` steps, in order: a target's name, or "merge".
-
-    The workflow holds exactly these strings, so a test (or a person) can run a job here.
-    """
+    """The shell commands of one job's (a target's, or "merge") `run:` steps, as the workflow holds them."""
     if job == MERGE:
         harness = ".venv-tools/bin/python -m harness"  # `make tools` bootstraps it from constraints.txt
-        return ["make tools",
-                f"{harness} merge {PARTS}/* --into {HUB}",
-                f"{harness} validate {HUB}",
+        return ["make tools", f"{harness} merge {PARTS}/* --into {HUB}", f"{harness} validate {HUB}",
                 f'cat {HUB}/summary.md >> "$GITHUB_STEP_SUMMARY"']
     target = plan.target(job)
-    part = shlex.quote(f"{PARTS}/{target.name}")
-    return [f"make {shlex.quote(target.session)} PART={part} PLAN={shlex.quote(plan_arg)} NO_LEDGER=1"]
+    return [f"make {shlex.quote(target.session)} PART={shlex.quote(f'{PARTS}/{target.name}')} "
+            f"PLAN={shlex.quote(plan_arg)} NO_LEDGER=1"]
 
 
 def github_workflow(plan: EvidencePlan, *, plan_arg: str, python: str = "3.11") -> str:
-    """The workflow text: one job per target (needs = its `after`), then `merge` joining every part."""
     ids = job_ids(plan)
-    setup = [{"uses": ACTIONS["checkout"]},
-             {"uses": ACTIONS["python"], "with": {"python-version": python}}]
+    setup = [{"uses": ACTIONS["checkout"]}, {"uses": ACTIONS["python"], "with": {"python-version": python}}]
     jobs: dict[str, Any] = {}
     for target in plan.targets:
         job: dict[str, Any] = {"name": target.name, "runs-on": runs_on(plan, target)}
@@ -93,21 +79,16 @@ def github_workflow(plan: EvidencePlan, *, plan_arg: str, python: str = "3.11") 
                         _upload(f"part-{target.name}", f"{PARTS}/{target.name}")]
         jobs[ids[target.name]] = job
     make_tools, merge, validate, summary = job_commands(plan, MERGE, plan_arg=plan_arg)
-    jobs[MERGE] = {
-        "name": "merge the parts into one hub", "if": "always()", "needs": list(ids.values()),
-        "runs-on": DEFAULT_RUNNER,
-        "steps": [*setup,
-                  {"uses": ACTIONS["download"], "with": {"pattern": "part-*", "path": PARTS}},
-                  {"name": "bootstrap the harness tools", "run": make_tools},
-                  {"name": "merge the parts into the hub", "run": merge},
-                  {"name": "validate the hub", "if": "always()", "run": validate},
-                  {"name": "summary", "if": "always()", "run": summary},
-                  _upload(HUB, HUB), _upload("junit", f"{HUB}/junit.xml")],
-    }
-    workflow = {"name": f"evidence: {plan.id}",
-                "on": {"push": {}, "workflow_dispatch": {}},  # no pull_request: fork code on self-hosted runners
-                "permissions": {"contents": "read"},
-                "jobs": jobs}
+    jobs[MERGE] = {"name": "merge the parts into one hub", "if": "always()", "needs": list(ids.values()),
+                   "runs-on": DEFAULT_RUNNER, "steps": [
+                       *setup, {"uses": ACTIONS["download"], "with": {"pattern": "part-*", "path": PARTS}},
+                       {"name": "bootstrap the harness tools", "run": make_tools},
+                       {"name": "merge the parts into the hub", "run": merge},
+                       {"name": "validate the hub", "if": "always()", "run": validate},
+                       {"name": "summary", "if": "always()", "run": summary},
+                       _upload(HUB, HUB), _upload("junit", f"{HUB}/junit.xml")]}
+    workflow = {"name": f"evidence: {plan.id}", "on": {"push": {}, "workflow_dispatch": {}},  # no pull_request:
+                "permissions": {"contents": "read"}, "jobs": jobs}  # fork code would run on self-hosted runners
     header = [f"# Generated by `python -m harness ci github --plan {plan_arg}` from plan {json.dumps(plan.id)}.",
               "# Edit the plan and regenerate rather than editing this file (docs/scale.md)."]
     return "\n".join([*header, *_emit(workflow)]) + "\n"
@@ -115,32 +96,22 @@ def github_workflow(plan: EvidencePlan, *, plan_arg: str, python: str = "3.11") 
 
 def _upload(name: str, path: str) -> dict[str, Any]:
     """An upload that runs even after a failed step, so a RED part still reaches the merge."""
-    return {"name": f"upload {name}", "if": "always()", "uses": ACTIONS["upload"],
-            "with": {"name": name, "path": path}}
-
-
-def _is_block(value: Any) -> bool:
-    """Mappings holding containers, and lists of mappings, are YAML blocks; the rest JSON flow (a step is a block)."""
-    if isinstance(value, dict):
-        return any(isinstance(v, (dict, list)) for v in value.values())
-    return isinstance(value, list) and any(isinstance(v, dict) for v in value)
+    return {"name": f"upload {name}", "if": "always()", "uses": ACTIONS["upload"], "with": {"name": name, "path": path}}
 
 
 def _emit(value: dict[str, Any] | list[Any], indent: int = 0) -> list[str]:
     pad, lines = " " * indent, []
     if isinstance(value, list):
         for item in value:
-            first, *rest = _emit(item, indent + 2) if isinstance(item, dict) else [_flow(item)]
+            first, *rest = _emit(item, indent + 2) if isinstance(item, dict) else [json.dumps(item, ensure_ascii=False)]
             lines += [f"{pad}- {first.lstrip()}", *rest]
         return lines
     for key, item in value.items():
         key = json.dumps(key) if key.lower() in _YAML11_BOOLS else key
-        if _is_block(item):
+        # Mappings holding containers, and lists of mappings, are YAML blocks; the rest JSON flow (a step is a block).
+        if isinstance(item, dict) and any(isinstance(v, (dict, list)) for v in item.values()) \
+                or isinstance(item, list) and any(isinstance(v, dict) for v in item):
             lines += [f"{pad}{key}:", *_emit(item, indent + 2)]
         else:
-            lines.append(f"{pad}{key}: {_flow(item)}")
+            lines.append(f"{pad}{key}: {json.dumps(item, ensure_ascii=False)}")
     return lines
-
-
-def _flow(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False)

@@ -1,16 +1,7 @@
-"""Merge parts into one hub: targets run alone, anywhere (CI runners, a GPU box), judged as one run.
+"""`python -m harness merge PART... --into HUB`: one-target parts (made anywhere) into one hub, judged as one run.
 
-`python -m harness merge PART... --into HUB`. Every part is checked before anything is written: a
-hub the harness made with `--part` (one target), of this project (two clones of one repository
-are one project), on the commit checked out here, with the same plan (id and sha256), intact
-(`validate`'s integrity checks, the log's seal), and no target twice. Then a new hub selecting
-every plan target gets each part's target files byte for byte (log, record, figures: the seals
-hold) and keeps the part's run.json, environment.json and manifest.json under `parts/<target>/`:
-where the target ran, and which external artifacts it made (parts made on other machines bring
-no `artifacts/`: the merged manifest lists those from the part's manifest, "not present here").
-Collate then judges the hub like any other: a target in no part is MISSING, or NOT RUN after a
-target that is not GREEN; the ledger moves as for a whole-plan run.
-"""
+Every part is checked first (this project and commit, the same plan, intact, each target once); the new hub gets each
+part's target files byte for byte and its records under `parts/<target>/`, then collate judges it (docs/scale.md)."""
 
 from __future__ import annotations
 
@@ -23,7 +14,6 @@ from harness.collate import CollateResult, collate
 from harness.context import RunContext, git_state, project_identity, same_project
 from harness.fsio import atomic_write_bytes, inside
 from harness.hub import create_hub, open_hub
-from harness.plan import Target
 from harness.schema import HubFiles, Manifest, RunRecord, SchemaError
 from harness.validate import integrity_problems
 
@@ -37,7 +27,6 @@ class PartError(UserError, ValueError):
 @dataclass(frozen=True)
 class Part:
     """A part as `pipeline --part` left it: one target's hub, collated where it ran."""
-
     path: Path
     run: RunRecord
     manifest: Manifest
@@ -66,8 +55,7 @@ def read_part(path: Path) -> Part:
     if not run.part or len(run.targets) != 1:
         raise PartError(f"{path}: a hub of {len(run.targets)} target(s), not a part; merge takes the folders "
                         "that `make <target> PART=<dir>` made")
-    problems = integrity_problems(path)
-    if problems:
+    if problems := integrity_problems(path):
         more = f" (and {len(problems) - 1} more: `python -m harness validate {path}`)" if len(problems) > 1 else ""
         raise PartError(f"{path}: damaged part: {problems[0]}{more}")
     return Part(path, run, Manifest.load(path))
@@ -96,27 +84,20 @@ def check_parts(ctx: RunContext, parts: Sequence[Part]) -> None:
         seen[p.target] = p.path
 
 
-def _copy_in(part: Part, target: Target, hub: Path) -> None:
-    """The part's files of its target, byte for byte, then its records under parts/<target>/."""
-    mine = [target.log, f"{target.log}.partial", HubFiles.verdict(target.name)]
-    mine += [e.path for e in part.manifest.files if Path(e.path).parts[:2] == (HubFiles.FIGURES, target.name)]
-    pairs = [(rel, rel) for rel in mine] + [(name, f"{HubFiles.PARTS}/{target.name}/{name}") for name in KEPT]
-    for rel, dest in pairs:
-        src, out = inside(part.path, rel), inside(hub, dest)
-        if src is not None and out is not None and src.is_file():
-            atomic_write_bytes(out, src.read_bytes())
-
-
 def merge(ctx: RunContext, paths: Sequence[str | Path], into: str | Path, *, ledger: bool = True) -> CollateResult:
     """Check every part, copy them into the new hub `into` (never an existing one), collate it."""
     parts = [read_part(Path(p).expanduser().resolve()) for p in paths]
     check_parts(ctx, parts)
     hub = create_hub(ctx, targets=tuple(t.name for t in ctx.plan.targets), explicit=into)
-    for part in parts:
-        _copy_in(part, ctx.plan.target(part.target), hub.path)
+    for part in parts:  # the part's files of its target, byte for byte, then its records under parts/<target>/
+        target = ctx.plan.target(part.target)
+        mine = [target.log, f"{target.log}.partial", HubFiles.verdict(target.name)]
+        mine += [e.path for e in part.manifest.files if Path(e.path).parts[:2] == (HubFiles.FIGURES, target.name)]
+        pairs = [(rel, rel) for rel in mine] + [(name, f"{HubFiles.PARTS}/{target.name}/{name}") for name in KEPT]
+        for rel, dest in pairs:
+            src, out = inside(part.path, rel), inside(hub.path, dest)
+            if src is not None and out is not None and src.is_file():
+                atomic_write_bytes(out, src.read_bytes())
     # Production files a part's own guard caught (its watcher, its checkout at collate) make the merge RED too.
     caught = tuple(sorted({f for p in parts for files in p.manifest.src_changes.values() for f in files}))
     return collate(ctx, open_hub(hub.path, ctx), ledger=ledger, written=caught)
-
-
-# --------------------------------------------------------------------------- readers of a merged hub's parts/

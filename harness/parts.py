@@ -1,12 +1,9 @@
-"""The kept parts of a merged hub (`parts/<target>/`): where each target ran, and what it made there.
-
-`harness merge` copies each part's run.json, environment.json and manifest.json here; collate
-(the external files a part vouches for) and the summary ("Where each target ran") read them back.
-One owner for the folder's format, apart from merge so that collating imports no merge code.
-"""
+"""The kept parts of a merged hub (`parts/<target>/`, written by merge), read by collate and the summary; apart from
+merge so that collating imports no merge code."""
 
 from __future__ import annotations
 
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +13,6 @@ from harness.schema import EnvironmentRecord, FileEntry, HubFiles, Manifest, Run
 @dataclass(frozen=True)
 class Origin:
     """Where one target of a merged hub ran: its part's run.json and environment.json."""
-
     target: str
     run: RunRecord
     environment: EnvironmentRecord | None
@@ -26,10 +22,8 @@ def origins(hub: Path) -> list[Origin]:
     """Each kept part of a merged hub, by target ([] for a hub made in one run)."""
     found = []
     for path in sorted((hub / HubFiles.PARTS).glob(f"*/{HubFiles.RUN}")):
-        try:
+        with suppress(SchemaError):  # validate reports a changed file; the summary shows what it can read
             found.append(Origin(path.parent.name, RunRecord.load(path.parent), EnvironmentRecord.load(path.parent)))
-        except SchemaError:
-            continue  # validate reports a changed file; the summary shows what it can read
     return found
 
 

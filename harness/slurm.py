@@ -1,21 +1,6 @@
-"""Run one command as a Slurm job through `srun`, its output teed into the log as it is produced.
-
-Why `srun`: it relays the job's output over its own connection, line by line, so nothing depends on a
-file system shared with the node or on tailing a spool file, and it revokes a pending allocation when
-stopped. (submitit reads job states from `sacct`, which needs an accounting daemon.) A one-line shell
-wrapper prints `# slurm: job <id> on <node> (partition <p>)` from the job's own environment before the
-command starts, so the log names the job before its output; srun's own messages follow the output.
-The final state comes from `scontrol show job`, which the controller keeps for MinJobAge after the end.
-Stdlib-only.
-
-Time: Slurm gets `--time` in whole minutes; the harness also cancels the job `limit` seconds after it
-started (a job still queued is cancelled `limit` seconds after submission), so the limit holds however
-often Slurm checks its own.
-
-In a target's run (harness/runner.py, `executor = "slurm"`), srun dies with the harness: it gets SIGTERM
-(PR_SET_PDEATHSIG) when the run-target process ends, however it ends (nox SIGKILLs a stopped session
-soon after its SIGTERM), and srun, SIGTERMed, ends the job. An interrupt first `scancel`s it.
-"""
+"""Run one command as a Slurm job through `srun` (its output relayed line by line, no shared file system), teed into
+the log; the final state comes from `scontrol show job`. The harness cancels the job `limit` seconds after it started
+(or was submitted, while queued); srun gets SIGTERM when run-target dies. docs/scale.md, "How a job runs"."""
 
 from __future__ import annotations
 
@@ -30,7 +15,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Callable, Iterator, Mapping, Protocol
+from typing import IO, Any, Callable, Mapping, Protocol
 
 from harness.plan import Target
 from harness.logframe import ChildResult, die_with_parent, stop_group
@@ -51,7 +36,6 @@ COMMAND_TIMEOUT_S = 30.0  # one scontrol/squeue/scancel/sinfo call
 @dataclass(frozen=True)
 class SlurmResult(ChildResult):
     """How the job ended: the child fields, plus where it ran and Slurm's own word on its end."""
-
     job_id: str | None = None  # None: Slurm never accepted it (see reason)
     node: str | None = None
     partition: str | None = None
@@ -60,19 +44,11 @@ class SlurmResult(ChildResult):
 
 
 class Sink(Protocol):
-    """Where the job's output goes: a SealedLog (harness/logframe.py), or any text stream."""
-
     def write(self, text: str) -> object: ...
 
 
 class _JobTee:
-    """srun's two streams: the job's output (stdout) into the log as it comes, srun's own messages (stderr) after it.
-
-    Apart, because srun's messages (`srun: error: task 0: Exited with exit code 1`) otherwise land inside the
-    job's output, even inside a traceback, whose exception line a RED reason quotes. The job id, node and
-    partition are learnt as they appear; one thread writes the log at a time (the seal hashes it in order).
-    """
-
+    """srun's stdout (the job's output) into the log as it comes, its stderr after it (not inside a traceback)."""
     def __init__(self, proc: subprocess.Popen, log: Sink, echo: Callable[[str], None] | None, mark: str) -> None:
         self.log, self.echo, self.mark = log, echo, mark
         self.job_id: str | None = None
@@ -82,29 +58,26 @@ class _JobTee:
         self.marked: str | None = None
         self.error = ""  # srun's last error line: why a job that never started failed
         self.messages: list[str] = []
-        self.threads = [threading.Thread(target=self._output, args=(proc.stdout,), daemon=True),
-                        threading.Thread(target=self._srun, args=(proc.stderr,), daemon=True)]
+        self.threads = [threading.Thread(target=self._read, args=(proc.stdout, False), daemon=True),
+                        threading.Thread(target=self._read, args=(proc.stderr, True), daemon=True)]
         for thread in self.threads:
             thread.start()
 
-    def _output(self, stream: IO[str]) -> None:
+    def _read(self, stream: IO[str], srun: bool) -> None:
         for line in stream:
-            if self.started is None and (framed := FRAMED.match(line.rstrip("\n"))):
-                self.job_id, self.node, self.partition = framed.groups()
-                self.started = time.monotonic()
-            if self.mark and line.startswith(self.mark):
-                self.marked = line[len(self.mark):]
-            self.log.write(line)
-            if self.echo is not None:
-                self.echo(line)
-
-    def _srun(self, stream: IO[str]) -> None:
-        for line in stream:
-            if self.job_id is None and (queued := QUEUED.match(line)):
-                self.job_id = queued.group(1)
-            if line.startswith("srun: error: "):
-                self.error = line.strip()
-            self.messages.append(line)
+            if srun:
+                if self.job_id is None and (queued := QUEUED.match(line)):
+                    self.job_id = queued.group(1)
+                if line.startswith("srun: error: "):
+                    self.error = line.strip()
+                self.messages.append(line)
+            else:
+                if self.started is None and (framed := FRAMED.match(line.rstrip("\n"))):
+                    self.job_id, self.node, self.partition = framed.groups()
+                    self.started = time.monotonic()
+                if self.mark and line.startswith(self.mark):
+                    self.marked = line[len(self.mark):]
+                self.log.write(line)
             if self.echo is not None:
                 self.echo(line)
 
@@ -119,7 +92,6 @@ class _JobTee:
 
 
 def _slurm(*argv: str) -> subprocess.CompletedProcess:
-    """One Slurm client call against the cluster that this process's environment names."""
     return subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=COMMAND_TIMEOUT_S)
 
 
@@ -144,24 +116,20 @@ def job_info(job_id: str) -> dict[str, str]:
     """`scontrol show job` as a dict (first occurrence wins: the command line comes last); {} when unknown."""
     done = _slurm("scontrol", "-o", "show", "job", job_id)
     info: dict[str, str] = {}
-    for token in done.stdout.split() if done.returncode == 0 else ():
-        key, sep, value = token.partition("=")
+    for key, sep, value in (t.partition("=") for t in (done.stdout.split() if done.returncode == 0 else ())):
         if sep:
             info.setdefault(key, value)
     return info
 
 
-def wait_gone(job_id: str | None, wait: float = GONE_WAIT_S) -> bool:
-    """Wait (bounded) until `squeue` no longer lists the job; True when it is gone."""
-    deadline = time.monotonic() + wait
-    while job_id is not None:
+def wait_gone(job_id: str | None) -> None:
+    """Wait (bounded) until `squeue` no longer lists the job."""
+    deadline = time.monotonic() + GONE_WAIT_S
+    while job_id is not None and time.monotonic() <= deadline:
         done = _slurm("squeue", "-h", "-j", job_id, "-o", "%T")
         if done.returncode == 0 and not done.stdout.strip():
-            return True
-        if time.monotonic() > deadline:
-            return False
+            return
         time.sleep(POLL_S)
-    return True
 
 
 def srun_argv(argv: list[str], *, cwd: Path, job_name: str, minutes: int, partition: str | None = None,
@@ -173,32 +141,14 @@ def srun_argv(argv: list[str], *, cwd: Path, job_name: str, minutes: int, partit
             "--export=ALL", *options, "--", "/bin/sh", "-c", WRAPPER, "sh", str(cwd), *argv]
 
 
-def srun_env(env: Mapping[str, str]) -> dict[str, str]:
-    """The job's environment for srun: never a step of an allocation the harness itself may run in."""
-    clean = {k: v for k, v in env.items() if not k.startswith(("SLURM_", "SBATCH_", "SRUN_", "SALLOC_"))}
-    if os.environ.get("SLURM_CONF"):
-        clean["SLURM_CONF"] = os.environ["SLURM_CONF"]
-    return clean
-
-
 def _cancel(proc: subprocess.Popen, tee: _JobTee) -> None:
     """scancel the job (or, before Slurm named it, stop srun, which revokes the request); srun then exits."""
     if tee.job_id is not None:
         _slurm("scancel", tee.job_id)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=SRUN_EXIT_WAIT_S)
             return
-        except subprocess.TimeoutExpired:
-            pass
     stop_group(proc)
-
-
-def _exit_code(text: str | None) -> int | None:
-    """Slurm's `ExitCode=<code>:<signal>` as Popen reports a child: the code, or minus the signal."""
-    if not text or ":" not in text:
-        return None
-    code, signal_number = (int(part) for part in text.split(":", 1))
-    return -signal_number if signal_number else code
 
 
 def _result(srun_code: int | None, harness_timeout: bool, tee: _JobTee, limit: float) -> SlurmResult:
@@ -209,7 +159,10 @@ def _result(srun_code: int | None, harness_timeout: bool, tee: _JobTee, limit: f
         why = tee.error or f"srun exited {srun_code} and Slurm has no record of job {tee.job_id}"
         return SlurmResult(srun_code if ran else None, harness_timeout, tee.marked, tee.job_id, reason=why)
     state = info.get("JobState", "UNKNOWN")
-    code = _exit_code(info.get("ExitCode")) if ran else None
+    code = None  # Slurm's `ExitCode=<code>:<signal>` as Popen reports a child: the code, or minus the signal
+    if ran and ":" in info.get("ExitCode", ""):
+        status, signal_number = (int(part) for part in info["ExitCode"].split(":", 1))
+        code = -signal_number if signal_number else status
     if harness_timeout:
         where = "while it ran" if ran else f"still queued (Reason={info.get('Reason')})"
         why = f"cancelled by the harness at its {limit:g} s limit, {where}"
@@ -223,18 +176,6 @@ def _result(srun_code: int | None, harness_timeout: bool, tee: _JobTee, limit: f
                        f"job {tee.job_id} {state}: {why}")
 
 
-@contextlib.contextmanager
-def _signals_ignored() -> Iterator[None]:
-    """Hold off a second Ctrl-C/SIGTERM while the job is cancelled (nox follows its SIGINT with SIGTERM)."""
-    main = threading.current_thread() is threading.main_thread()
-    saved = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)} if main else {}
-    try:
-        yield
-    finally:
-        for sig, handler in saved.items():
-            signal.signal(sig, handler)
-
-
 def slurm_minutes(limit: float) -> int:
     """Slurm's `--time` for a limit in seconds: whole minutes, rounded up."""
     return max(1, math.ceil(limit / 60))
@@ -244,19 +185,17 @@ def run_slurm_job(argv: list[str], *, env: Mapping[str, str], cwd: Path, limit: 
                   echo: Callable[[str], None] | None = None, mark: str = "", partition: str | None = None,
                   gres: str | None = None, cpus: int | None = None, job_name: str,
                   minutes: int | None = None) -> SlurmResult:
-    """Run `argv` as a one-task Slurm job and wait for its end; its output goes to `log` (and `echo`).
-
-    `minutes` is Slurm's `--time` (default: `limit` rounded up to whole minutes). Ctrl-C/SIGTERM in the
-    caller's thread cancels the job, waits until `squeue` no longer lists it, and propagates; srun gets
-    SIGTERM if this process dies first, which ends the job too.
-    """
+    """Run `argv` as a one-task job; Ctrl-C/SIGTERM cancels it, waits until `squeue` no longer lists it, re-raises."""
     command = srun_argv(argv, cwd=cwd, job_name=job_name, minutes=minutes or slurm_minutes(limit),
                         partition=partition, gres=gres, cpus=cpus)
+    # The job's environment: never a step of an allocation the harness itself may run in.
+    clean = {k: v for k, v in env.items() if not k.startswith(("SLURM_", "SBATCH_", "SRUN_", "SALLOC_"))}
+    if os.environ.get("SLURM_CONF"):
+        clean["SLURM_CONF"] = os.environ["SLURM_CONF"]
     try:
-        proc = subprocess.Popen(command, cwd=cwd, env=srun_env(env), stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, errors="replace",
-                                bufsize=1, start_new_session=True,
-                                preexec_fn=functools.partial(die_with_parent, signal.SIGTERM))
+        proc = subprocess.Popen(command, cwd=cwd, env=clean, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                stdin=subprocess.DEVNULL, text=True, errors="replace", bufsize=1,
+                                start_new_session=True, preexec_fn=functools.partial(die_with_parent, signal.SIGTERM))
     except OSError as exc:
         log.write(f"could not start srun: {exc}\n")
         return SlurmResult(None, False, reason=f"could not start srun: {exc}")
@@ -271,10 +210,16 @@ def run_slurm_job(argv: list[str], *, env: Mapping[str, str], cwd: Path, limit: 
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     proc.wait(timeout=POLL_S)
     except BaseException:  # Ctrl-C / SIGTERM of the harness: cancel the job, then let it propagate
-        with _signals_ignored():
+        # A second Ctrl-C/SIGTERM is held off meanwhile (nox follows its SIGINT with SIGTERM).
+        main = threading.current_thread() is threading.main_thread()
+        saved = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)} if main else {}
+        try:
             _cancel(proc, tee)
             tee.join(timeout=10)
             wait_gone(tee.job_id)
+        finally:
+            for sig, handler in saved.items():
+                signal.signal(sig, handler)
         raise
     tee.join(timeout=30)
     wait_gone(tee.job_id)
@@ -302,7 +247,6 @@ def run_target_job(target: Target, argv: list[str], **child: Any) -> SlurmResult
 
 
 def header_line(target: Target, limit: float) -> str:
-    """The log header's executor line."""
     return (f"executor: slurm (partition {target.partition or 'default'}, gres {target.gres or 'none'}, "
             f"cpus {target.cpus or 'default'}; --time={slurm_minutes(limit)} min)")
 
@@ -318,11 +262,7 @@ def placement(result: SlurmResult) -> dict[str, str | None]:
 
 
 def job_verdict(result: SlurmResult, verdict: Verdict, reason: str) -> tuple[Verdict, str]:
-    """The verdict of a target that ran as a job: as judged from its output, unless Slurm ended it otherwise.
-
-    Limits (Slurm's or the harness's) are TIMEOUT and any end but COMPLETED is RED, each with Slurm's reason;
-    the judged reason follows a failed job's (it names the failing test or the exception).
-    """
+    """The verdict judged from the output, unless Slurm ended the job otherwise (limit: TIMEOUT; else RED)."""
     if result.timed_out:
         return Verdict.TIMEOUT, result.reason or reason
     if result.job_id is None:
