@@ -149,13 +149,16 @@ def make_test_ratio(home: Path, rev: str, pairs: int) -> dict[str, object]:
     try:
         for tree in (base, home):
             timed(["make", "test"], tree)
-        old, new = [], []
+        old, new, codes = [], [], []
         for _ in range(pairs):
-            old.append(timed(["make", "test"], base)[0])
-            new.append(timed(["make", "test"], home)[0])
+            for tree, times in ((base, old), (home, new)):
+                wall, _, code = timed(["make", "test"], tree)
+                times.append(wall)
+                codes.append(code)
     finally:
         subprocess.run(["git", "-C", str(home), "worktree", "remove", "--force", str(base)], check=False)
-    return {"baseline_rev": rev, "old_s": old, "new_s": new, "new_over_old": median(new) / median(old)}
+    return {"baseline_rev": rev, "old_s": old, "new_s": new, "new_over_old": median(new) / median(old),
+            "exit_codes_old_new": codes}  # a failing suite is no timing: every code must be 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -210,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     if "make_test" in result:
         m = result["make_test"]
         rows.append([f"make test now / at {m['baseline_rev']}", f"{m['new_over_old']:.2f}", "≤ 1.0"])
+        rows.append(["make test exit codes (old, new, ...)", " ".join(map(str, m["exit_codes_old_new"])), "all 0"])
     print(tabulate(rows, headers=["measure", "value", "target"], tablefmt="github"))
     out = home / "artifacts" / "bench" / f"{result['timestamp']}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
