@@ -19,6 +19,11 @@ from harness.context import RunContext
 
 SLURM_LOCAL = Path(__file__).resolve().parents[2] / "scripts" / "slurm-local.sh"
 
+# The pytest runs these tests start (in synthetic projects that never use hypothesis) skip hypothesis's pytest
+# plugin: its terminal summary imports all of hypothesis, 0.7 s of CPU per run (hypothesis 6.170.15,
+# _hypothesis_pytestplugin.py, pytest_terminal_summary). This suite's own pytest keeps the plugin.
+os.environ["PYTEST_ADDOPTS"] = " ".join(filter(None, [os.environ.get("PYTEST_ADDOPTS"), "-p no:hypothesispytest"]))
+
 SYNTHETIC_TESTS = '''
 import os
 import sys
